@@ -1,0 +1,26 @@
+/* A growable byte buffer for building responses, log lines and metrics text.
+ * Not for the per-request hot path when a fixed buffer serves. */
+#ifndef KP_STRBUF_H
+#define KP_STRBUF_H
+
+#include <stddef.h>
+
+typedef struct kp_strbuf {
+    char *data; /* always NUL-terminated when len > 0 or after any append */
+    size_t len;
+    size_t cap;
+} kp_strbuf_t;
+
+void kp_strbuf_init(kp_strbuf_t *sb);
+void kp_strbuf_free(kp_strbuf_t *sb);
+void kp_strbuf_reset(kp_strbuf_t *sb);
+/* Appends; aborts the process on out-of-memory (nothing sensible to do). */
+void kp_strbuf_append(kp_strbuf_t *sb, const char *data, size_t len);
+void kp_strbuf_puts(kp_strbuf_t *sb, const char *s);
+void kp_strbuf_printf(kp_strbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as the inside of a JSON string (quotes not included). */
+void kp_strbuf_json_escape(kp_strbuf_t *sb, const char *s, size_t len);
+/* Hands the buffer to the caller (free() it); sb is left empty. */
+char *kp_strbuf_detach(kp_strbuf_t *sb, size_t *len);
+
+#endif
