@@ -1,0 +1,78 @@
+/* The queue-proxy's shared state: one per process, owned by main.c and
+ * handed to each of its servers as their context. */
+#ifndef KP_QUEUE_PROXY_H
+#define KP_QUEUE_PROXY_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "breaker.h"
+#include "http_server.h"
+#include "http_upstream.h"
+#include "proxy.h"
+#include "qp_config.h"
+#include "readiness.h"
+#include "req_metrics.h"
+#include "request_log.h"
+#include "stats.h"
+
+typedef struct qp_drain_waiter qp_drain_waiter_t;
+
+typedef struct qp {
+    uv_loop_t *loop;
+    kp_qp_config_t cfg;
+    uint64_t start_ns;
+
+    kp_http_server_t main_server;  /* QUEUE_SERVING_PORT: probes and traffic */
+    kp_http_server_t admin_server; /* /wait-for-drain */
+    kp_http_server_t stats_server; /* the autoscaler's stats */
+    kp_http_server_t user_metrics_server;
+    int user_metrics_enabled;
+    int servers_open;
+
+    kp_upstream_pool_t *app_pool;
+    kp_breaker_t breaker;
+    kp_proxy_opts_t proxy_opts;
+    uint64_t queue_timeout_ns; /* how long a request may wait for a slot */
+    uv_timer_t queue_timer;    /* expires the oldest waiters */
+
+    kp_stats_t stats;
+    kp_stat_report_t last_report;
+    uv_timer_t report_timer;
+    kp_req_metrics_t *req_metrics;
+    kp_reqlog_t *request_log;
+    kp_readiness_t *readiness;
+    size_t traffic_in_flight;
+
+    /* Drain: see drain.c. */
+    int draining;
+    int stopped_accepting;
+    uint64_t last_traffic_ns;
+    uv_timer_t drain_timer;
+    qp_drain_waiter_t *drain_waiters;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    int exit_code;
+} qp_t;
+
+/* traffic.c */
+void qp_on_main_request(kp_http_request_t *req, void *ctx);
+void qp_queue_timer_init(qp_t *qp);
+
+/* drain.c */
+void qp_drain_init(qp_t *qp);
+void qp_drain_start(qp_t *qp);
+void qp_drain_note_traffic(qp_t *qp);
+/* A traffic request ended: the process may be able to exit now. */
+void qp_drain_check(qp_t *qp);
+void qp_on_admin_request(kp_http_request_t *req, void *ctx);
+
+/* stats_http.c */
+void qp_stats_init(qp_t *qp);
+void qp_on_stats_request(kp_http_request_t *req, void *ctx);
+void qp_on_user_metrics_request(kp_http_request_t *req, void *ctx);
+
+/* main.c */
+void qp_shutdown(qp_t *qp);
+
+#endif
