@@ -40,6 +40,7 @@ ifneq ($(ACT_OBJ),)
 PROGRAMS   += $(BUILD)/activator
 endif
 
+.SECONDARY:
 .PHONY: all deps test test-asan unit e2e run bench clean format help
 all: $(PROGRAMS) $(UNIT_BIN)
 
@@ -61,7 +62,7 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-$(BUILD)/gen/stat.pb-c.c $(BUILD)/gen/stat.pb-c.h: common/stat.proto
+$(BUILD)/gen/stat.pb-c.c $(BUILD)/gen/stat.pb-c.h &: common/stat.proto
 	@mkdir -p $(BUILD)/gen
 	protoc-c --proto_path=common --c_out=$(BUILD)/gen common/stat.proto
 
