@@ -30,15 +30,18 @@ LDFLAGS_ALL := $(OPT) $(PKG_LIBS) -lm
 COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/stat.pb-c.o \
 	$(BUILD)/obj/llhttp/llhttp.o $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o
-QP_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard queue-proxy/*.c))
-ACT_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard activator/*.c))
+# Each program's modules other than main.c also go into a library, so unit
+# tests can link them.
+QP_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out queue-proxy/main.c,$(wildcard queue-proxy/*.c)))
+ACT_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out activator/main.c,$(wildcard activator/*.c)))
 HELLO_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/helloworld/*.c))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROGRAMS   := $(BUILD)/queue-proxy $(BUILD)/helloworld
-ifneq ($(ACT_OBJ),)
+ifneq ($(wildcard activator/main.c),)
 PROGRAMS   += $(BUILD)/activator
 endif
+PROGRAM_LIBS := $(BUILD)/libqueueproxy.a $(BUILD)/libactivator.a
 
 .SECONDARY:
 .PHONY: all deps test test-asan unit e2e run bench clean format help
@@ -81,16 +84,22 @@ $(BUILD)/obj/%.o: %.c $(BUILD)/gen/stat.pb-c.h
 $(BUILD)/libkp.a: $(COMMON_OBJ)
 	ar rcs $@ $^
 
-$(BUILD)/queue-proxy: $(QP_OBJ) $(BUILD)/libkp.a
+$(BUILD)/libqueueproxy.a: $(QP_OBJ)
+	rm -f $@; ar rcs $@ $^
+
+$(BUILD)/libactivator.a: $(ACT_OBJ)
+	rm -f $@; ar rcs $@ $^
+
+$(BUILD)/queue-proxy: $(BUILD)/obj/queue-proxy/main.o $(BUILD)/libqueueproxy.a $(BUILD)/libkp.a
 	$(CC) -o $@ $^ $(LDFLAGS_ALL)
 
-$(BUILD)/activator: $(ACT_OBJ) $(BUILD)/libkp.a
+$(BUILD)/activator: $(BUILD)/obj/activator/main.o $(BUILD)/libactivator.a $(BUILD)/libkp.a
 	$(CC) -o $@ $^ $(LDFLAGS_ALL)
 
 $(BUILD)/helloworld: $(HELLO_OBJ) $(BUILD)/libkp.a
 	$(CC) -o $@ $^ $(LDFLAGS_ALL)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libkp.a
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(PROGRAM_LIBS) $(BUILD)/libkp.a
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) -lcmocka
 

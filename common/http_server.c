@@ -59,6 +59,7 @@ struct kp_http_conn {
     unsigned continue_sent : 1;
     unsigned shutting_down : 1;
     char peer_ip[64];
+    int peer_port;
 };
 
 static void conn_process(kp_http_conn_t *c);
@@ -139,6 +140,7 @@ static int on_headers_complete(llhttp_t *p)
     r->upgrade = llhttp_get_upgrade(p);
     r->start_ns = kp_now_ns();
     r->peer_ip = c->peer_ip;
+    r->peer_port = c->peer_port;
     c->keep_alive = llhttp_should_keep_alive(p) && r->http_minor >= 1;
     c->head_ready = 1;
     uv_timer_stop(&c->timer);
@@ -761,10 +763,13 @@ static void on_connection(uv_stream_t *listener, int status)
     struct sockaddr_storage peer;
     int len = sizeof peer;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &len) == 0) {
-        if (peer.ss_family == AF_INET6)
+        if (peer.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&peer, c->peer_ip, sizeof c->peer_ip);
-        else
+            c->peer_port = ntohs(((struct sockaddr_in6 *)&peer)->sin6_port);
+        } else {
             uv_ip4_name((struct sockaddr_in *)&peer, c->peer_ip, sizeof c->peer_ip);
+            c->peer_port = ntohs(((struct sockaddr_in *)&peer)->sin_port);
+        }
     }
     conn_wait_next_request(c);
 }

@@ -29,6 +29,7 @@ typedef struct kp_http_request {
     int upgrade; /* the client asked for a protocol upgrade */
     uint64_t start_ns;
     const char *peer_ip; /* client address, text */
+    int peer_port;
 } kp_http_request_t;
 
 /* The handler's callbacks for one request; none is called after the

@@ -50,23 +50,19 @@ static void write_request_log(qp_t *qp, const kp_http_request_t *req, int status
 {
     if (!qp->request_log)
         return;
-    const kp_http_header_t *host = kp_http_header_find(req->headers, req->n_headers, "host");
-    char host_buf[256] = "";
-    if (host)
-        snprintf(host_buf, sizeof host_buf, "%.*s", (int)host->value_len, host->value);
-    char uri[KP_HTTP_MAX_URL + 1];
-    snprintf(uri, sizeof uri, "%.*s", (int)req->url_len, req->url);
+    char remote[80];
+    snprintf(remote, sizeof remote, "%s:%d", req->peer_ip, req->peer_port);
     char proto[16];
     snprintf(proto, sizeof proto, "HTTP/%u.%u", req->http_major, req->http_minor);
     kp_reqlog_entry_t e = {
         .method = req->method,
-        .uri = uri,
-        .host = host_buf,
+        .uri = req->url,
+        .uri_len = req->url_len,
         .proto = proto,
-        .remote_addr = req->peer_ip,
+        .remote_addr = remote,
+        .headers = req->headers,
         .n_headers = req->n_headers,
-        .headers = (const kp_reqlog_header_t *)req->headers,
-        .content_length = req->content_length < 0 ? 0 : req->content_length,
+        .content_length = req->chunked ? -1 : req->content_length < 0 ? 0 : req->content_length,
         .status = status,
         .response_size = (long long)bytes,
         .latency_s = (double)(kp_now_ns() - start_ns) / 1e9,

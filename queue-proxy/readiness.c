@@ -1,0 +1,501 @@
+/* App readiness prober on the libuv loop; see readiness.h. One attempt at
+ * a time, on one socket and one timer embedded here; an attempt's result
+ * is applied only once its socket is closed, so attempts never overlap and
+ * nothing is freed while libuv still holds a handle. */
+#include "readiness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "strbuf.h"
+
+/* Knative's pkg/queue/readiness constants. */
+#define RD_AGGRESSIVE_INTERVAL_MS 50
+#define RD_AGGRESSIVE_TIMEOUT_MS 100
+#define RD_POLL_TIMEOUT_MS 10000
+/* (ours) background probing until first ready. */
+#define RD_BACKGROUND_INTERVAL_MS 25
+
+typedef enum {
+    RD_IDLE,       /* no socket; the timer, if running, starts the next attempt */
+    RD_CONNECTING, /* the timer is the attempt's timeout */
+    RD_AWAIT_STATUS,
+    RD_CLOSING, /* result known; waiting for the socket's close callback */
+} rd_state_t;
+
+struct kp_readiness {
+    uv_loop_t *loop;
+    kp_probe_kind_t kind;
+    struct sockaddr_storage addr;
+    char target[80]; /* host:port, for messages */
+    char *request;   /* the whole HTTP probe request, built once */
+    size_t request_len;
+    int aggressive;
+    uint64_t attempt_timeout_ms;
+    uint64_t poll_timeout_ms;
+    int success_threshold, failure_threshold;
+
+    int ready;
+    int successes, failures; /* consecutive, across checks, as Knative's count */
+
+    int background;        /* probing until first ready */
+    uint64_t run_deadline; /* aggressive run in progress until this loop time; 0 = none */
+    unsigned run_failures;
+    kp_readiness_waiter_t *head, *tail; /* waiting for the next answer, in order */
+    kp_readiness_waiter_t *answering;   /* being answered now (cbs may cancel) */
+
+    uv_timer_t timer;
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    uv_write_t write_req;
+    rd_state_t state;
+    int result;
+    uint64_t attempt_start;
+    char rbuf[64];
+    size_t rlen;
+    char last_error[160];
+
+    int closing;
+    int open_handles; /* freed when the last one's close callback runs */
+};
+
+static void rd_start_attempt(kp_readiness_t *r);
+
+/* ------------------------------------------------------------------ */
+/* Waiter lists */
+
+static int rd_linked(const kp_readiness_t *r, const kp_readiness_waiter_t *w)
+{
+    return w->prev != NULL || r->head == w || r->answering == w;
+}
+
+static void rd_unlink(kp_readiness_t *r, kp_readiness_waiter_t *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else if (r->head == w)
+        r->head = w->next;
+    else if (r->answering == w)
+        r->answering = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else if (r->tail == w)
+        r->tail = w->prev;
+    w->next = w->prev = NULL;
+}
+
+static void rd_append(kp_readiness_t *r, kp_readiness_waiter_t *w)
+{
+    w->next = NULL;
+    w->prev = r->tail;
+    if (r->tail)
+        r->tail->next = w;
+    else
+        r->head = w;
+    r->tail = w;
+}
+
+/* Moves the current waiters aside to be answered, so that scheduling sees
+ * only checks that arrive later. */
+static void rd_take_waiters(kp_readiness_t *r)
+{
+    r->answering = r->head;
+    r->head = r->tail = NULL;
+}
+
+/* Callbacks may check again (that waits for a later answer), cancel other
+ * waiters, or close r (the rest are then dropped). */
+static void rd_answer_taken(kp_readiness_t *r, int ready)
+{
+    kp_readiness_waiter_t *w;
+    while (!r->closing && (w = r->answering) != NULL) {
+        rd_unlink(r, w);
+        w->cb(w, ready);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Scheduling */
+
+static void rd_set_ready(kp_readiness_t *r, int ready)
+{
+    if (ready == r->ready)
+        return;
+    r->ready = ready;
+    if (ready)
+        kp_log(KP_LOG_INFO, "app is ready (%s probe to %s)",
+               r->kind == KP_PROBE_HTTP ? "http" : "tcp", r->target);
+    else
+        kp_log(KP_LOG_WARN, "app is not ready: %s", r->last_error);
+}
+
+static int rd_wants_attempt(const kp_readiness_t *r)
+{
+    return r->background || r->run_deadline || (!r->aggressive && r->head);
+}
+
+static void rd_on_timer(uv_timer_t *t);
+
+/* Next attempt after the previous one started plus the interval, or at
+ * once if that time has passed (like a ticker, as wait.PollImmediate). */
+static void rd_schedule(kp_readiness_t *r)
+{
+    if (r->closing || r->state != RD_IDLE)
+        return;
+    if (!rd_wants_attempt(r)) {
+        uv_timer_stop(&r->timer);
+        return;
+    }
+    uint64_t interval = r->background ? RD_BACKGROUND_INTERVAL_MS : RD_AGGRESSIVE_INTERVAL_MS;
+    uint64_t elapsed = uv_now(r->loop) - r->attempt_start;
+    uv_timer_start(&r->timer, rd_on_timer, elapsed >= interval ? 0 : interval - elapsed, 0);
+}
+
+/* Applies a finished attempt's result (its socket is closed by now). */
+static void rd_apply(kp_readiness_t *r, int ok)
+{
+    if (ok) {
+        r->successes++;
+        r->failures = 0;
+    } else {
+        r->successes = 0;
+        r->failures++;
+    }
+    int answer = -1;
+    if (r->aggressive) {
+        /* Knative: count consecutive successes (kept across checks) until
+         * they reach successThreshold; failureThreshold plays no part. */
+        rd_set_ready(r, r->successes >= r->success_threshold);
+        if (r->ready) {
+            r->background = 0;
+            if (r->run_deadline)
+                answer = 1;
+        } else if (r->run_deadline) {
+            r->run_failures += !ok;
+            if (uv_now(r->loop) >= r->run_deadline) {
+                kp_log(KP_LOG_WARN, "aggressive probe error (failed %u times): %s", r->run_failures,
+                       r->last_error);
+                answer = 0;
+            }
+        }
+        if (answer >= 0)
+            r->run_deadline = 0;
+    } else {
+        if (!r->ready && r->successes >= r->success_threshold)
+            rd_set_ready(r, 1);
+        else if (r->ready && r->failures >= r->failure_threshold)
+            rd_set_ready(r, 0);
+        if (r->ready)
+            r->background = 0;
+        answer = r->ready;
+    }
+    /* Schedule before answering: a callback that checks again then sees a
+     * consistent state and may start its attempt at once. */
+    if (answer >= 0)
+        rd_take_waiters(r);
+    rd_schedule(r);
+    if (answer >= 0)
+        rd_answer_taken(r, answer);
+}
+
+/* ------------------------------------------------------------------ */
+/* One attempt */
+
+static void rd_maybe_free(kp_readiness_t *r)
+{
+    if (r->closing && r->open_handles == 0) {
+        free(r->request);
+        free(r);
+    }
+}
+
+static void rd_on_tcp_closed(uv_handle_t *h)
+{
+    kp_readiness_t *r = h->data;
+    r->open_handles--;
+    r->state = RD_IDLE;
+    if (r->closing) {
+        rd_maybe_free(r);
+        return;
+    }
+    rd_apply(r, r->result);
+}
+
+static void rd_finish(kp_readiness_t *r, int ok, const char *why, int uv_err)
+{
+    if (r->state != RD_CONNECTING && r->state != RD_AWAIT_STATUS)
+        return;
+    r->state = RD_CLOSING;
+    r->result = ok;
+    if (!ok)
+        snprintf(r->last_error, sizeof r->last_error, "%s %s: %s",
+                 r->kind == KP_PROBE_HTTP ? "GET" : "connect", r->target,
+                 uv_err ? uv_strerror(uv_err) : why);
+    uv_timer_stop(&r->timer);
+    uv_close((uv_handle_t *)&r->tcp, rd_on_tcp_closed);
+}
+
+/* "HTTP/1.1 200 ..." -> 200; -1 when it is not a status line. */
+static int rd_parse_status(const char *b, size_t n)
+{
+    if (n < 12 || memcmp(b, "HTTP/", 5) != 0 || b[5] < '0' || b[5] > '9' || b[6] != '.' ||
+        b[7] < '0' || b[7] > '9' || b[8] != ' ')
+        return -1;
+    int code = 0;
+    for (int i = 9; i < 12; i++) {
+        if (b[i] < '0' || b[i] > '9')
+            return -1;
+        code = code * 10 + (b[i] - '0');
+    }
+    if (n > 12 && b[12] != ' ' && b[12] != '\r' && b[12] != '\n')
+        return -1;
+    return code;
+}
+
+static void rd_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    kp_readiness_t *r = h->data;
+    (void)suggested;
+    *buf = uv_buf_init(r->rbuf + r->rlen, (unsigned)(sizeof r->rbuf - r->rlen));
+}
+
+static void rd_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    kp_readiness_t *r = s->data;
+    (void)buf;
+    if (r->state != RD_AWAIT_STATUS)
+        return;
+    if (nread < 0) {
+        rd_finish(r, 0, "connection closed before a status line", nread == UV_EOF ? 0 : (int)nread);
+        return;
+    }
+    r->rlen += (size_t)nread;
+    /* The status line's first 12 bytes decide; the rest is not read. */
+    if (r->rlen < 13 && !memchr(r->rbuf, '\n', r->rlen) && r->rlen < sizeof r->rbuf)
+        return;
+    int code = rd_parse_status(r->rbuf, r->rlen);
+    char why[64];
+    if (code < 0) {
+        rd_finish(r, 0, "malformed HTTP status line", 0);
+    } else if (code >= 200 && code < 400) {
+        rd_finish(r, 1, NULL, 0);
+    } else {
+        snprintf(why, sizeof why, "HTTP probe did not respond Ready, got status code: %d", code);
+        rd_finish(r, 0, why, 0);
+    }
+}
+
+static void rd_on_write(uv_write_t *req, int status)
+{
+    kp_readiness_t *r = req->data;
+    if (status < 0 && status != UV_ECANCELED)
+        rd_finish(r, 0, NULL, status);
+}
+
+static void rd_on_connect(uv_connect_t *req, int status)
+{
+    kp_readiness_t *r = req->data;
+    if (r->state != RD_CONNECTING)
+        return; /* cancelled by a timeout's close */
+    if (status < 0) {
+        rd_finish(r, 0, NULL, status);
+        return;
+    }
+    if (r->kind == KP_PROBE_TCP) {
+        rd_finish(r, 1, NULL, 0);
+        return;
+    }
+    r->state = RD_AWAIT_STATUS;
+    /* The request is built once and never changes, so the write may point
+     * at it for as long as it takes. */
+    uv_buf_t b = uv_buf_init(r->request, (unsigned)r->request_len);
+    int err = uv_write(&r->write_req, (uv_stream_t *)&r->tcp, &b, 1, rd_on_write);
+    if (!err)
+        err = uv_read_start((uv_stream_t *)&r->tcp, rd_alloc, rd_on_read);
+    if (err)
+        rd_finish(r, 0, NULL, err);
+}
+
+static void rd_on_timer(uv_timer_t *t)
+{
+    kp_readiness_t *r = t->data;
+    if (r->state == RD_IDLE) {
+        if (rd_wants_attempt(r))
+            rd_start_attempt(r);
+    } else {
+        char why[48];
+        snprintf(why, sizeof why, "timeout after %llu ms",
+                 (unsigned long long)r->attempt_timeout_ms);
+        rd_finish(r, 0, why, 0);
+    }
+}
+
+static void rd_start_attempt(kp_readiness_t *r)
+{
+    if (r->closing || r->state != RD_IDLE)
+        return;
+    r->attempt_start = uv_now(r->loop);
+    r->rlen = 0;
+    r->result = 0;
+    /* Without an address family uv_tcp_init creates no socket and cannot
+     * fail; socket errors (EMFILE...) come from uv_tcp_connect below. */
+    if (uv_tcp_init(r->loop, &r->tcp) != 0)
+        abort();
+    r->open_handles++;
+    r->tcp.data = r;
+    r->state = RD_CONNECTING;
+    uv_timer_start(&r->timer, rd_on_timer, r->attempt_timeout_ms, 0);
+    int err = uv_tcp_connect(&r->connect_req, &r->tcp, (struct sockaddr *)&r->addr, rd_on_connect);
+    if (err)
+        rd_finish(r, 0, NULL, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Public API */
+
+static void rd_build_request(kp_readiness_t *r, const kp_probe_spec_t *spec)
+{
+    kp_strbuf_t sb;
+    kp_strbuf_init(&sb);
+    kp_strbuf_printf(&sb, "GET %s HTTP/1.1\r\n", spec->path ? spec->path : "/");
+    const char *host = NULL;
+    for (size_t i = 0; i < spec->n_headers; i++)
+        if (strcasecmp(spec->headers[i].name, "Host") == 0)
+            host = spec->headers[i].value;
+    if (host)
+        kp_strbuf_printf(&sb, "Host: %s\r\n", host);
+    else
+        kp_strbuf_printf(&sb, "Host: %s\r\n", r->target);
+    kp_strbuf_puts(&sb, "User-Agent: Knative-Queue-Proxy-Probe\r\n"
+                        "K-Network-Probe: queue\r\n"
+                        "Connection: close\r\n");
+    /* Our own headers win, as they do in Knative's prober. */
+    static const char *const ours[] = {"Host",       "User-Agent",     "K-Network-Probe",
+                                       "Connection", "Content-Length", "Transfer-Encoding"};
+    for (size_t i = 0; i < spec->n_headers; i++) {
+        int skip = 0;
+        for (size_t k = 0; k < sizeof ours / sizeof ours[0]; k++)
+            skip |= strcasecmp(spec->headers[i].name, ours[k]) == 0;
+        if (!skip)
+            kp_strbuf_printf(&sb, "%s: %s\r\n", spec->headers[i].name, spec->headers[i].value);
+    }
+    kp_strbuf_puts(&sb, "\r\n");
+    r->request = kp_strbuf_detach(&sb, &r->request_len);
+}
+
+kp_readiness_t *kp_readiness_new(uv_loop_t *loop, const kp_probe_spec_t *spec)
+{
+    kp_readiness_t *r = calloc(1, sizeof *r);
+    if (!r)
+        abort();
+    r->loop = loop;
+    r->kind = spec ? spec->kind : KP_PROBE_NONE;
+    r->poll_timeout_ms = RD_POLL_TIMEOUT_MS;
+    uv_timer_init(loop, &r->timer);
+    r->timer.data = r;
+    r->connect_req.data = r;
+    r->write_req.data = r;
+    r->open_handles = 1;
+    if (r->kind == KP_PROBE_NONE) {
+        r->ready = 1;
+        return r;
+    }
+    if (uv_ip4_addr(spec->host, spec->port, (struct sockaddr_in *)&r->addr) == 0) {
+        snprintf(r->target, sizeof r->target, "%s:%d", spec->host, spec->port);
+    } else {
+        /* probe_spec only lets IP literals through. */
+        uv_ip6_addr(spec->host, spec->port, (struct sockaddr_in6 *)&r->addr);
+        snprintf(r->target, sizeof r->target, "[%s]:%d", spec->host, spec->port);
+    }
+    r->aggressive = spec->period_seconds == 0;
+    r->attempt_timeout_ms =
+        r->aggressive ? RD_AGGRESSIVE_TIMEOUT_MS
+                      : (uint64_t)(spec->timeout_seconds > 0 ? spec->timeout_seconds : 1) * 1000;
+    r->success_threshold = spec->success_threshold > 0 ? spec->success_threshold : 1;
+    r->failure_threshold = spec->failure_threshold > 0 ? spec->failure_threshold : 3;
+    snprintf(r->last_error, sizeof r->last_error, "not probed yet");
+    if (r->kind == KP_PROBE_HTTP)
+        rd_build_request(r, spec);
+    return r;
+}
+
+void kp_readiness_start(kp_readiness_t *r)
+{
+    if (r->kind == KP_PROBE_NONE || r->ready || r->closing)
+        return;
+    r->background = 1;
+    if (r->state == RD_IDLE) {
+        uv_timer_stop(&r->timer);
+        rd_start_attempt(r);
+    }
+}
+
+int kp_readiness_is_ready(const kp_readiness_t *r)
+{
+    return r->ready;
+}
+
+void kp_readiness_check(kp_readiness_t *r, kp_readiness_waiter_t *w, kp_readiness_cb cb)
+{
+    w->cb = cb;
+    w->next = w->prev = NULL;
+    if (r->kind == KP_PROBE_NONE) {
+        cb(w, 1);
+        return;
+    }
+    if (r->closing)
+        return;
+    if (r->aggressive && !r->run_deadline) {
+        r->run_deadline = uv_now(r->loop) + r->poll_timeout_ms;
+        r->run_failures = 0;
+    }
+    rd_append(r, w);
+    /* Join the attempt in flight, else probe now. */
+    if (r->state == RD_IDLE) {
+        uv_timer_stop(&r->timer);
+        rd_start_attempt(r);
+    }
+}
+
+void kp_readiness_cancel(kp_readiness_t *r, kp_readiness_waiter_t *w)
+{
+    if (!rd_linked(r, w))
+        return;
+    rd_unlink(r, w);
+    /* A run nobody waits for any more is not worth finishing. */
+    if (r->aggressive && !r->head && !r->answering) {
+        r->run_deadline = 0;
+        rd_schedule(r);
+    }
+}
+
+static void rd_on_timer_closed(uv_handle_t *h)
+{
+    kp_readiness_t *r = h->data;
+    r->open_handles--;
+    rd_maybe_free(r);
+}
+
+void kp_readiness_close(kp_readiness_t *r)
+{
+    if (!r || r->closing)
+        return;
+    r->closing = 1;
+    while (r->head)
+        rd_unlink(r, r->head);
+    while (r->answering)
+        rd_unlink(r, r->answering);
+    if (r->state == RD_CONNECTING || r->state == RD_AWAIT_STATUS) {
+        r->state = RD_CLOSING;
+        uv_close((uv_handle_t *)&r->tcp, rd_on_tcp_closed);
+    }
+    uv_close((uv_handle_t *)&r->timer, rd_on_timer_closed);
+}
+
+void kp_readiness_set_poll_timeout(kp_readiness_t *r, uint64_t ms)
+{
+    r->poll_timeout_ms = ms;
+}

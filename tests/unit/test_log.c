@@ -1,0 +1,131 @@
+/* Tests for common/log.c: each line is one JSON object with Knative-like
+ * keys, extra fields escaped, levels filtered and parsed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+#include <cmocka.h>
+
+#include "log.h"
+
+/* Runs fn with stderr sent to a temp file; returns what was written. */
+static char *capture_stderr(void (*fn)(void))
+{
+    char path[] = "/tmp/kp_test_log_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    fn();
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    off_t len = lseek(fd, 0, SEEK_END);
+    char *buf = calloc(1, (size_t)len + 1);
+    assert_int_equal(pread(fd, buf, (size_t)len, 0), len);
+    close(fd);
+    unlink(path);
+    return buf;
+}
+
+static cJSON *parse_line(const char *line, size_t len)
+{
+    char *copy = strndup(line, len);
+    cJSON *j = cJSON_Parse(copy);
+    if (!j)
+        fail_msg("not JSON: %s", copy);
+    free(copy);
+    return j;
+}
+
+static void emit_two(void)
+{
+    kp_log_init("queue-proxy", KP_LOG_INFO);
+    kp_log_add_field("knative.dev/pod", "pod-1");
+    kp_log(KP_LOG_DEBUG, "hidden %d", 1);
+    kp_log(KP_LOG_WARN, "value \"%s\"\n", "q");
+    kp_log_kv(KP_LOG_ERROR, "scaled", "revision", "r\"1", "from", NULL, NULL);
+}
+
+static void lines_are_json_with_knative_keys(void **state)
+{
+    char *out = capture_stderr(emit_two);
+    char *nl = strchr(out, '\n');
+    assert_non_null(nl);
+    cJSON *a = parse_line(out, (size_t)(nl - out));
+    assert_string_equal(cJSON_GetObjectItem(a, "severity")->valuestring, "WARNING");
+    assert_string_equal(cJSON_GetObjectItem(a, "logger")->valuestring, "queue-proxy");
+    assert_string_equal(cJSON_GetObjectItem(a, "message")->valuestring, "value \"q\"\n");
+    assert_string_equal(cJSON_GetObjectItem(a, "knative.dev/pod")->valuestring, "pod-1");
+    const char *ts = cJSON_GetObjectItem(a, "timestamp")->valuestring;
+    /* 2026-11-25T10:00:00.123Z */
+    assert_int_equal(strlen(ts), 24);
+    assert_true(ts[4] == '-' && ts[10] == 'T' && ts[19] == '.' && ts[23] == 'Z');
+    cJSON_Delete(a);
+
+    char *second = nl + 1;
+    char *nl2 = strchr(second, '\n');
+    assert_non_null(nl2);
+    assert_string_equal(nl2 + 1, ""); /* the debug line was filtered */
+    cJSON *b = parse_line(second, (size_t)(nl2 - second));
+    assert_string_equal(cJSON_GetObjectItem(b, "severity")->valuestring, "ERROR");
+    assert_string_equal(cJSON_GetObjectItem(b, "message")->valuestring, "scaled");
+    assert_string_equal(cJSON_GetObjectItem(b, "revision")->valuestring, "r\"1");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(b, "from")));
+    cJSON_Delete(b);
+    free(out);
+}
+
+static void emit_long(void)
+{
+    kp_log_init("x", KP_LOG_DEBUG);
+    char big[5000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    kp_log(KP_LOG_DEBUG, "%s", big);
+}
+
+static void long_messages_are_whole(void **state)
+{
+    char *out = capture_stderr(emit_long);
+    size_t n = strlen(out);
+    assert_true(n > 5000 && out[n - 1] == '\n');
+    cJSON *j = parse_line(out, n - 1);
+    assert_int_equal(strlen(cJSON_GetObjectItem(j, "message")->valuestring), 4999);
+    cJSON_Delete(j);
+    free(out);
+}
+
+static void level_parse(void **state)
+{
+    kp_log_level_t l;
+    assert_int_equal(kp_log_level_parse("", &l), 0);
+    assert_int_equal(l, KP_LOG_INFO);
+    assert_int_equal(kp_log_level_parse("DEBUG", &l), 0);
+    assert_int_equal(l, KP_LOG_DEBUG);
+    assert_int_equal(kp_log_level_parse("Warn", &l), 0);
+    assert_int_equal(l, KP_LOG_WARN);
+    assert_int_equal(kp_log_level_parse("error", &l), 0);
+    assert_int_equal(l, KP_LOG_ERROR);
+    assert_int_equal(kp_log_level_parse("fatal", &l), 0);
+    assert_int_equal(l, KP_LOG_ERROR);
+    assert_int_equal(kp_log_level_parse("verbose", &l), -1);
+    assert_int_equal(kp_log_level_parse("warning", &l), -1);
+    kp_log_init("x", KP_LOG_WARN);
+    assert_false(kp_log_enabled(KP_LOG_INFO));
+    assert_true(kp_log_enabled(KP_LOG_ERROR));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(lines_are_json_with_knative_keys),
+        cmocka_unit_test(long_messages_are_whole),
+        cmocka_unit_test(level_parse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
