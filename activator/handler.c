@@ -1,0 +1,161 @@
+/* The activator's traffic port: finds the revision a request is for (by
+ * Knative's revision headers or by Host), admits it to the revision's
+ * throttler, and proxies it to the pod chosen there. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "activator.h"
+#include "log.h"
+
+
+/* Removed before the request reaches the pod, as Knative's activator does;
+ * K-Original-Host is set anew from the client's Host. */
+static const char *const activator_only_headers[] = {
+    "Knative-Serving-Revision", "Knative-Serving-Namespace", "K-Original-Host", "K-Proxy-Request"};
+
+uint32_t act_random(act_t *act)
+{
+    /* xorshift32: load balancing and traffic split need speed, not secrecy */
+    uint32_t x = act->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    act->rng = x;
+    return x;
+}
+
+static void count_status(act_revision_t *rev, int status)
+{
+    int cls = status >= 100 && status < 600 ? status / 100 : 0;
+    rev->requests_by_class[cls]++;
+}
+
+void act_handler_reject(act_request_t *r, int status, const char *body)
+{
+    kp_http_conn_bind(r->req->conn, NULL, NULL);
+    kp_http_conn_respond(r->req->conn, status, "text/plain; charset=utf-8", body, strlen(body));
+    if (r->rev)
+        count_status(r->rev, status);
+    free(r);
+}
+
+static void on_proxy_done(void *ctx, const kp_proxy_result_t *res)
+{
+    act_request_t *r = ctx;
+    if (res->outcome == KP_PROXY_UPSTREAM_FAILED && res->status == 502 && r->pod &&
+        !r->pod->removed) {
+        /* The pod refused or reset before answering: stop sending to it
+         * until its queue-proxy answers a probe again. */
+        act_revision_pod_unready(r->pod);
+        act_pod_probe_start(r->pod);
+    }
+    count_status(r->rev, res->status);
+    act_revision_request_done(r);
+    free(r);
+}
+
+void act_handler_forward(act_request_t *r)
+{
+    act_pod_t *pod = r->pod;
+    const kp_revision_spec_t *spec = r->rev->spec;
+    char add[512];
+    int n = snprintf(add, sizeof add, "K-Original-Host: %s\r\nK-Proxy-Request: activator\r\n",
+                     r->original_host);
+    char host[96];
+    int host_len = snprintf(host, sizeof host, "%s:%d", pod->info.ip, pod->info.serving_port);
+    kp_proxy_edits_t edits = {
+        .host = host,
+        .host_len = (size_t)host_len,
+        .drop = activator_only_headers,
+        .n_drop = sizeof activator_only_headers / sizeof activator_only_headers[0],
+        .add = add,
+        .add_len = (size_t)n,
+        .append_forwarded_for = 1,
+    };
+    kp_proxy_opts_t opts = {
+        .timeout_ms = (uint64_t)(spec->timeout_s * 1000),
+        .response_start_timeout_ms = (uint64_t)(spec->response_start_timeout_s * 1000),
+        .idle_timeout_ms = (uint64_t)(spec->idle_timeout_s * 1000),
+    };
+    if (kp_proxy_start(r->req, pod->pool, &opts, &edits, r->start_ns, on_proxy_done, r) != 0) {
+        act_revision_request_done(r);
+        act_handler_reject(r, 503, "out of memory\n");
+    }
+}
+
+static void on_held_client_gone(void *ctx)
+{
+    act_request_t *r = ctx;
+    act_revision_unhold(r->rev, r);
+    free(r);
+}
+
+static const kp_http_request_ops_t held_ops = {.on_abort = on_held_client_gone};
+
+static const kp_http_header_t *find(const kp_http_request_t *req, const char *name)
+{
+    return kp_http_header_find(req->headers, req->n_headers, name);
+}
+
+static act_revision_t *revision_for(act_t *act, const kp_revision_spec_t *spec)
+{
+    for (size_t i = 0; i < act->n_revisions; i++)
+        if (act->revisions[i].spec == spec)
+            return &act->revisions[i];
+    return NULL;
+}
+
+static int is_kube_probe(const kp_http_request_t *req)
+{
+    const kp_http_header_t *ua = find(req, "user-agent");
+    return ua && ua->value_len >= 11 && memcmp(ua->value, "kube-probe/", 11) == 0;
+}
+
+void act_on_request(kp_http_request_t *req, void *ctx)
+{
+    act_t *act = ctx;
+    if (is_kube_probe(req)) {
+        if (act->draining)
+            kp_http_conn_respond(req->conn, 503, "text/plain", "shutting down", 13);
+        else
+            kp_http_conn_respond(req->conn, 200, "text/plain", "ok", 2);
+        return;
+    }
+    const kp_http_header_t *host = find(req, "host");
+    const kp_http_header_t *rev_name = find(req, "knative-serving-revision");
+    const kp_http_header_t *rev_ns = find(req, "knative-serving-namespace");
+    kp_route_t route;
+    int found = kp_router_route(act->router, host ? host->value : "", host ? host->value_len : 0,
+                                rev_name ? rev_name->value : NULL, rev_name ? rev_name->value_len : 0,
+                                rev_ns ? rev_ns->value : NULL, rev_ns ? rev_ns->value_len : 0,
+                                act_random(act), &route) == 0;
+    act_revision_t *rev = found ? revision_for(act, route.revision) : NULL;
+    if (!rev) {
+        char body[400];
+        if (rev_name && rev_ns)
+            snprintf(body, sizeof body, "revision %.*s/%.*s not found\n", (int)rev_ns->value_len,
+                     rev_ns->value, (int)rev_name->value_len, rev_name->value);
+        else
+            snprintf(body, sizeof body, "no service for host \"%.*s\"\n",
+                     host ? (int)(host->value_len > 255 ? 255 : host->value_len) : 0,
+                     host ? host->value : "");
+        kp_http_conn_respond(req->conn, 404, "text/plain; charset=utf-8", body, strlen(body));
+        return;
+    }
+    act_request_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        kp_http_conn_respond(req->conn, 503, "text/plain", "out of memory\n", 14);
+        return;
+    }
+    r->act = act;
+    r->req = req;
+    r->start_ns = req->start_ns;
+    if (host)
+        snprintf(r->original_host, sizeof r->original_host, "%.*s",
+                 (int)(host->value_len < sizeof r->original_host ? host->value_len
+                                                                 : sizeof r->original_host - 1),
+                 host->value);
+    kp_http_conn_bind(req->conn, &held_ops, r);
+    act_revision_admit(rev, r);
+}

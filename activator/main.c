@@ -1,0 +1,230 @@
+/* activator: the proxy in front of revisions that are scaled to zero or
+ * short of capacity. Routes by Host or Knative's revision headers, holds
+ * requests while pods start, scales revisions with an embedded KPA. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "activator.h"
+#include "backend_local.h"
+#include "log.h"
+#include "observe.h"
+
+static const char usage[] =
+    "usage: activator [options]\n"
+    "\n"
+    "Scale-from-zero proxy and autoscaler for Knative-style services.\n"
+    "\n"
+    "  --config FILE        services, revisions and traffic (JSON; see config/README.md)\n"
+    "                       env KP_ACTIVATOR_CONFIG; default config/local.json\n"
+    "  --listen HOST:PORT   traffic port (env KP_ACTIVATOR_LISTEN; default 0.0.0.0:8080)\n"
+    "  --admin HOST:PORT    /status and /metrics (env KP_ACTIVATOR_ADMIN; default 127.0.0.1:9095)\n"
+    "  --backend NAME       where pods run: local (env KP_ACTIVATOR_BACKEND; default local)\n"
+    "  --queue-proxy PATH   queue-proxy binary for local pods (default: next to this binary)\n"
+    "  --log-level LEVEL    debug, info, warn or error (env KP_LOG_LEVEL; default info)\n"
+    "  --max-held N         held requests per revision before 503 (default 10000)\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "Route a request by Host {service}.{namespace}.{any domain} (tagged:\n"
+    "{tag}-{service}.{namespace}.{domain}) or by the headers Knative-Serving-Revision\n"
+    "and Knative-Serving-Namespace. SIGTERM or SIGINT: stop accepting, finish what\n"
+    "was accepted, stop every pod, exit.\n";
+
+typedef struct act_opts {
+    const char *config;
+    const char *listen;
+    const char *admin;
+    const char *backend;
+    const char *queue_proxy;
+    const char *log_level;
+    int max_held;
+} act_opts_t;
+
+static int split_host_port(const char *flag, const char *s, char *host, size_t host_len, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    char *end = NULL;
+    long p = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon == s || (size_t)(colon - s) >= host_len || !end || *end || p < 1 ||
+        p > 65535) {
+        fprintf(stderr, "activator: %s \"%s\": expected HOST:PORT with a port in 1..65535\n",
+                flag, s);
+        return -1;
+    }
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, act_opts_t *o)
+{
+    const char *env;
+    o->config = (env = getenv("KP_ACTIVATOR_CONFIG")) && *env ? env : "config/local.json";
+    o->listen = (env = getenv("KP_ACTIVATOR_LISTEN")) && *env ? env : "0.0.0.0:8080";
+    o->admin = (env = getenv("KP_ACTIVATOR_ADMIN")) && *env ? env : "127.0.0.1:9095";
+    o->backend = (env = getenv("KP_ACTIVATOR_BACKEND")) && *env ? env : "local";
+    o->log_level = (env = getenv("KP_LOG_LEVEL")) && *env ? env : "info";
+    o->queue_proxy = NULL;
+    o->max_held = 10000;
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},      {"listen", required_argument, NULL, 'l'},
+        {"admin", required_argument, NULL, 'a'},       {"backend", required_argument, NULL, 'b'},
+        {"queue-proxy", required_argument, NULL, 'q'}, {"log-level", required_argument, NULL, 'v'},
+        {"max-held", required_argument, NULL, 'm'},    {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': o->config = optarg; break;
+        case 'l': o->listen = optarg; break;
+        case 'a': o->admin = optarg; break;
+        case 'b': o->backend = optarg; break;
+        case 'q': o->queue_proxy = optarg; break;
+        case 'v': o->log_level = optarg; break;
+        case 'm': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 10000000) {
+                fprintf(stderr, "activator: --max-held \"%s\": expected an integer from 1 to 10000000\n", optarg);
+                return -1;
+            }
+            o->max_held = (int)v;
+            break;
+        }
+        case 'h': fputs(usage, stdout); exit(0);
+        default: fprintf(stderr, "activator: see --help\n"); return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "activator: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+        return -1;
+    }
+    if (strcmp(o->backend, "local") != 0) {
+        fprintf(stderr, "activator: --backend \"%s\": not supported (expected local)\n", o->backend);
+        return -1;
+    }
+    return 0;
+}
+
+static act_t act;
+static uv_signal_t sigterm_handle, sigint_handle;
+
+static void on_backend_closed(void *ctx)
+{
+    (void)ctx;
+    kp_log(KP_LOG_INFO, "every pod stopped; exiting");
+    uv_close((uv_handle_t *)&sigterm_handle, NULL);
+    uv_close((uv_handle_t *)&sigint_handle, NULL);
+    act_observe_close(&act);
+}
+
+static void on_server_closed(kp_http_server_t *s)
+{
+    (void)s;
+}
+
+static void finish_shutdown(void)
+{
+    for (size_t i = 0; i < act.n_revisions; i++)
+        act_revision_close(&act.revisions[i]);
+    kp_http_server_close(&act.server, on_server_closed);
+    act.backend->close(act.backend, on_backend_closed, NULL);
+}
+
+static uv_timer_t drain_timer;
+
+static void on_drain_tick(uv_timer_t *t)
+{
+    if (kp_http_server_busy(&act.server) > 0)
+        return;
+    uv_close((uv_handle_t *)t, NULL);
+    finish_shutdown();
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    if (act.draining)
+        return;
+    act.draining = 1;
+    kp_log(KP_LOG_INFO, "received %s: finishing accepted requests, then stopping pods",
+           signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    kp_http_server_stop_accepting(&act.server);
+    kp_http_server_close_idle(&act.server);
+    uv_timer_init(act.loop, &drain_timer);
+    uv_timer_start(&drain_timer, on_drain_tick, 0, 20);
+}
+
+int main(int argc, char **argv)
+{
+    act_opts_t o;
+    if (parse_args(argc, argv, &o) != 0)
+        return 2;
+    kp_log_level_t level;
+    if (kp_log_level_parse(o.log_level, &level) != 0) {
+        fprintf(stderr, "activator: log level \"%s\": expected debug, info, warn or error\n", o.log_level);
+        return 2;
+    }
+    kp_log_init("activator", level);
+    signal(SIGPIPE, SIG_IGN);
+    char err[512];
+    if (kp_activator_config_load_file(o.config, &act.cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "activator: %s\n", err);
+        return 1;
+    }
+    char host[256], admin_host[256];
+    int port, admin_port;
+    if (split_host_port("--listen", o.listen, host, sizeof host, &port) != 0 ||
+        split_host_port("--admin", o.admin, admin_host, sizeof admin_host, &admin_port) != 0)
+        return 2;
+
+    act.loop = uv_default_loop();
+    act.max_held = o.max_held;
+    act.rng = (uint32_t)uv_hrtime() | 1u;
+    act.router = kp_router_new(&act.cfg);
+    static const act_backend_events_t events = {
+        .pod_added = act_revision_pod_added,
+        .pod_removed = act_revision_pod_removed,
+    };
+    act_local_opts_t lopts;
+    act_local_opts_default(&lopts);
+    if (o.queue_proxy)
+        lopts.queue_proxy_path = o.queue_proxy;
+    lopts.log_level = o.log_level;
+    act.backend = act_backend_local_new(act.loop, &events, &lopts);
+    if (!act.router || !act.backend) {
+        fprintf(stderr, "activator: out of memory\n");
+        return 1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < act.cfg.n_services; i++)
+        n += act.cfg.services[i].n_revisions;
+    act.revisions = calloc(n ? n : 1, sizeof *act.revisions);
+    for (size_t i = 0; i < act.cfg.n_services; i++)
+        for (size_t j = 0; j < act.cfg.services[i].n_revisions; j++)
+            act_revision_init(&act, &act.revisions[act.n_revisions++],
+                              &act.cfg.services[i].revisions[j]);
+
+    int rc = kp_http_server_init(&act.server, act.loop, host, port, NULL, act_on_request, &act);
+    if (rc != 0) {
+        fprintf(stderr, "activator: cannot listen on %s (--listen): %s\n", o.listen, uv_strerror(rc));
+        return 1;
+    }
+    if (act_observe_init(&act, admin_host, admin_port) != 0)
+        return 1;
+    uv_signal_init(act.loop, &sigterm_handle);
+    uv_signal_init(act.loop, &sigint_handle);
+    uv_signal_start(&sigterm_handle, on_signal, SIGTERM);
+    uv_signal_start(&sigint_handle, on_signal, SIGINT);
+    kp_log(KP_LOG_INFO, "activator listening on %s (admin %s), %zu revision(s), backend %s",
+           o.listen, o.admin, act.n_revisions, o.backend);
+    uv_run(act.loop, UV_RUN_DEFAULT);
+    uv_loop_close(act.loop);
+    kp_router_free(act.router);
+    free(act.revisions);
+    kp_activator_config_free(&act.cfg);
+    return 0;
+}

@@ -1,0 +1,99 @@
+/* Knative's KPA (Pod Autoscaler) decision logic, without I/O: callers record
+ * the observed total concurrency (about once a second) and ask for a
+ * decision (every two seconds); times are monotonic nanoseconds. */
+#ifndef KP_KPA_H
+#define KP_KPA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KP_KPA_MAX_BUCKETS 3600 /* 1 s buckets: a stable window up to 1 h */
+#define KP_KPA_MAX_DELAY 256    /* scale-down-delay: distinct falling wishes kept */
+
+typedef struct kp_kpa_config {
+    int container_concurrency;        /* CC of the revision; 0 = unlimited */
+    double target_default;            /* container-concurrency-target-default, 100 */
+    double target_percentage;         /* container-concurrency-target-percentage, 70; the
+                                         annotation target-utilization-percentage too */
+    double target;                    /* autoscaling.knative.dev/target; 0 = unset */
+    double stable_window_s;           /* stable-window / window, 60 (whole seconds) */
+    double panic_window_pct;          /* panic-window-percentage, 10 */
+    double panic_threshold_pct;       /* panic-threshold-percentage, 200 */
+    double max_scale_up_rate;         /* 1000 */
+    double max_scale_down_rate;       /* 2 */
+    double scale_to_zero_grace_s;     /* scale-to-zero-grace-period, 30 */
+    double scale_to_zero_retention_s; /* scale-to-zero-pod-retention-period, 0 */
+    double scale_down_delay_s;        /* scale-down-delay, 0 (whole seconds) */
+    double target_burst_capacity;     /* target-burst-capacity, 211: validated, unused here */
+    int initial_scale;                /* initial-scale, 1 */
+    int allow_zero_initial_scale;     /* false; initial-scale 0 without it means 1 */
+    int min_scale;                    /* min-scale, 0 */
+    int max_scale;                    /* max-scale, 0 = unbounded */
+    int enable_scale_to_zero;         /* true */
+} kp_kpa_config_t;
+
+void kp_kpa_config_defaults(kp_kpa_config_t *cfg);
+/* key: a config-autoscaler key ("stable-window") or its annotation form
+ * ("autoscaling.knative.dev/window", "autoscaling.knative.dev/min-scale").
+ * Durations accept Go forms ("60s", "1m30s", "500ms") and bare seconds.
+ * Unknown keys are ignored (return 0) so that other annotations may pass.
+ * A malformed value: -1, cfg unchanged, and err names key, value and what
+ * is accepted. Cross-key rules (min > max, initial-scale 0 without
+ * allow-zero-initial-scale) are settled when deciding, as keys come in any
+ * order. */
+int kp_kpa_config_set(kp_kpa_config_t *cfg, const char *key, const char *value, char *err,
+                      size_t err_len);
+/* Knative's ResolveMetricTarget: (annotation target, capped at CC when CC >
+ * 0; else CC; else target_default) × percentage / 100, at least 0.01. */
+double kp_kpa_config_target(const kp_kpa_config_t *cfg);
+
+/* One revision's autoscaler state; embedded by its owner (the activator's
+ * scaler), no allocation, no handles. */
+typedef struct kp_kpa {
+    kp_kpa_config_t cfg;
+    /* 1 s buckets of observed concurrency (ring indexed by second), each the
+     * average of the observations within that second. */
+    double bucket_sum[KP_KPA_MAX_BUCKETS];
+    int bucket_n[KP_KPA_MAX_BUCKETS];
+    int64_t bucket_sec[KP_KPA_MAX_BUCKETS]; /* which second each slot holds; -1 none */
+    int64_t last_write_sec;                 /* -1 before the first record */
+    uint64_t start_ns;
+    int panicking;
+    uint64_t panic_time_ns; /* last decision over the panic threshold */
+    int max_panic_pods;
+    int last_desired;
+    int scaled_once; /* ready pods reached initial scale: it no longer applies */
+    /* scale-down-delay: wishes with their time, values strictly falling, so
+     * the first one in the window is the max (Knative's max.TimeWindow). */
+    int delay_wish[KP_KPA_MAX_DELAY];
+    uint64_t delay_wish_ns[KP_KPA_MAX_DELAY];
+    int n_delay;
+    /* Scale to zero. */
+    int zero_wish;            /* the current run of decisions wishes 0 pods */
+    uint64_t zero_since_ns;   /* first decision of that run */
+    uint64_t last_request_ns; /* last observed load > 0, or poke (retention) */
+    int active;               /* some pod is ready */
+    uint64_t active_since_ns; /* ready pods went from 0 to > 0 */
+    int poked;                /* a request is waiting at zero: at least one pod now */
+    uint64_t poke_ns;
+} kp_kpa_t;
+
+typedef struct kp_kpa_decision {
+    int desired_scale;
+    double observed_stable;
+    double observed_panic;
+    double target; /* per-pod target concurrency used */
+    int panicking;
+    const char *reason; /* short, static: "stable", "panic", "min-scale", ... */
+} kp_kpa_decision_t;
+
+void kp_kpa_init(kp_kpa_t *kpa, const kp_kpa_config_t *cfg, uint64_t now_ns);
+/* One observation of total concurrency (pods + held + in flight). */
+void kp_kpa_record(kp_kpa_t *kpa, uint64_t now_ns, double concurrency);
+/* A request is held for a revision with no pod: the next decision asks for
+ * at least one pod whatever the windows say, until a pod is ready. */
+void kp_kpa_poke(kp_kpa_t *kpa, uint64_t now_ns);
+/* ready_pods: pods currently ready. Returns 0 and fills *d. */
+int kp_kpa_decide(kp_kpa_t *kpa, uint64_t now_ns, int ready_pods, kp_kpa_decision_t *d);
+
+#endif
