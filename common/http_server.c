@@ -588,13 +588,14 @@ static size_t status_line(char *out, int status)
     return (size_t)sprintf(out, "HTTP/1.1 %d %s\r\n", status, kp_http_reason(status));
 }
 
-void kp_http_conn_send_head(kp_http_conn_t *c, int status, const char *extra, size_t extra_len,
-                            int64_t content_length)
+/* Fills bufs[0..3] with the response head; line and framing are the
+ * caller's scratch space (96 and 80 bytes). Returns 0, or -1 when no head
+ * may be sent now. */
+static int head_bufs(kp_http_conn_t *c, int status, const char *extra, size_t extra_len,
+                     int64_t content_length, char *line, char *framing, uv_buf_t *bufs)
 {
     if (c->state != CONN_IN_REQUEST || c->response_started)
-        return;
-    char line[96];
-    char framing[80];
+        return -1;
     size_t framing_len = 0;
     c->response_started = status >= 200 || status == 101;
     if (status == 101) {
@@ -621,31 +622,59 @@ void kp_http_conn_send_head(kp_http_conn_t *c, int status, const char *extra, si
         memcpy(framing + framing_len, "Connection: close\r\n", 19);
         framing_len += 19;
     }
-    uv_buf_t bufs[4] = {
-        uv_buf_init(line, (unsigned)status_line(line, status)),
-        uv_buf_init((char *)extra, (unsigned)extra_len),
-        uv_buf_init(framing, (unsigned)framing_len),
-        uv_buf_init("\r\n", 2),
-    };
-    conn_write(c, bufs, 4);
+    bufs[0] = uv_buf_init(line, (unsigned)status_line(line, status));
+    bufs[1] = uv_buf_init((char *)extra, (unsigned)extra_len);
+    bufs[2] = uv_buf_init(framing, (unsigned)framing_len);
+    bufs[3] = uv_buf_init("\r\n", 2);
+    return 0;
+}
+
+/* Appends one body piece, framed, to bufs; returns how many were added
+ * (size is scratch space of 20 bytes). */
+static unsigned body_bufs(kp_http_conn_t *c, const char *data, size_t len, char *size,
+                          uv_buf_t *bufs)
+{
+    if (len == 0 || c->response_no_body)
+        return 0;
+    if (!c->response_chunked) {
+        bufs[0] = uv_buf_init((char *)data, (unsigned)len);
+        return 1;
+    }
+    bufs[0] = uv_buf_init(size, (unsigned)sprintf(size, "%zx\r\n", len));
+    bufs[1] = uv_buf_init((char *)data, (unsigned)len);
+    bufs[2] = uv_buf_init("\r\n", 2);
+    return 3;
+}
+
+void kp_http_conn_send_head(kp_http_conn_t *c, int status, const char *extra, size_t extra_len,
+                            int64_t content_length)
+{
+    char line[96], framing[80];
+    uv_buf_t bufs[4];
+    if (head_bufs(c, status, extra, extra_len, content_length, line, framing, bufs) == 0)
+        conn_write(c, bufs, 4);
+}
+
+void kp_http_conn_send_head_body(kp_http_conn_t *c, int status, const char *extra,
+                                 size_t extra_len, int64_t content_length, const char *data,
+                                 size_t len)
+{
+    char line[96], framing[80], size[20];
+    uv_buf_t bufs[7];
+    if (head_bufs(c, status, extra, extra_len, content_length, line, framing, bufs) != 0)
+        return;
+    conn_write(c, bufs, 4 + body_bufs(c, data, len, size, bufs + 4));
 }
 
 void kp_http_conn_send_body(kp_http_conn_t *c, const char *data, size_t len)
 {
-    if (c->state != CONN_IN_REQUEST || len == 0 || c->response_no_body)
+    if (c->state != CONN_IN_REQUEST)
         return;
-    if (!c->response_chunked) {
-        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-        conn_write(c, &b, 1);
-        return;
-    }
     char size[20];
-    uv_buf_t bufs[3] = {
-        uv_buf_init(size, (unsigned)sprintf(size, "%zx\r\n", len)),
-        uv_buf_init((char *)data, (unsigned)len),
-        uv_buf_init("\r\n", 2),
-    };
-    conn_write(c, bufs, 3);
+    uv_buf_t bufs[3];
+    unsigned n = body_bufs(c, data, len, size, bufs);
+    if (n)
+        conn_write(c, bufs, n);
 }
 
 void kp_http_conn_send_end(kp_http_conn_t *c)

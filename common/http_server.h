@@ -90,6 +90,10 @@ void kp_http_conn_pause_body(kp_http_conn_t *c);
  * lines ("Name: value\r\n"...), already valid. */
 void kp_http_conn_send_head(kp_http_conn_t *c, int status, const char *extra, size_t extra_len,
                             int64_t content_length);
+/* Head and first body piece in one write (one syscall for small responses). */
+void kp_http_conn_send_head_body(kp_http_conn_t *c, int status, const char *extra,
+                                 size_t extra_len, int64_t content_length, const char *data,
+                                 size_t len);
 void kp_http_conn_send_body(kp_http_conn_t *c, const char *data, size_t len);
 void kp_http_conn_send_end(kp_http_conn_t *c);
 /* A whole small response in one write. */

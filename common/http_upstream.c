@@ -224,6 +224,8 @@ static void process(kp_upstream_t *u)
     }
     if (u->state == UP_ACTIVE && u->response_done)
         response_finished(u);
+    else if (u->state == UP_ACTIVE && u->ops && u->ops->on_read_done)
+        u->ops->on_read_done(u->ctx);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -275,8 +277,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void update_reading(kp_upstream_t *u)
 {
+    /* on_alloc compacts the buffer, so the room is what is not yet parsed. */
     int want = u->state != UP_CLOSING && u->state != UP_CONNECTING && !u->paused &&
-               u->rlen < READ_BUF_SIZE;
+               u->rlen - u->rpos < READ_BUF_SIZE;
     if (want && !u->reading) {
         if (uv_read_start((uv_stream_t *)&u->tcp, on_alloc, on_read) == 0)
             u->reading = 1;
@@ -404,9 +407,9 @@ void kp_upstream_resume(kp_upstream_t *u)
     if (!u->paused)
         return;
     u->paused = 0;
-    update_reading(u);
     if (u->state == UP_ACTIVE)
         process(u);
+    update_reading(u);
 }
 
 void kp_upstream_done(kp_upstream_t *u)

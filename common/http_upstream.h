@@ -31,6 +31,9 @@ typedef struct kp_upstream_ops {
     void (*on_error)(void *ctx, int err, int response_started);
     void (*on_writable)(void *ctx);
     void (*on_tunnel_data)(void *ctx, const char *data, size_t len); /* NULL,0: EOF */
+    /* The bytes at hand are parsed and the response is not over: a proxy
+     * flushes what it held back to write it together (optional). */
+    void (*on_read_done)(void *ctx);
 } kp_upstream_ops_t;
 
 kp_upstream_pool_t *kp_upstream_pool_new(uv_loop_t *loop, const struct sockaddr *addr,

@@ -39,6 +39,12 @@ struct kp_proxy {
     unsigned body_started : 1;
     unsigned down_eof : 1;
     unsigned up_eof : 1;
+    /* The response head waits (in head) for its first body bytes, or for
+     * the end of the upstream read that brought it, to go out in one
+     * write with them. Never outlives that read. */
+    unsigned head_pending : 1;
+    int pending_status;
+    int64_t pending_length;
 };
 
 static const kp_upstream_ops_t upstream_ops;
@@ -59,6 +65,7 @@ static void finish(kp_proxy_t *p, kp_proxy_outcome_t outcome)
         return;
     int was_tunnel = p->state == PX_TUNNEL;
     p->state = PX_FINISHED;
+    p->head_pending = 0;
     p->result.outcome = outcome;
     if (p->up) {
         if (outcome == KP_PROXY_OK && p->request_sent && p->response_done)
@@ -85,6 +92,7 @@ static void fail(kp_proxy_t *p, kp_proxy_outcome_t outcome, int status, const ch
 {
     if (p->state == PX_FINISHED)
         return;
+    p->head_pending = 0; /* replaced by this status */
     if (p->down && !kp_http_conn_response_started(p->down)) {
         p->result.status = status;
         if (p->up) {
@@ -286,35 +294,54 @@ static void up_on_response_head(void *ctx, const kp_upstream_response_t *r)
     if (!p->down)
         return;
     int upgrade = r->status == 101;
-    kp_strbuf_t extra;
-    kp_strbuf_init(&extra);
+    /* The request head is not needed any more (no retry once a response
+     * came): its buffer holds the response's header lines. */
+    kp_strbuf_t *extra = &p->head;
+    kp_strbuf_reset(extra);
     for (size_t i = 0; i < r->n_headers; i++) {
         const kp_http_header_t *h = &r->headers[i];
         if (is_response_hop_by_hop(h, upgrade))
             continue;
-        add_header(&extra, h->name, h->name_len, h->value, h->value_len);
+        add_header(extra, h->name, h->name_len, h->value, h->value_len);
     }
     int64_t length = r->chunked ? -1 : r->content_length;
     int bodyless = p->req->method_id == HTTP_HEAD || r->status == 204 || r->status == 304;
     if (bodyless) {
         const kp_http_header_t *cl = kp_http_header_find(r->headers, r->n_headers, "content-length");
         if (cl && r->status != 204)
-            add_header(&extra, "Content-Length", 14, cl->value, cl->value_len);
+            add_header(extra, "Content-Length", 14, cl->value, cl->value_len);
         length = -2;
     }
-    if (upgrade)
-        kp_strbuf_puts(&extra, "Connection: Upgrade\r\n");
     p->result.status = r->status;
-    kp_http_conn_send_head(p->down, r->status, extra.data, extra.len, length);
-    kp_strbuf_free(&extra);
     p->last_write_ns = kp_now_ns();
     if (upgrade) {
+        kp_strbuf_puts(extra, "Connection: Upgrade\r\n");
+        kp_http_conn_send_head(p->down, r->status, extra->data, extra->len, length);
         p->state = PX_TUNNEL;
         p->result.upgraded = 1;
         p->request_sent = 1;
         kp_http_conn_start_tunnel(p->down);
+    } else {
+        p->head_pending = 1;
+        p->pending_status = r->status;
+        p->pending_length = length;
     }
     arm_timer(p);
+}
+
+static void flush_head(kp_proxy_t *p)
+{
+    if (!p->head_pending)
+        return;
+    p->head_pending = 0;
+    if (p->down)
+        kp_http_conn_send_head(p->down, p->pending_status, p->head.data, p->head.len,
+                               p->pending_length);
+}
+
+static void up_on_read_done(void *ctx)
+{
+    flush_head(ctx);
 }
 
 static void up_on_body(void *ctx, const char *data, size_t len)
@@ -322,7 +349,13 @@ static void up_on_body(void *ctx, const char *data, size_t len)
     kp_proxy_t *p = ctx;
     if (!p->down)
         return;
-    kp_http_conn_send_body(p->down, data, len);
+    if (p->head_pending) {
+        p->head_pending = 0;
+        kp_http_conn_send_head_body(p->down, p->pending_status, p->head.data, p->head.len,
+                                    p->pending_length, data, len);
+    } else {
+        kp_http_conn_send_body(p->down, data, len);
+    }
     p->last_write_ns = kp_now_ns();
     if (p->down && p->up && !p->response_paused &&
         kp_http_conn_write_queue(p->down) > KP_HTTP_HIGH_WATER) {
@@ -337,6 +370,7 @@ static void up_on_response_end(void *ctx)
     p->response_done = 1;
     if (!p->down)
         return;
+    flush_head(p);
     kp_http_conn_t *down = p->down;
     p->result.bytes_sent = kp_http_conn_bytes_sent(down);
     if (!p->request_sent) {
@@ -504,6 +538,7 @@ static const kp_upstream_ops_t upstream_ops = {
     .on_error = up_on_error,
     .on_writable = up_on_writable,
     .on_tunnel_data = up_on_tunnel_data,
+    .on_read_done = up_on_read_done,
 };
 
 static const kp_http_request_ops_t downstream_ops = {

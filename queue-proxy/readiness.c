@@ -16,7 +16,12 @@
 #define RD_AGGRESSIVE_INTERVAL_MS 50
 #define RD_AGGRESSIVE_TIMEOUT_MS 100
 #define RD_POLL_TIMEOUT_MS 10000
-/* (ours) background probing until first ready. */
+/* (ours) background probing until first ready: every 2 ms while a fast
+ * app is likely to come up (a refused loopback connect costs microseconds),
+ * so a waiting activator learns readiness within milliseconds; then 25 ms
+ * for slow starters. */
+#define RD_BACKGROUND_FAST_INTERVAL_MS 2
+#define RD_BACKGROUND_FAST_PERIOD_MS 3000
 #define RD_BACKGROUND_INTERVAL_MS 25
 
 typedef enum {
@@ -42,6 +47,7 @@ struct kp_readiness {
     int successes, failures; /* consecutive, across checks, as Knative's count */
 
     int background;        /* probing until first ready */
+    uint64_t background_start;
     uint64_t run_deadline; /* aggressive run in progress until this loop time; 0 = none */
     unsigned run_failures;
     kp_readiness_waiter_t *head, *tail; /* waiting for the next answer, in order */
@@ -149,7 +155,11 @@ static void rd_schedule(kp_readiness_t *r)
         uv_timer_stop(&r->timer);
         return;
     }
-    uint64_t interval = r->background ? RD_BACKGROUND_INTERVAL_MS : RD_AGGRESSIVE_INTERVAL_MS;
+    uint64_t interval = RD_AGGRESSIVE_INTERVAL_MS;
+    if (r->background)
+        interval = uv_now(r->loop) - r->background_start < RD_BACKGROUND_FAST_PERIOD_MS
+                       ? RD_BACKGROUND_FAST_INTERVAL_MS
+                       : RD_BACKGROUND_INTERVAL_MS;
     uint64_t elapsed = uv_now(r->loop) - r->attempt_start;
     uv_timer_start(&r->timer, rd_on_timer, elapsed >= interval ? 0 : interval - elapsed, 0);
 }
@@ -427,6 +437,7 @@ void kp_readiness_start(kp_readiness_t *r)
     if (r->kind == KP_PROBE_NONE || r->ready || r->closing)
         return;
     r->background = 1;
+    r->background_start = uv_now(r->loop);
     if (r->state == RD_IDLE) {
         uv_timer_stop(&r->timer);
         rd_start_attempt(r);

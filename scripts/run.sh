@@ -1,37 +1,25 @@
 #!/usr/bin/env bash
-# `make run`: the sample app behind the queue-proxy, in the foreground.
-# Ctrl-C drains the queue-proxy and stops both.
+# `make run`: the activator with config/local.json on the local backend, in
+# the foreground. Pods (queue-proxy + helloworld processes) start on the
+# first request and stop after the scale-to-zero grace period.
+# Ctrl-C stops the activator and every pod.
 set -euo pipefail
 build=${1:-build}
-app_port=${APP_PORT:-8080}
-qp_port=${QP_PORT:-8012}
-
-"$build/helloworld" &
-app=$!
-trap 'kill -TERM $app $qp 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
-export PORT=$app_port TARGET=${TARGET:-World}
-
-SERVING_NAMESPACE=default SERVING_CONFIGURATION=helloworld-go \
-SERVING_REVISION=helloworld-go-00001 SERVING_SERVICE=helloworld-go \
-SERVING_POD=helloworld-go-00001-local SERVING_POD_IP=127.0.0.1 \
-QUEUE_SERVING_PORT=$qp_port QUEUE_SERVING_TLS_PORT=8112 USER_PORT=$app_port \
-CONTAINER_CONCURRENCY=${CONTAINER_CONCURRENCY:-10} REVISION_TIMEOUT_SECONDS=300 \
-SERVING_LOGGING_CONFIG= SERVING_LOGGING_LEVEL=info \
-SERVING_READINESS_PROBE="{\"tcpSocket\":{\"port\":$app_port,\"host\":\"127.0.0.1\"},\"successThreshold\":1}" \
-SERVING_REQUEST_METRICS_BACKEND=prometheus KP_DRAIN_QUIET_PERIOD_SECONDS=1 \
-  "$build/queue-proxy" &
-qp=$!
+listen=${KP_ACTIVATOR_LISTEN:-0.0.0.0:8080}
+admin=${KP_ACTIVATOR_ADMIN:-127.0.0.1:9095}
+port=${listen##*:}
+host=helloworld-go.default.127.0.0.1.sslip.io
 
 cat <<MSG
 
-helloworld is listening on :$app_port behind the queue-proxy on :$qp_port.
-Try:
-  curl http://127.0.0.1:$qp_port/
-  curl 'http://127.0.0.1:$qp_port/?sleep=500'
-  hey -c 50 -z 10s 'http://127.0.0.1:$qp_port/?sleep=100'
-  curl http://127.0.0.1:9090/metrics            # autoscaler stats
-  curl http://127.0.0.1:9091/metrics            # request metrics
+The activator serves helloworld-go on :$port (admin: $admin). No pod runs yet.
+Try, in another terminal:
+  curl -H 'Host: $host' http://127.0.0.1:$port/
+  curl -H 'Host: candidate-$host' http://127.0.0.1:$port/
+  hey -c 50 -z 30s -host $host 'http://127.0.0.1:$port/?sleep=100'
+  curl -s http://$admin/status        # services, revisions, pods
+  curl -s http://$admin/metrics       # Prometheus metrics
 Ctrl-C to stop.
 
 MSG
-wait $qp
+exec "$build/activator" --config config/local.json --listen "$listen" --admin "$admin"

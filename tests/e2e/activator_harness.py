@@ -76,7 +76,8 @@ class Activator:
         raise RuntimeError("activator did not listen:\n" + self.logs())
 
     def logs(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 

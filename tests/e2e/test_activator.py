@@ -23,8 +23,14 @@ def activator_factory():
         return act
 
     yield start
+    problems = []
     for act in started:
-        act.stop()
+        code = act.stop()
+        logs = act.logs()
+        # Sanitizer reports from the activator or its pods land in its log.
+        if code != 0 or "Sanitizer" in logs or "runtime error:" in logs:
+            problems.append(f"activator exit {code}:\n{logs[-4000:]}")
+    assert not problems, "\n".join(problems)
 
 
 def test_first_request_from_zero_starts_a_pod(activator_factory):

@@ -285,6 +285,16 @@ static void percents_must_sum_to_100(void **state)
                  "services[0].traffic: [] is not a non-empty array");
 }
 
+static void autoscaling_values_are_checked_at_load(void **state)
+{
+    expect_error("{\"autoscaler\": {\"scale-to-zero-grace-period\": \"2s\"}, "
+                 "\"services\": [{\"name\": \"a\", \"revisions\": [{\"name\": \"a-1\"}]}]}",
+                 "autoscaler: scale-to-zero-grace-period");
+    expect_error("{\"services\": [{\"name\": \"a\", \"revisions\": [{\"name\": \"a-1\", "
+                 "\"annotations\": {\"autoscaling.knative.dev/min-scale\": \"x\"}}]}]}",
+                 "services[0].revisions[0].annotations: autoscaling.knative.dev/min-scale");
+}
+
 static void tags_are_unique_within_a_service(void **state)
 {
     expect_error("{\"services\": [{\"name\": \"a\", \"revisions\": [{\"name\": \"a-1\"}, "
@@ -357,6 +367,7 @@ int main(void)
         cmocka_unit_test(revision_names_are_unique_per_namespace),
         cmocka_unit_test(traffic_must_name_a_revision_of_the_service),
         cmocka_unit_test(percents_must_sum_to_100),
+        cmocka_unit_test(autoscaling_values_are_checked_at_load),
         cmocka_unit_test(tags_are_unique_within_a_service),
         cmocka_unit_test(maps_and_commands_are_typed),
         cmocka_unit_test(load_file_names_the_file),
