@@ -354,6 +354,8 @@ static void conn_request_finished(kp_http_conn_t *c)
 
 static void conn_response_ended(kp_http_conn_t *c)
 {
+    if (c->state == CONN_CLOSING)
+        return; /* the last write failed and closed it */
     c->response_done = 1;
     if (!c->body_done) {
         /* The handler answered without the whole body: the rest of it
@@ -588,6 +590,20 @@ static size_t status_line(char *out, int status)
     return (size_t)sprintf(out, "HTTP/1.1 %d %s\r\n", status, kp_http_reason(status));
 }
 
+/* Whether this response ends the connection, decided before its head goes
+ * out so the head can say so. */
+static int conn_closes_after(kp_http_conn_t *c, int status)
+{
+    /* An upgrade the handler declined: llhttp cannot parse on after it. */
+    if (c->req.upgrade && status != 101)
+        c->keep_alive = 0;
+    /* Answered without reading the body, whose rest cannot be told apart
+     * from a next request. */
+    if (c->req.has_body && !c->body_done && !c->body_wanted)
+        c->keep_alive = 0;
+    return !c->keep_alive || !c->server->accepting;
+}
+
 /* Fills bufs[0..3] with the response head; line and framing are the
  * caller's scratch space (96 and 80 bytes). Returns 0, or -1 when no head
  * may be sent now. */
@@ -617,7 +633,7 @@ static int head_bufs(kp_http_conn_t *c, int status, const char *extra, size_t ex
         c->response_no_body = 1;
         c->response_chunked = 0;
     }
-    int closing = !c->keep_alive || !c->server->accepting;
+    int closing = conn_closes_after(c, status);
     if (closing && status != 101) {
         memcpy(framing + framing_len, "Connection: close\r\n", 19);
         framing_len += 19;
@@ -694,12 +710,17 @@ void kp_http_conn_respond(kp_http_conn_t *c, int status, const char *content_typ
     if (c->state != CONN_IN_REQUEST || c->response_started)
         return;
     char head[256];
-    int closing = !c->keep_alive || !c->server->accepting;
-    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
-                     status, kp_http_reason(status), content_type, body_len,
+    int closing = conn_closes_after(c, status);
+    /* RFC 9110 §6.4.1: 204 and 304 carry no body and no length. */
+    int bodiless_status = status == 204 || status == 304;
+    char length[40] = "";
+    if (!bodiless_status)
+        snprintf(length, sizeof length, "Content-Length: %zu\r\n", body_len);
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s\r\n",
+                     status, kp_http_reason(status), content_type, length,
                      closing ? "Connection: close\r\n" : "");
     c->response_started = 1;
-    int no_body = c->req.method_id == HTTP_HEAD;
+    int no_body = c->req.method_id == HTTP_HEAD || bodiless_status;
     uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)n), uv_buf_init((char *)body, no_body ? 0 : (unsigned)body_len)};
     conn_write(c, bufs, 2);
     conn_response_ended(c);
