@@ -12,10 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-static void env_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void env_errf(char *err, size_t errlen, const char *fmt, ...)
+void kp_errf(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || !errlen)
         return;
@@ -58,14 +55,14 @@ static int fetch(const kp_env_src_t *src, const char *name, int flags, int numer
     *val = kp_env_get(src, name);
     if (!*val) {
         if (flags & KP_ENV_REQUIRED) {
-            env_errf(err, errlen, "%s: required but not set", name);
+            kp_errf(err, errlen, "%s: required but not set", name);
             return -1;
         }
         return 1;
     }
     if (**val == '\0') {
         if (flags & KP_ENV_NONEMPTY) {
-            env_errf(err, errlen, "%s: must not be empty", name);
+            kp_errf(err, errlen, "%s: must not be empty", name);
             return -1;
         }
         if (numeric && !(flags & KP_ENV_REQUIRED))
@@ -139,12 +136,12 @@ int kp_env_int(const kp_env_src_t *src, const char *name, int flags, long long d
         /* Distinguish overflow from junk: all digits means too large. */
         const char *d = v + (*v == '+' || *v == '-');
         int digits = *d && strspn(d, "0123456789") == strlen(d);
-        env_errf(err, errlen, "%s=\"%s\": %s (expected %s)", name, QUOTED(v, q),
+        kp_errf(err, errlen, "%s=\"%s\": %s (expected %s)", name, QUOTED(v, q),
                  digits ? "out of range" : "not an integer", want);
         return -1;
     }
     if (n < min || n > max) {
-        env_errf(err, errlen, "%s=\"%s\": out of range (expected %s)", name, QUOTED(v, q), want);
+        kp_errf(err, errlen, "%s=\"%s\": out of range (expected %s)", name, QUOTED(v, q), want);
         return -1;
     }
     *out = n;
@@ -185,7 +182,7 @@ int kp_env_bool(const kp_env_src_t *src, const char *name, int flags, int def, i
         return 0;
     }
     if (kp_parse_bool(v, out) < 0) {
-        env_errf(err, errlen, "%s=\"%s\": not a boolean (expected true, false, 1 or 0)", name,
+        kp_errf(err, errlen, "%s=\"%s\": not a boolean (expected true, false, 1 or 0)", name,
                  QUOTED(v, q));
         return -1;
     }
@@ -236,14 +233,14 @@ int kp_env_seconds(const kp_env_src_t *src, const char *name, int flags, uint64_
     }
     uint64_t ms;
     if (kp_parse_seconds_ms(v, &ms) < 0) {
-        env_errf(err, errlen,
+        kp_errf(err, errlen,
                  "%s=\"%s\": not a number of seconds (expected a non-negative integer or "
                  "decimal, e.g. 30 or 0.5)",
                  name, QUOTED(v, q));
         return -1;
     }
     if (ms > max_ms) {
-        env_errf(err, errlen, "%s=\"%s\": out of range (expected at most %llu.%03llu seconds)",
+        kp_errf(err, errlen, "%s=\"%s\": out of range (expected at most %llu.%03llu seconds)",
                  name, QUOTED(v, q), (unsigned long long)(max_ms / 1000),
                  (unsigned long long)(max_ms % 1000));
         return -1;
@@ -270,12 +267,12 @@ int kp_env_double(const kp_env_src_t *src, const char *name, int flags, double d
     double d = strtod(v, &end);
     if (strspn(v, "0123456789+-.eE") != strlen(v) || end == v || *end || errno == ERANGE ||
         !isfinite(d)) {
-        env_errf(err, errlen, "%s=\"%s\": not a number (expected a decimal number from %g to %g)",
+        kp_errf(err, errlen, "%s=\"%s\": not a number (expected a decimal number from %g to %g)",
                  name, QUOTED(v, q), min, max);
         return -1;
     }
     if (d < min || d > max) {
-        env_errf(err, errlen, "%s=\"%s\": out of range (expected a decimal number from %g to %g)",
+        kp_errf(err, errlen, "%s=\"%s\": out of range (expected a decimal number from %g to %g)",
                  name, QUOTED(v, q), min, max);
         return -1;
     }

@@ -60,4 +60,7 @@ int kp_parse_int(const char *s, long long *out);
 int kp_parse_bool(const char *s, int *out);
 int kp_parse_seconds_ms(const char *s, uint64_t *out_ms);
 
+/* Formats an error message into err (ignored when err is NULL or empty). */
+void kp_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

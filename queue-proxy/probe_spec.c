@@ -14,18 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-static void ps_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void ps_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "env.h"
 
 /* Go's json decoding leaves a field at its zero value for both an absent
  * key and a JSON null; we do the same. */
@@ -44,7 +33,7 @@ static int ps_int(const cJSON *obj, const char *key, int *out, char *err, size_t
     }
     double d = cJSON_IsNumber(it) ? it->valuedouble : -1;
     if (!cJSON_IsNumber(it) || d < 0 || d > INT32_MAX || d != floor(d)) {
-        ps_errf(err, errlen, "%s: expected a non-negative integer", key);
+        kp_errf(err, errlen, "%s: expected a non-negative integer", key);
         return -1;
     }
     *out = (int)d;
@@ -62,7 +51,7 @@ static int ps_port(const cJSON *obj, int default_port, int *out, char *err, size
     } else if (cJSON_IsNumber(it)) {
         double d = it->valuedouble;
         if (d < 0 || d > 65535 || d != floor(d)) {
-            ps_errf(err, errlen, "port: %g is not a port number (expected 1 to 65535)", d);
+            kp_errf(err, errlen, "port: %g is not a port number (expected 1 to 65535)", d);
             return -1;
         }
         port = (long)d;
@@ -70,22 +59,22 @@ static int ps_port(const cJSON *obj, int default_port, int *out, char *err, size
         const char *s = it->valuestring;
         char *end = NULL;
         if (*s < '0' || *s > '9' || (port = strtol(s, &end, 10), *end)) {
-            ps_errf(err, errlen,
+            kp_errf(err, errlen,
                     "port: named port \"%.64s\" is not supported (expected a port number)", s);
             return -1;
         }
         if (port > 65535) {
-            ps_errf(err, errlen, "port: \"%.64s\" is not a port number (expected 1 to 65535)", s);
+            kp_errf(err, errlen, "port: \"%.64s\" is not a port number (expected 1 to 65535)", s);
             return -1;
         }
     } else {
-        ps_errf(err, errlen, "port: expected a number or a numeric string");
+        kp_errf(err, errlen, "port: expected a number or a numeric string");
         return -1;
     }
     if (port == 0)
         port = default_port;
     if (port < 1 || port > 65535) {
-        ps_errf(err, errlen, "port: not set and no default port");
+        kp_errf(err, errlen, "port: not set and no default port");
         return -1;
     }
     *out = (int)port;
@@ -98,7 +87,7 @@ static int ps_host(const cJSON *obj, char *host, size_t hostlen, char *err, size
     const char *h = "";
     if (it) {
         if (!cJSON_IsString(it)) {
-            ps_errf(err, errlen, "host: expected a string");
+            kp_errf(err, errlen, "host: expected a string");
             return -1;
         }
         h = it->valuestring;
@@ -108,7 +97,7 @@ static int ps_host(const cJSON *obj, char *host, size_t hostlen, char *err, size
     unsigned char addr[16];
     /* No resolver on the probing path: the reconciler always sends an IP. */
     if (inet_pton(AF_INET, h, addr) != 1 && inet_pton(AF_INET6, h, addr) != 1) {
-        ps_errf(err, errlen, "host: \"%.64s\" is not an IP address (expected e.g. 127.0.0.1)", h);
+        kp_errf(err, errlen, "host: \"%.64s\" is not an IP address (expected e.g. 127.0.0.1)", h);
         return -1;
     }
     snprintf(host, hostlen, "%s", h);
@@ -149,17 +138,17 @@ static int ps_http(const cJSON *h, kp_probe_spec_t *spec, char *err, size_t errl
     if (scheme) {
         const char *s = cJSON_IsString(scheme) ? scheme->valuestring : NULL;
         if (!s) {
-            ps_errf(err, errlen, "httpGet.scheme: expected a string");
+            kp_errf(err, errlen, "httpGet.scheme: expected a string");
             return -1;
         }
         if (strcasecmp(s, "HTTPS") == 0) {
-            ps_errf(err, errlen,
+            kp_errf(err, errlen,
                     "httpGet.scheme: HTTPS probes are not supported by this queue-proxy "
                     "(expected HTTP)");
             return -1;
         }
         if (*s && strcasecmp(s, "HTTP") != 0) {
-            ps_errf(err, errlen, "httpGet.scheme: unknown scheme \"%.32s\" (expected HTTP)", s);
+            kp_errf(err, errlen, "httpGet.scheme: unknown scheme \"%.32s\" (expected HTTP)", s);
             return -1;
         }
     }
@@ -168,14 +157,14 @@ static int ps_http(const cJSON *h, kp_probe_spec_t *spec, char *err, size_t errl
     const char *p = "";
     if (path) {
         if (!cJSON_IsString(path)) {
-            ps_errf(err, errlen, "httpGet.path: expected a string");
+            kp_errf(err, errlen, "httpGet.path: expected a string");
             return -1;
         }
         p = path->valuestring;
     }
     /* The path goes verbatim into a request line. */
     if (ps_has_ctl(p, 0)) {
-        ps_errf(err, errlen, "httpGet.path: contains spaces or control characters");
+        kp_errf(err, errlen, "httpGet.path: contains spaces or control characters");
         return -1;
     }
     size_t plen = strlen(p);
@@ -187,7 +176,7 @@ static int ps_http(const cJSON *h, kp_probe_spec_t *spec, char *err, size_t errl
     const cJSON *hdrs = ps_field(h, "httpHeaders");
     if (hdrs) {
         if (!cJSON_IsArray(hdrs)) {
-            ps_errf(err, errlen, "httpGet.httpHeaders: expected a list of {name, value}");
+            kp_errf(err, errlen, "httpGet.httpHeaders: expected a list of {name, value}");
             return -1;
         }
         int n = cJSON_GetArraySize(hdrs);
@@ -200,12 +189,12 @@ static int ps_http(const cJSON *h, kp_probe_spec_t *spec, char *err, size_t errl
             const cJSON *name = cJSON_GetObjectItemCaseSensitive(e, "name");
             const cJSON *value = ps_field(e, "value");
             if (!cJSON_IsString(name) || !ps_is_token(name->valuestring)) {
-                ps_errf(err, errlen, "httpGet.httpHeaders[%zu].name: expected a header name",
+                kp_errf(err, errlen, "httpGet.httpHeaders[%zu].name: expected a header name",
                         spec->n_headers);
                 return -1;
             }
             if (value && (!cJSON_IsString(value) || ps_has_ctl(value->valuestring, 1))) {
-                ps_errf(err, errlen,
+                kp_errf(err, errlen,
                         "httpGet.httpHeaders[%zu].value: expected a string without control "
                         "characters",
                         spec->n_headers);
@@ -225,7 +214,7 @@ static int ps_probe(const cJSON *root, int default_port, kp_probe_spec_t *spec, 
                     size_t errlen)
 {
     if (!cJSON_IsObject(root)) {
-        ps_errf(err, errlen, "expected a JSON object (a Kubernetes Probe)");
+        kp_errf(err, errlen, "expected a JSON object (a Kubernetes Probe)");
         return -1;
     }
     const cJSON *http = ps_field(root, "httpGet");
@@ -234,28 +223,28 @@ static int ps_probe(const cJSON *root, int default_port, kp_probe_spec_t *spec, 
      * here; its queue-proxy, handed one anyway, logs "exec probe not
      * supported" and stays unready forever. Saying so at start is kinder. */
     if (ps_field(root, "exec")) {
-        ps_errf(err, errlen,
+        kp_errf(err, errlen,
                 "exec probes are not run by the queue-proxy (Knative's reconciler turns them "
                 "into a tcpSocket probe on the user port); expected httpGet or tcpSocket");
         return -1;
     }
     if (ps_field(root, "grpc")) {
-        ps_errf(err, errlen,
+        kp_errf(err, errlen,
                 "grpc probes are not supported by this queue-proxy; expected httpGet or "
                 "tcpSocket");
         return -1;
     }
     if (http && tcp) {
-        ps_errf(err, errlen, "both httpGet and tcpSocket are set; expected exactly one");
+        kp_errf(err, errlen, "both httpGet and tcpSocket are set; expected exactly one");
         return -1;
     }
     if (!http && !tcp) {
-        ps_errf(err, errlen, "no handler; expected httpGet or tcpSocket");
+        kp_errf(err, errlen, "no handler; expected httpGet or tcpSocket");
         return -1;
     }
     const cJSON *h = http ? http : tcp;
     if (!cJSON_IsObject(h)) {
-        ps_errf(err, errlen, "%s: expected an object", http ? "httpGet" : "tcpSocket");
+        kp_errf(err, errlen, "%s: expected an object", http ? "httpGet" : "tcpSocket");
         return -1;
     }
     spec->kind = http ? KP_PROBE_HTTP : KP_PROBE_TCP;
@@ -290,7 +279,7 @@ int kp_probe_spec_parse(const char *json, int default_port, kp_probe_spec_t *out
     cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
     if (!root) {
         size_t at = end ? (size_t)(end - json) : 0;
-        ps_errf(err, errlen, "invalid JSON near byte %zu", at);
+        kp_errf(err, errlen, "invalid JSON near byte %zu", at);
         return -1;
     }
     /* Newer Knative can send a list (one probe per container); one entry
@@ -298,7 +287,7 @@ int kp_probe_spec_parse(const char *json, int default_port, kp_probe_spec_t *out
     const cJSON *probe = root;
     if (cJSON_IsArray(root)) {
         if (cJSON_GetArraySize(root) != 1) {
-            ps_errf(err, errlen, "a list of %d probes is not supported (expected one probe)",
+            kp_errf(err, errlen, "a list of %d probes is not supported (expected one probe)",
                     cJSON_GetArraySize(root));
             cJSON_Delete(root);
             return -1;

@@ -18,19 +18,6 @@
 /* The breaker queues 10 x CC requests; keep that far from overflow. */
 #define CFG_MAX_CONCURRENCY 1000000
 
-static void cfg_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void cfg_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static char *cfg_strdup(const char *s)
 {
     char *d = strdup(s ? s : "");
@@ -85,7 +72,7 @@ static int cfg_logging(const kp_env_src_t *src, kp_qp_config_t *cfg, char *err, 
         const char *end = NULL;
         zap = cJSON_ParseWithOpts(cfg->logging_config, &end, 1);
         if (!zap) {
-            cfg_errf(err, errlen,
+            kp_errf(err, errlen,
                      "SERVING_LOGGING_CONFIG: invalid JSON near byte %zu (expected a zap "
                      "logging config in JSON, or empty)",
                      end ? (size_t)(end - cfg->logging_config) : 0);
@@ -98,7 +85,7 @@ static int cfg_logging(const kp_env_src_t *src, kp_qp_config_t *cfg, char *err, 
     int rc = 0;
     if (*level) {
         if (kp_log_level_parse(level, &cfg->log_level) < 0) {
-            cfg_errf(err, errlen,
+            kp_errf(err, errlen,
                      "SERVING_LOGGING_LEVEL=\"%.40s\": unknown level (expected debug, info, warn, "
                      "error or empty)",
                      level);
@@ -125,7 +112,7 @@ static int cfg_request_log(const kp_env_src_t *src, kp_qp_config_t *cfg, char *e
         return 0;
     char why[512];
     if (kp_reqlog_compile(cfg->request_log_template, &cfg->request_log, why, sizeof why) < 0) {
-        cfg_errf(err, errlen, "SERVING_REQUEST_LOG_TEMPLATE: %s", why);
+        kp_errf(err, errlen, "SERVING_REQUEST_LOG_TEMPLATE: %s", why);
         return -1;
     }
     return 0;
@@ -143,7 +130,7 @@ static int cfg_metrics(const kp_env_src_t *src, kp_qp_config_t *cfg, char *err, 
     } else if (strcasecmp(backend, "opencensus") == 0) {
         cfg->request_metrics_backend = KP_QP_METRICS_OPENCENSUS;
     } else {
-        cfg_errf(err, errlen,
+        kp_errf(err, errlen,
                  "SERVING_REQUEST_METRICS_BACKEND=\"%.40s\": unknown backend (expected "
                  "prometheus, opencensus or empty)",
                  backend);
@@ -188,7 +175,7 @@ static int cfg_ports(const kp_env_src_t *src, kp_qp_config_t *cfg, char *err, si
         host = "127.0.0.1";
     unsigned char addr[16];
     if (inet_pton(AF_INET, host, addr) != 1 && inet_pton(AF_INET6, host, addr) != 1) {
-        cfg_errf(err, errlen, "KP_USER_HOST=\"%.64s\": not an IP address (expected e.g. 127.0.0.1)",
+        kp_errf(err, errlen, "KP_USER_HOST=\"%.64s\": not an IP address (expected e.g. 127.0.0.1)",
                  host);
         return -1;
     }
@@ -218,7 +205,7 @@ static int cfg_port_clashes(const kp_qp_config_t *cfg, char *err, size_t errlen)
     for (size_t i = 0; i < n; i++) {
         for (size_t k = i + 1; k < n; k++) {
             if (ports[i].used && ports[k].used && ports[i].port == ports[k].port) {
-                cfg_errf(err, errlen, "%s=%d: same port as %s (expected distinct ports)",
+                kp_errf(err, errlen, "%s=%d: same port as %s (expected distinct ports)",
                          ports[k].name, ports[k].port, ports[i].name);
                 return -1;
             }
@@ -261,7 +248,7 @@ int kp_qp_config_load_from(kp_qp_config_t *cfg, const char *(*get)(const char *n
     if (kp_env_string(src, "SERVING_READINESS_PROBE", 0, "", &probe, err, errlen) < 0)
         goto fail;
     if (kp_probe_spec_parse(probe, cfg->user_port, &cfg->readiness_probe, why, sizeof why) < 0) {
-        cfg_errf(err, errlen, "SERVING_READINESS_PROBE: %s", why);
+        kp_errf(err, errlen, "SERVING_READINESS_PROBE: %s", why);
         goto fail;
     }
     cfg->has_readiness_probe = cfg->readiness_probe.kind != KP_PROBE_NONE;
