@@ -54,7 +54,7 @@ help:
 	@echo "make run        build and run the demo"
 	@echo "make test       deps + build + unit tests + end-to-end tests"
 	@echo "make test-asan  the same under AddressSanitizer + UBSan (build-asan/)"
-	@echo "make bench      run every benchmark in bench/"
+	@echo "make bench      run every benchmark in bench/ (or: bash bench/NAME)"
 	@echo "make format     clang-format our sources"
 
 deps:
@@ -124,8 +124,9 @@ run: deps
 	$(MAKE) all
 	bash scripts/run.sh $(BUILD)
 
+BENCHES := queue-proxy activator cold-start seed-demo held-memory
 bench: deps all
-	bash bench/queue-proxy
+	@set -e; for b in $(BENCHES); do echo "== bench/$$b"; bash bench/$$b; done
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -124,6 +124,9 @@ void act_pod_probe_stop(act_pod_t *pod);
 void act_scaler_init(act_revision_t *rev);
 /* The first request held while the revision has no pod: decide at once. */
 void act_scaler_poke(act_revision_t *rev);
+/* A request was held: if the held and in-flight requests need more pods
+ * than asked for, ask for them now rather than at the next tick. */
+void act_scaler_note_held(act_revision_t *rev);
 void act_scaler_close(act_revision_t *rev);
 
 uint32_t act_random(act_t *act);

@@ -188,6 +188,7 @@ void act_revision_admit(act_revision_t *rev, act_request_t *r)
         rev->cold_start_pending = 1;
         act_scaler_poke(rev);
     }
+    act_scaler_note_held(rev);
 }
 
 /* The client left while its request was held. */

@@ -2,6 +2,7 @@
  * queue-proxy stats (Knative's Stat protobuf) and records the revision's
  * total concurrency; every two seconds the KPA decides the pod count and
  * the backend is told. The first request held at zero decides at once. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +225,19 @@ void act_scaler_poke(act_revision_t *rev)
     if (!sc || sc->closing)
         return;
     kp_kpa_poke(&sc->kpa, kp_now_ns());
+    apply_decision(sc, 0);
+}
+
+void act_scaler_note_held(act_revision_t *rev)
+{
+    act_scaler_t *sc = rev->scaler;
+    if (!sc || sc->closing)
+        return;
+    double load = rev->n_held + rev->in_flight;
+    int needed = (int)ceil(load / kp_kpa_config_target(&sc->cfg));
+    if (needed <= rev->desired)
+        return;
+    kp_kpa_burst(&sc->kpa, kp_now_ns(), load);
     apply_decision(sc, 0);
 }
 

@@ -6,6 +6,7 @@
 #include "http_server.h"
 
 #include <llhttp.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +181,17 @@ static const llhttp_settings_t parser_settings = {
 
 /* --- closing --- */
 
+/* After a crowd of connections (thousands held at a cold start, say) has
+ * gone, the allocator keeps their memory in a heap that a few live objects
+ * pin; hand it back to the kernel once, when the crowd has mostly left. */
+static void release_memory_after_peak(kp_http_server_t *s)
+{
+    if (s->peak_conns >= 1000 && s->n_conns <= s->peak_conns / 8) {
+        s->peak_conns = s->n_conns;
+        malloc_trim(0);
+    }
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     kp_http_conn_t *c = h->data;
@@ -196,6 +208,7 @@ static void on_handle_closed(uv_handle_t *h)
     kp_http_head_free(&c->head);
     free(c->rbuf);
     free(c);
+    release_memory_after_peak(s);
     if (s->n_conns == 0 && !s->accepting && s->on_closed && uv_is_closing((uv_handle_t *)&s->listener)) {
         void (*cb)(kp_http_server_t *) = s->on_closed;
         s->on_closed = NULL;
@@ -796,6 +809,8 @@ static void on_connection(uv_stream_t *listener, int status)
         s->conns->prev = c;
     s->conns = c;
     s->n_conns++;
+    if (s->n_conns > s->peak_conns)
+        s->peak_conns = s->n_conns;
     kp_http_head_init(&c->head);
     llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
     c->parser.data = c;

@@ -60,6 +60,7 @@ struct kp_http_server {
     void *ctx;
     kp_http_server_opts_t opts;
     size_t n_conns;
+    size_t peak_conns; /* since memory was last handed back */
     kp_http_conn_t *conns; /* every open connection, for shutdown */
     int accepting;
     void (*on_closed)(kp_http_server_t *s); /* after kp_http_server_close */

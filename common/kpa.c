@@ -513,14 +513,30 @@ void kp_kpa_poke(kp_kpa_t *kpa, uint64_t now_ns)
         kpa->last_request_ns = now_ns;
 }
 
-/* ---- decision --------------------------------------------------------- */
-
 static int to_count(double v)
 {
     if (!(v > 0))
         return 0;
     return v >= INT_MAX ? INT_MAX : (int)v;
 }
+
+void kp_kpa_burst(kp_kpa_t *kpa, uint64_t now_ns, double concurrency)
+{
+    int wish = to_count(ceil(concurrency / kp_kpa_config_target(&kpa->cfg)));
+    if (wish <= 0)
+        return;
+    /* As a panic (Knative enters one at scale from zero): the pods asked
+     * for now are not taken back before a stable window has passed. */
+    kpa->panicking = 1;
+    kpa->panic_time_ns = now_ns;
+    if (wish > kpa->max_panic_pods)
+        kpa->max_panic_pods = wish;
+    if (now_ns > kpa->last_request_ns)
+        kpa->last_request_ns = now_ns;
+}
+
+/* ---- decision --------------------------------------------------------- */
+
 
 /* scale-down-delay as Knative's max.TimeWindow: the result is the max of
  * the wishes of the last delay seconds. Only a falling run of wishes can

@@ -93,6 +93,10 @@ void kp_kpa_record(kp_kpa_t *kpa, uint64_t now_ns, double concurrency);
 /* A request is held for a revision with no pod: the next decision asks for
  * at least one pod whatever the windows say, until a pod is ready. */
 void kp_kpa_poke(kp_kpa_t *kpa, uint64_t now_ns);
+/* Requests are waiting for capacity right now: at least `concurrency`
+ * requests' worth of pods is wanted at once, without waiting for the
+ * windows to fill, and kept for a stable window as in a panic. */
+void kp_kpa_burst(kp_kpa_t *kpa, uint64_t now_ns, double concurrency);
 /* ready_pods: pods currently ready. Returns 0 and fills *d. */
 int kp_kpa_decide(kp_kpa_t *kpa, uint64_t now_ns, int ready_pods, kp_kpa_decision_t *d);
 

@@ -419,6 +419,33 @@ static void scale_down_delay_holds_the_recent_max(void **state)
     free(s);
 }
 
+static void burst_of_held_requests_scales_out_at_once_and_holds(void **state)
+{
+    kp_kpa_config_t cfg = cfg_cc(10); /* target 7 per pod */
+    set_ok(&cfg, "allow-zero-initial-scale", "true");
+    set_ok(&cfg, "initial-scale", "0");
+    sim_t *s = sim_new(&cfg, 0);
+    s->follow = 0;
+    sim_run(s, 40, 0);
+    assert_int_equal(s->d.desired_scale, 0);
+
+    /* 50 requests arrive at once at zero: 8 pods now, not after windows fill. */
+    kp_kpa_poke(&s->kpa, NS(s->t + 0.1));
+    kp_kpa_burst(&s->kpa, NS(s->t + 0.1), 50);
+    kp_kpa_decide(&s->kpa, NS(s->t + 0.1), 0, &s->d);
+    assert_int_equal(s->d.desired_scale, 8);
+    /* The load goes on at 50: the windows, still diluted by idle seconds,
+     * never take pods back meanwhile. */
+    s->ready = 8;
+    s->follow = 1;
+    for (int i = 0; i < 70; i++) {
+        sim_step(s, 50);
+        if (s->decided)
+            assert_true(s->d.desired_scale >= 8);
+    }
+    free(s);
+}
+
 static void poke_at_zero_asks_for_one_pod_at_once(void **state)
 {
     kp_kpa_config_t cfg = cfg_cc(10);
@@ -513,6 +540,7 @@ int main(void)
         cmocka_unit_test(scale_up_rate_bounds_each_decision),
         cmocka_unit_test(scale_down_delay_holds_the_recent_max),
         cmocka_unit_test(poke_at_zero_asks_for_one_pod_at_once),
+        cmocka_unit_test(burst_of_held_requests_scales_out_at_once_and_holds),
         cmocka_unit_test(initial_scale_holds_until_that_many_pods_were_ready),
         cmocka_unit_test(idle_new_revision_goes_to_zero_after_stable_window_and_grace),
     };
