@@ -12,7 +12,7 @@ LLHTTP_INC := /usr/share/include/llhttp
 
 DEB_PACKAGES := build-essential pkg-config libuv1-dev libcurl4-openssl-dev \
 	libcjson-dev node-llhttp libprotobuf-c-dev protobuf-c-compiler \
-	libcmocka-dev python3-pytest curl hey wrk haproxy prometheus gnuplot-nox
+	libcmocka-dev python3-pytest curl openssl hey wrk haproxy prometheus gnuplot-nox
 
 OPT        := -O2
 ifneq ($(SANITIZE),)
@@ -37,6 +37,9 @@ ACT_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out activator/main.c,$(wi
 HELLO_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/helloworld/*.c))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Small programs the end-to-end tests drive (one .c each).
+TOOL_SRC   := $(wildcard tests/tools/*.c)
+TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 PROGRAMS   := $(BUILD)/queue-proxy $(BUILD)/helloworld
 ifneq ($(wildcard activator/main.c),)
 PROGRAMS   += $(BUILD)/activator
@@ -46,7 +49,7 @@ PROGRAM_LIBS := $(BUILD)/libqueueproxy.a
 
 .SECONDARY:
 .PHONY: all deps test test-asan unit e2e run bench clean format help
-all: $(PROGRAMS) $(UNIT_BIN)
+all: $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN)
 
 help:
 	@echo "make deps       install missing Debian packages (apt-get, needs root)"
@@ -104,10 +107,14 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(PROGRAM_LIBS) $(BUILD)/libkp.a
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) -lcmocka
 
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(BUILD)/libkp.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL)
+
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-e2e: $(PROGRAMS)
+e2e: $(PROGRAMS) $(TOOL_BIN)
 	KP_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -x tests/e2e
 
 test: deps

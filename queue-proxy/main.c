@@ -23,7 +23,8 @@ static const char usage[] =
     "  SERVING_ENABLE_PROBE_REQUEST_LOG, SERVING_REQUEST_METRICS_BACKEND  (optional)\n"
     "Extra, for running many pods on one host (defaults are Knative's ports):\n"
     "  KP_ADMIN_PORT (8022), KP_METRICS_PORT (9090), KP_USER_METRICS_PORT (9091),\n"
-    "  KP_DRAIN_QUIET_PERIOD_SECONDS (30), KP_USER_HOST (127.0.0.1)\n"
+    "  KP_DRAIN_QUIET_PERIOD_SECONDS (30), KP_USER_HOST (127.0.0.1),\n"
+    "  KP_LISTEN_HOST (0.0.0.0: the address our ports listen on)\n"
     "\n"
     "Ports: QUEUE_SERVING_PORT proxies to the app and answers probes; admin\n"
     "GET /wait-for-drain; metrics port GET /metrics (Knative Stat protobuf with\n"
@@ -76,7 +77,7 @@ static void on_signal(uv_signal_t *s, int signum)
 static int listen_on(qp_t *qp, kp_http_server_t *s, int port, const char *var,
                      kp_http_request_cb cb)
 {
-    int err = kp_http_server_init(s, qp->loop, "0.0.0.0", port, NULL, cb, qp);
+    int err = kp_http_server_init(s, qp->loop, qp->cfg.listen_host, port, NULL, cb, qp);
     if (err) {
         fprintf(stderr, "queue-proxy: cannot listen on port %d (%s): %s\n", port, var,
                 uv_strerror(err));

@@ -181,6 +181,18 @@ static int cfg_ports(const kp_env_src_t *src, kp_qp_config_t *cfg, char *err, si
     }
     cfg->user_host = cfg_strdup(host);
 
+    const char *listen_host;
+    if (kp_env_string(src, "KP_LISTEN_HOST", KP_ENV_NONEMPTY, "0.0.0.0", &listen_host, err,
+                      errlen) < 0)
+        return -1;
+    if (inet_pton(AF_INET, listen_host, addr) != 1 && inet_pton(AF_INET6, listen_host, addr) != 1) {
+        kp_errf(err, errlen,
+                "KP_LISTEN_HOST=\"%.64s\": not an IP address (expected e.g. 0.0.0.0 or 127.0.0.2)",
+                listen_host);
+        return -1;
+    }
+    cfg->listen_host = cfg_strdup(listen_host);
+
     return 0;
 }
 
@@ -289,6 +301,7 @@ void kp_qp_config_free(kp_qp_config_t *cfg)
         &cfg->pod_ip,
         &cfg->service,
         &cfg->user_host,
+        &cfg->listen_host,
         &cfg->logging_config,
         &cfg->request_log_template,
         &cfg->metrics_collector_address,

@@ -34,6 +34,7 @@ typedef struct kp_qp_config {
     int serving_tls_port;  /* QUEUE_SERVING_TLS_PORT: accepted, not served yet */
     int user_port;         /* USER_PORT: the app */
     char *user_host;       /* KP_USER_HOST: IP the app listens on (127.0.0.1) */
+    char *listen_host;     /* KP_LISTEN_HOST: where our ports listen (0.0.0.0) */
     int admin_port;        /* KP_ADMIN_PORT: /wait-for-drain (8022) */
     int metrics_port;      /* KP_METRICS_PORT: autoscaler stats (9090) */
     int user_metrics_port; /* KP_USER_METRICS_PORT: request metrics (9091) */
