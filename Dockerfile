@@ -1,26 +1,43 @@
-# One image with the three programs; the command picks one:
-#   docker build -t kp .
-#   docker run --rm kp queue-proxy --help
-#   docker run --rm -p 8080:8080 kp activator --config /etc/kp/local.json
+# One image with the three programs in /usr/local/bin; the command picks one.
+#
+#   docker build -t kp:dev .
+#   docker run --rm kp:dev activator --help
+#   docker run --rm kp:dev queue-proxy --help
+#   docker run --rm kp:dev helloworld --help
+#   docker run --rm -p 8080:8080 kp:dev activator      # the demo (config/local.json),
+#                                                      # pods as processes in the container
+#
+# With no command it runs queue-proxy, because Knative starts its queue
+# sidecar image without a command (see config/kubernetes/README.md). It runs
+# as uid 65532, non-root, and writes nothing to its filesystem.
+
 FROM debian:12 AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential pkg-config libuv1-dev libcurl4-openssl-dev libcjson-dev node-llhttp \
-      libprotobuf-c-dev protobuf-c-compiler && rm -rf /var/lib/apt/lists/*
+      libprotobuf-c-dev protobuf-c-compiler \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
 COPY common common
 COPY queue-proxy queue-proxy
 COPY activator activator
 COPY examples examples
-RUN make -j2 build/queue-proxy build/helloworld $(test -f activator/main.c && echo build/activator)
+RUN make -j"$(nproc)" build/queue-proxy build/helloworld build/activator \
+    && strip build/queue-proxy build/helloworld build/activator
 
 FROM debian:12-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libuv1 libcurl4 libcjson1 libprotobuf-c1 ca-certificates && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 65532 --no-create-home kp
-COPY --from=build /src/build/queue-proxy /src/build/helloworld /usr/local/bin/
-COPY --from=build /src/build/activator* /usr/local/bin/
-COPY config/local.json /etc/kp/local.json
-USER 65532
+      libuv1 libcurl4 libcjson1 libprotobuf-c1 ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 65532 kp \
+    && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
+         --shell /usr/sbin/nologin kp
+COPY --from=build /src/build/activator /src/build/queue-proxy /src/build/helloworld /usr/local/bin/
+# The demo configuration, used when --config is not given. On Kubernetes the
+# ConfigMap kp-config is mounted at /etc/kp and passed with --config.
+COPY config/local.json /usr/share/kp/local.json
+ENV KP_ACTIVATOR_CONFIG=/usr/share/kp/local.json
+USER 65532:65532
+EXPOSE 8080 8012 9090
 ENTRYPOINT []
 CMD ["queue-proxy"]

@@ -12,7 +12,7 @@ LLHTTP_INC := /usr/share/include/llhttp
 
 DEB_PACKAGES := build-essential pkg-config libuv1-dev libcurl4-openssl-dev \
 	libcjson-dev node-llhttp libprotobuf-c-dev protobuf-c-compiler \
-	libcmocka-dev python3-pytest curl openssl hey wrk haproxy prometheus gnuplot-nox
+	libcmocka-dev python3-pytest python3-yaml curl openssl hey wrk haproxy prometheus gnuplot-nox
 
 OPT        := -O2
 ifneq ($(SANITIZE),)

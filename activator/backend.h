@@ -11,7 +11,7 @@
 
 /* Where a pod's queue-proxy can be reached. */
 typedef struct act_pod_info {
-    char id[64];      /* unique within the revision, e.g. "helloworld-go-00001-1" */
+    char id[128];     /* unique within the revision, e.g. "helloworld-go-00001-1" */
     char ip[64];      /* IP literal */
     int serving_port; /* queue-proxy main port (Knative: 8012) */
     int metrics_port; /* autoscaler stats (Knative: 9090) */
