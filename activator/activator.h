@@ -91,6 +91,7 @@ struct act {
     kp_http_server_t server;
     kp_http_server_t admin_server;
     int max_held; /* per revision, Knative's 10 000 */
+    int n_activators; /* ready activator replicas sharing each pod (>= 1) */
     int draining;
     uint32_t rng;
 };
@@ -103,6 +104,8 @@ void act_revision_pod_removed(void *rev_ctx, const char *pod_id);
 void act_revision_admit(act_revision_t *rev, act_request_t *r);
 void act_revision_close(act_revision_t *rev);
 int act_revision_capacity_per_pod(const act_revision_t *rev);
+/* The number of activator replicas sharing the pods changed. */
+void act_set_activator_count(act_t *act, int n);
 
 void act_revision_unhold(act_revision_t *rev, act_request_t *r);
 void act_revision_request_done(act_request_t *r);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "activator.h"
+#include "backend_kubernetes.h"
 #include "backend_local.h"
 #include "log.h"
 #include "observe.h"
@@ -21,8 +22,23 @@ static const char usage[] =
     "                       env KP_ACTIVATOR_CONFIG; default config/local.json\n"
     "  --listen HOST:PORT   traffic port (env KP_ACTIVATOR_LISTEN; default 0.0.0.0:8080)\n"
     "  --admin HOST:PORT    /status and /metrics (env KP_ACTIVATOR_ADMIN; default 127.0.0.1:9095)\n"
-    "  --backend NAME       where pods run: local (env KP_ACTIVATOR_BACKEND; default local)\n"
+    "  --backend NAME       where pods run: local or kubernetes (env KP_ACTIVATOR_BACKEND;\n"
+    "                       default local)\n"
     "  --queue-proxy PATH   queue-proxy binary for local pods (default: next to this binary)\n"
+    "\n"
+    "kubernetes backend (in a pod, the API is found from the service account):\n"
+    "  --kube-api URL       API server, e.g. https://1.2.3.4:6443 or http://127.0.0.1:8001\n"
+    "                       (kubectl proxy) (env KP_KUBE_API)\n"
+    "  --kube-token-file F  bearer token, re-read when it changes (env KP_KUBE_TOKEN_FILE)\n"
+    "  --kube-ca-file F     CA bundle of the API server (env KP_KUBE_CA_FILE)\n"
+    "  --identity NAME      this replica's name for leader election (env POD_NAME);\n"
+    "                       without it, this replica writes scale alone\n"
+    "  --lease-namespace NS namespace of the Lease and of the activator Service\n"
+    "                       (env POD_NAMESPACE; default default)\n"
+    "  --lease-duration S   leader lease, seconds (env KP_LEASE_DURATION; default 15)\n"
+    "  --activator-service NAME  Service of the activator replicas, whose ready\n"
+    "                       endpoints share each pod's capacity (env KP_ACTIVATOR_SERVICE)\n"
+    "\n"
     "  --log-level LEVEL    debug, info, warn or error (env KP_LOG_LEVEL; default info)\n"
     "  --max-held N         held requests per revision before 503 (default 10000)\n"
     "  -h, --help           this text\n"
@@ -40,6 +56,9 @@ typedef struct act_opts {
     const char *queue_proxy;
     const char *log_level;
     int max_held;
+    const char *kube_api, *kube_token_file, *kube_ca_file;
+    const char *identity, *lease_namespace, *activator_service;
+    int lease_duration_s;
 } act_opts_t;
 
 static int split_host_port(const char *flag, const char *s, char *host, size_t host_len, int *port)
@@ -59,6 +78,19 @@ static int split_host_port(const char *flag, const char *s, char *host, size_t h
     return 0;
 }
 
+static int parse_int_flag(const char *name, const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) {
+        fprintf(stderr, "activator: %s \"%s\": expected an integer from %ld to %ld\n", name, s, lo,
+                hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, act_opts_t *o)
 {
     const char *env;
@@ -69,11 +101,26 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
     o->log_level = (env = getenv("KP_LOG_LEVEL")) && *env ? env : "info";
     o->queue_proxy = NULL;
     o->max_held = 10000;
+    o->kube_api = getenv("KP_KUBE_API");
+    o->kube_token_file = getenv("KP_KUBE_TOKEN_FILE");
+    o->kube_ca_file = getenv("KP_KUBE_CA_FILE");
+    o->identity = getenv("POD_NAME");
+    o->lease_namespace = (env = getenv("POD_NAMESPACE")) && *env ? env : "default";
+    o->activator_service = getenv("KP_ACTIVATOR_SERVICE");
+    o->lease_duration_s = 15;
+    if ((env = getenv("KP_LEASE_DURATION")) && *env &&
+        parse_int_flag("KP_LEASE_DURATION", env, 1, 3600, &o->lease_duration_s) != 0)
+        return -1;
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},      {"listen", required_argument, NULL, 'l'},
         {"admin", required_argument, NULL, 'a'},       {"backend", required_argument, NULL, 'b'},
         {"queue-proxy", required_argument, NULL, 'q'}, {"log-level", required_argument, NULL, 'v'},
         {"max-held", required_argument, NULL, 'm'},    {"help", no_argument, NULL, 'h'},
+        {"kube-api", required_argument, NULL, 'A'},    {"kube-token-file", required_argument, NULL, 'T'},
+        {"kube-ca-file", required_argument, NULL, 'C'}, {"identity", required_argument, NULL, 'I'},
+        {"lease-namespace", required_argument, NULL, 'N'},
+        {"activator-service", required_argument, NULL, 'S'},
+        {"lease-duration", required_argument, NULL, 'L'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -85,16 +132,20 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
         case 'b': o->backend = optarg; break;
         case 'q': o->queue_proxy = optarg; break;
         case 'v': o->log_level = optarg; break;
-        case 'm': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 10000000) {
-                fprintf(stderr, "activator: --max-held \"%s\": expected an integer from 1 to 10000000\n", optarg);
+        case 'A': o->kube_api = optarg; break;
+        case 'T': o->kube_token_file = optarg; break;
+        case 'C': o->kube_ca_file = optarg; break;
+        case 'I': o->identity = optarg; break;
+        case 'N': o->lease_namespace = optarg; break;
+        case 'S': o->activator_service = optarg; break;
+        case 'L':
+            if (parse_int_flag("--lease-duration", optarg, 1, 3600, &o->lease_duration_s) != 0)
                 return -1;
-            }
-            o->max_held = (int)v;
             break;
-        }
+        case 'm':
+            if (parse_int_flag("--max-held", optarg, 1, 10000000, &o->max_held) != 0)
+                return -1;
+            break;
         case 'h': fputs(usage, stdout); exit(0);
         default: fprintf(stderr, "activator: see --help\n"); return -1;
         }
@@ -103,8 +154,8 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
         fprintf(stderr, "activator: unexpected argument \"%s\" (see --help)\n", argv[optind]);
         return -1;
     }
-    if (strcmp(o->backend, "local") != 0) {
-        fprintf(stderr, "activator: --backend \"%s\": not supported (expected local)\n", o->backend);
+    if (strcmp(o->backend, "local") != 0 && strcmp(o->backend, "kubernetes") != 0) {
+        fprintf(stderr, "activator: --backend \"%s\": expected local or kubernetes\n", o->backend);
         return -1;
     }
     return 0;
@@ -158,6 +209,44 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_timer_start(&drain_timer, on_drain_tick, 0, 20);
 }
 
+static kp_kube_config_t kube_cfg;
+
+static void on_activators_changed(void *ctx, int n)
+{
+    act_set_activator_count(ctx, n);
+}
+
+static act_backend_t *make_backend(const act_opts_t *o, const act_backend_events_t *events)
+{
+    if (strcmp(o->backend, "local") == 0) {
+        act_local_opts_t lopts;
+        act_local_opts_default(&lopts);
+        if (o->queue_proxy)
+            lopts.queue_proxy_path = o->queue_proxy;
+        lopts.log_level = o->log_level;
+        return act_backend_local_new(act.loop, events, &lopts);
+    }
+    char err[512];
+    if (o->kube_api && *o->kube_api) {
+        kube_cfg.api_url = strdup(o->kube_api);
+        kube_cfg.token_file = o->kube_token_file && *o->kube_token_file ? strdup(o->kube_token_file) : NULL;
+        kube_cfg.ca_file = o->kube_ca_file && *o->kube_ca_file ? strdup(o->kube_ca_file) : NULL;
+    } else if (kp_kube_config_in_cluster(&kube_cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "activator: --backend kubernetes: %s (outside a cluster, give --kube-api)\n", err);
+        exit(2);
+    }
+    act_kube_opts_t kopts;
+    act_kube_opts_default(&kopts);
+    kopts.kube = kube_cfg;
+    kopts.identity = o->identity;
+    kopts.lease_namespace = o->lease_namespace;
+    kopts.activator_service = o->activator_service;
+    kopts.lease_duration_s = o->lease_duration_s;
+    kopts.activators_changed = on_activators_changed;
+    kopts.ctx = &act;
+    return act_backend_kubernetes_new(act.loop, events, &kopts);
+}
+
 int main(int argc, char **argv)
 {
     act_opts_t o;
@@ -183,18 +272,14 @@ int main(int argc, char **argv)
 
     act.loop = uv_default_loop();
     act.max_held = o.max_held;
+    act.n_activators = 1;
     act.rng = (uint32_t)uv_hrtime() | 1u;
     act.router = kp_router_new(&act.cfg);
     static const act_backend_events_t events = {
         .pod_added = act_revision_pod_added,
         .pod_removed = act_revision_pod_removed,
     };
-    act_local_opts_t lopts;
-    act_local_opts_default(&lopts);
-    if (o.queue_proxy)
-        lopts.queue_proxy_path = o.queue_proxy;
-    lopts.log_level = o.log_level;
-    act.backend = act_backend_local_new(act.loop, &events, &lopts);
+    act.backend = make_backend(&o, &events);
     if (!act.router || !act.backend) {
         fprintf(stderr, "activator: out of memory\n");
         return 1;
@@ -226,5 +311,6 @@ int main(int argc, char **argv)
     kp_router_free(act.router);
     free(act.revisions);
     kp_activator_config_free(&act.cfg);
+    kp_kube_config_free(&kube_cfg);
     return 0;
 }

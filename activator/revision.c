@@ -12,7 +12,15 @@
 
 int act_revision_capacity_per_pod(const act_revision_t *rev)
 {
-    return rev->spec->container_concurrency;
+    int cc = rev->spec->container_concurrency;
+    int n = rev->act->n_activators > 1 ? rev->act->n_activators : 1;
+    /* Knative divides each pod's slots among the ready activators, so the
+     * pod's limit holds whichever replica a request went through. At least
+     * one slot each: with more replicas than slots, the queue-proxy's own
+     * breaker queues the excess. */
+    if (cc == 0 || n == 1)
+        return cc;
+    return cc / n > 0 ? cc / n : 1;
 }
 
 static int pod_has_slot(const act_revision_t *rev, const act_pod_t *pod)
@@ -231,6 +239,18 @@ static void pod_maybe_free(act_pod_t *pod)
     pod->closing = 1;
     pod_unlink(pod->rev, pod);
     uv_close((uv_handle_t *)&pod->probe_timer, on_pod_timer_closed);
+}
+
+void act_set_activator_count(act_t *act, int n)
+{
+    if (n < 1 || n == act->n_activators)
+        return;
+    char count[16];
+    snprintf(count, sizeof count, "%d", n);
+    kp_log_kv(KP_LOG_INFO, "activator replicas changed", "ready", count, NULL);
+    act->n_activators = n;
+    for (size_t i = 0; i < act->n_revisions; i++)
+        dispatch_held(&act->revisions[i]);
 }
 
 void act_revision_request_done(act_request_t *r)

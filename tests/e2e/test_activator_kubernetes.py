@@ -1,0 +1,150 @@
+"""The activator's kubernetes backend against a fake API server (TLS, tokens,
+RBAC, watches) with the tests playing the kubelet: pods are queue-proxy +
+helloworld processes on their own loopback addresses, published in the
+revision's EndpointSlices. Same checks as the local backend, plus API
+faults and two activator replicas."""
+
+import concurrent.futures
+import json
+import os
+import time
+
+import pytest
+
+from activator_harness import ASAN, HOST, Activator, hey, helloworld_config
+from fake_kube import FakeKube, activator_rules
+from kubelet_sim import KubeletSim
+
+REVISIONS = ("helloworld-go-00001", "helloworld-go-00002")
+TARGETS = {"helloworld-go-00001": "World", "helloworld-go-00002": "Knative"}
+SLOW = 3 if ASAN else 1
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    fake = FakeKube().start()
+    sim = KubeletSim(fake)
+    for rev in REVISIONS:
+        fake.add_deployment("default", rev + "-deployment", replicas=0)
+        sim.configure(rev, app_env={"TARGET": TARGETS[rev]}, container_concurrency=10)
+    token = fake.add_user("activator", activator_rules("default"))
+    token_file = fake.write_token_file(token, str(tmp_path / "token"))
+    started = []
+
+    def activator(config=None, identity=None, extra=(), token_path=token_file):
+        args = ["--backend", "kubernetes", "--kube-api", fake.url, "--kube-token-file",
+                token_path, "--kube-ca-file", fake.ca_file, "--lease-namespace", "default",
+                "--lease-duration", "3", *extra]
+        if identity:
+            args += ["--identity", identity]
+        act = Activator(config or helloworld_config(), args)
+        started.append(act)
+        return act
+
+    class Cluster:
+        pass
+
+    c = Cluster()
+    c.fake, c.sim, c.activator, c.token_file = fake, sim, activator, token_file
+    yield c
+    problems = []
+    for act in started:
+        code = act.stop()
+        logs = act.logs()
+        if code != 0 or "Sanitizer" in logs or "runtime error:" in logs:
+            problems.append(f"activator exit {code}:\n{logs[-4000:]}")
+    sim.stop()
+    fake.stop()
+    assert not problems, "\n".join(problems)
+
+
+def replicas(fake, rev="helloworld-go-00001"):
+    return fake.replicas("default", rev + "-deployment")
+
+
+def test_cold_start_from_zero(cluster):
+    act = cluster.activator()
+    assert replicas(cluster.fake) == 0
+    start = time.time()
+    assert act.request("/") == (200, "Hello World!\n")
+    assert time.time() - start < 10 * SLOW
+    assert replicas(cluster.fake) >= 1
+    patches = cluster.fake.patches("default", "helloworld-go-00001-deployment")
+    assert patches and patches[0]["user"] == "activator" and patches[0]["replicas"] == 1
+    assert act.request("/", host="candidate-" + HOST) == (200, "Hello Knative!\n")
+
+
+def test_scale_out_under_load_and_back_to_zero(cluster):
+    act = cluster.activator(helloworld_config(autoscaler={
+        "stable-window": "6s", "scale-to-zero-grace-period": "6s", "max-scale": "8"}))
+    codes = hey(act.url("/?sleep=100"), HOST, concurrency=40, duration="8s")
+    assert set(codes) == {200}, codes
+    assert max(p["replicas"] for p in cluster.fake.patches("default",
+               "helloworld-go-00001-deployment")) >= 4
+    maxima = [json.loads(p.get("/stats").body)["max_in_flight"]
+              for p in cluster.sim.pods("helloworld-go-00001")]
+    assert maxima and max(maxima) <= 10, maxima
+    act.wait_for(lambda: replicas(cluster.fake) == 0
+                 and not cluster.sim.pods("helloworld-go-00001"), 40, "scale to zero")
+
+
+def test_api_faults_lose_no_held_request(cluster):
+    """A cut watch, a 410 Gone and an API server down for a while: held
+    requests still end 200 once the pod is there."""
+    act = cluster.activator()
+    assert act.request("/") == (200, "Hello World!\n")
+    cluster.fake.cut_watches()
+    cluster.fake.compact()
+    cluster.fake.cut_watches()
+    # Down while a request for the other revision arrives at zero.
+    cluster.fake.set_down(True)
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+        futures = [pool.submit(act.request, "/", "candidate-" + HOST, None, 60)
+                   for _ in range(5)]
+        time.sleep(3)
+        cluster.fake.set_down(False)
+        results = [f.result() for f in futures]
+    assert results == [(200, "Hello Knative!\n")] * 5
+    # The watch came back: a new pod of 00001 is learnt.
+    cluster.fake.set_replicas("default", "helloworld-go-00001-deployment", 2)
+    act.wait_for(lambda: act.revision_status("helloworld-go-00001")["ready_pods"] == 2,
+                 20 * SLOW, "the second pod through the re-established watch")
+
+
+def test_forbidden_scale_ends_held_requests_with_503_and_names_the_permission(cluster):
+    token = cluster.fake.add_user("scaler", [
+        r for r in activator_rules("default") if r[2] != "deployments/scale"])
+    path = cluster.fake.write_token_file(token, os.path.join(os.path.dirname(cluster.token_file),
+                                                             "scaler"))
+    act = cluster.activator(helloworld_config(timeout=2), token_path=path)
+    status, body = act.request("/")
+    assert status == 503 and "timed out" in body
+    logs = act.logs()
+    assert 'cannot patch resource \\"deployments/scale\\"' in logs or \
+        'cannot patch resource "deployments/scale"' in logs, logs[-2000:]
+
+
+def test_two_activators_one_leader_and_failover(cluster):
+    a = cluster.activator(identity="activator-a")
+    time.sleep(1)
+    b = cluster.activator(identity="activator-b")
+    assert a.request("/") == (200, "Hello World!\n")
+    assert b.request("/") == (200, "Hello World!\n")
+    writers = {p["user"] for p in cluster.fake.lease_writes if p["status"] < 300}
+    holder = cluster.fake.get_lease("default", "kp-activator")["spec"]["holderIdentity"]
+    assert holder in ("activator-a", "activator-b")
+    leader, follower = (a, b) if holder == "activator-a" else (b, a)
+    assert leader.stop() == 0
+    cluster.fake.set_replicas("default", "helloworld-go-00002-deployment", 0)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        lease = cluster.fake.get_lease("default", "kp-activator")
+        if lease["spec"]["holderIdentity"] != holder:
+            break
+        time.sleep(0.2)
+    assert lease["spec"]["holderIdentity"] != holder, lease
+    # The new leader writes scale: a cold start of 00002 works through it.
+    before = len(cluster.fake.patches("default", "helloworld-go-00002-deployment"))
+    assert follower.request("/", host="candidate-" + HOST) == (200, "Hello Knative!\n")
+    assert len(cluster.fake.patches("default", "helloworld-go-00002-deployment")) > before
+    assert writers

@@ -1,0 +1,285 @@
+"""config/kubernetes/: every manifest parses; the objects a revision needs are
+there with Knative's names; RBAC grants exactly what the activator calls;
+pods are locked down; the queue-proxy sidecar gets Knative's environment and
+our queue-proxy accepts it; the ConfigMap's config.json loads in the real
+activator. Needs PyYAML (Debian: python3-yaml). No cluster needed."""
+import glob
+import json
+import os
+import subprocess
+
+import pytest
+
+import kp
+from activator_harness import Activator
+
+yaml = pytest.importorskip("yaml", reason="PyYAML missing: apt-get install python3-yaml")
+
+MANIFEST_DIR = os.path.join(kp.REPO, "config", "kubernetes")
+APPS_NS = "default"
+SYSTEM_NS = "kp-system"
+REVISION = "helloworld-go-00001"
+KNATIVE_QP_ENV = [
+    "SERVING_NAMESPACE", "SERVING_CONFIGURATION", "SERVING_REVISION", "SERVING_POD",
+    "SERVING_POD_IP", "QUEUE_SERVING_PORT", "QUEUE_SERVING_TLS_PORT", "USER_PORT",
+    "CONTAINER_CONCURRENCY", "REVISION_TIMEOUT_SECONDS", "SERVING_LOGGING_CONFIG",
+    "SERVING_LOGGING_LEVEL",
+]
+PROGRAMS = ("activator", "queue-proxy", "helloworld")
+
+
+def load_all():
+    files = sorted(glob.glob(os.path.join(MANIFEST_DIR, "*.yaml")))
+    assert files, "no manifests in %s" % MANIFEST_DIR
+    docs = []
+    for path in files:
+        with open(path) as f:
+            for doc in yaml.safe_load_all(f):
+                if doc is None:
+                    continue
+                where = "%s: %s" % (os.path.basename(path), doc.get("kind"))
+                for key in ("apiVersion", "kind", "metadata"):
+                    assert key in doc, "%s: no %s" % (where, key)
+                assert doc["metadata"].get("name"), "%s: no metadata.name" % where
+                doc["_file"] = os.path.basename(path)
+                docs.append(doc)
+    return docs
+
+
+DOCS = load_all()
+
+
+def find(kind, name, namespace=None):
+    hits = [d for d in DOCS if d["kind"] == kind and d["metadata"]["name"] == name
+            and (namespace is None or d["metadata"].get("namespace") == namespace)]
+    assert len(hits) == 1, "expected one %s %s/%s, found %d" % (kind, namespace, name, len(hits))
+    return hits[0]
+
+
+def container(deployment, name):
+    for c in deployment["spec"]["template"]["spec"]["containers"]:
+        if c["name"] == name:
+            return c
+    raise AssertionError("%s has no container %s" % (deployment["metadata"]["name"], name))
+
+
+def env_of(c):
+    return {e["name"]: e for e in c.get("env", [])}
+
+
+def test_kinds_and_names():
+    have = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in DOCS}
+    for kind, ns, name in [
+        ("Namespace", None, SYSTEM_NS),
+        ("ServiceAccount", SYSTEM_NS, "kp-activator"),
+        ("Role", APPS_NS, "kp-activator"),
+        ("RoleBinding", APPS_NS, "kp-activator"),
+        ("Role", SYSTEM_NS, "kp-activator"),
+        ("RoleBinding", SYSTEM_NS, "kp-activator"),
+        ("ConfigMap", SYSTEM_NS, "kp-config"),
+        ("Deployment", SYSTEM_NS, "kp-activator"),
+        ("Service", SYSTEM_NS, "kp-activator"),
+        ("PodDisruptionBudget", SYSTEM_NS, "kp-activator"),
+        ("Deployment", APPS_NS, REVISION + "-deployment"),
+        ("Service", APPS_NS, REVISION + "-private"),
+        ("Service", APPS_NS, REVISION),
+    ]:
+        assert (kind, ns, name) in have, "missing %s %s/%s" % (kind, ns, name)
+    # Every namespaced object says its namespace (kubectl apply -f must not
+    # depend on the current context's), and the Namespace comes first.
+    for d in DOCS:
+        if d["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
+            assert d["metadata"].get("namespace"), "%s %s: no namespace" % (d["kind"], d["metadata"]["name"])
+    assert DOCS[0]["kind"] == "Namespace", "the Namespace must be applied first"
+
+
+def rules_of(role):
+    grants = set()
+    for r in role["rules"]:
+        assert "resourceNames" not in r or r["resourceNames"], role["metadata"]["name"]
+        for g in r["apiGroups"]:
+            for res in r["resources"]:
+                for v in r["verbs"]:
+                    assert "*" not in (g, res, v), "wildcard in %s" % role["metadata"]["name"]
+                    grants.add((g, res, v))
+    return grants
+
+
+def test_rbac_is_exactly_what_the_activator_calls():
+    assert not [d for d in DOCS if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    assert rules_of(find("Role", "kp-activator", APPS_NS)) == {
+        ("apps", "deployments/scale", "get"), ("apps", "deployments/scale", "patch"),
+        ("discovery.k8s.io", "endpointslices", "get"),
+        ("discovery.k8s.io", "endpointslices", "list"),
+        ("discovery.k8s.io", "endpointslices", "watch"),
+    }
+    # The Lease, and the activator Service's EndpointSlices (KP_ACTIVATOR_SERVICE).
+    assert rules_of(find("Role", "kp-activator", SYSTEM_NS)) == {
+        ("coordination.k8s.io", "leases", "get"), ("coordination.k8s.io", "leases", "create"),
+        ("coordination.k8s.io", "leases", "update"),
+        ("discovery.k8s.io", "endpointslices", "get"),
+        ("discovery.k8s.io", "endpointslices", "list"),
+        ("discovery.k8s.io", "endpointslices", "watch"),
+    }
+    roles = [d for d in DOCS if d["kind"] == "Role"]
+    assert len(roles) == 2, "unexpected extra Role: %s" % [r["metadata"]["name"] for r in roles]
+    for ns, name in [(APPS_NS, "kp-activator"), (SYSTEM_NS, "kp-activator")]:
+        rb = find("RoleBinding", name, ns)
+        assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
+        assert rb["subjects"] == [{"kind": "ServiceAccount", "name": "kp-activator",
+                                   "namespace": SYSTEM_NS}]
+    pod = find("Deployment", "kp-activator", SYSTEM_NS)["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "kp-activator"
+
+
+def assert_locked_down(deployment):
+    pod = deployment["spec"]["template"]["spec"]
+    name = deployment["metadata"]["name"]
+    assert pod["securityContext"]["runAsNonRoot"] is True, name
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+    for c in pod["containers"]:
+        sc = c.get("securityContext", {})
+        where = "%s/%s" % (name, c["name"])
+        assert sc.get("runAsNonRoot") is True, where
+        assert sc.get("readOnlyRootFilesystem") is True, where
+        assert sc.get("allowPrivilegeEscalation") is False, where
+        assert sc.get("capabilities") == {"drop": ["ALL"]}, where
+        assert sc.get("seccompProfile") == {"type": "RuntimeDefault"}, where
+        assert not sc.get("privileged"), where
+        res = c.get("resources", {})
+        assert res.get("requests", {}).get("cpu") and res.get("requests", {}).get("memory"), where
+        assert res.get("limits", {}).get("memory"), where
+        # The image's programs, chosen by command (the image has no entrypoint).
+        assert (c.get("command") or [None])[0] in PROGRAMS, where
+
+
+def test_activator_deployment():
+    d = find("Deployment", "kp-activator", SYSTEM_NS)
+    assert d["spec"]["replicas"] == 2
+    assert_locked_down(d)
+    c = container(d, "activator")
+    argv = c["command"] + c.get("args", [])
+    assert argv == ["activator", "--config", "/etc/kp/config.json", "--backend", "kubernetes",
+                    "--listen", "0.0.0.0:8080", "--admin", "0.0.0.0:9095"]
+    help_text = subprocess.run([kp.binary("activator"), "--help"], capture_output=True,
+                               text=True, timeout=5).stdout
+    for flag in argv[1::2]:
+        assert flag in help_text, "activator --help does not know %s" % flag
+    env = env_of(c)
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert env["KP_ACTIVATOR_SERVICE"]["value"] == "kp-activator"
+    assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 9095}
+    assert c["livenessProbe"]["tcpSocket"] == {"port": 8080}
+    mount = [m for m in c["volumeMounts"] if m["mountPath"] == "/etc/kp"]
+    assert mount and mount[0].get("readOnly") is True
+    vols = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
+    assert vols[mount[0]["name"]]["configMap"]["name"] == "kp-config"
+
+    labels = d["spec"]["template"]["metadata"]["labels"]
+    svc = find("Service", "kp-activator", SYSTEM_NS)
+    assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": 8080,
+                                     "protocol": "TCP"}]
+    pdb = find("PodDisruptionBudget", "kp-activator", SYSTEM_NS)
+    assert pdb["spec"]["minAvailable"] == 1
+    for sel in (svc["spec"]["selector"], pdb["spec"]["selector"]["matchLabels"],
+                d["spec"]["selector"]["matchLabels"]):
+        assert sel.items() <= labels.items(), sel
+
+
+def test_revision_objects():
+    d = find("Deployment", REVISION + "-deployment", APPS_NS)
+    assert d["spec"]["replicas"] == 0
+    assert_locked_down(d)
+    label = {"serving.knative.dev/revision": REVISION}
+    assert d["spec"]["selector"]["matchLabels"] == label
+    assert label.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    app = container(d, "user-container")
+    assert app["command"] == ["helloworld"]
+    assert {k: v.get("value") for k, v in env_of(app).items()
+            if k in ("PORT", "TARGET")} == {"PORT": "8080", "TARGET": "World"}
+    assert app["lifecycle"]["preStop"]["httpGet"] == {"path": "/wait-for-drain", "port": 8022}
+    for svc_name, port in [(REVISION + "-private", 8012), (REVISION, 80)]:
+        svc = find("Service", svc_name, APPS_NS)
+        assert svc["spec"]["selector"] == label, svc_name
+        http = [p for p in svc["spec"]["ports"] if p["name"] == "http"]
+        assert http and http[0]["port"] == port and http[0]["targetPort"] == 8012, svc_name
+
+
+def queue_proxy_env():
+    """The queue-proxy container's environment as the kubelet would make it
+    (downward API values filled with stand-ins)."""
+    c = container(find("Deployment", REVISION + "-deployment", APPS_NS), "queue-proxy")
+    downward = {"metadata.namespace": APPS_NS, "metadata.name": REVISION + "-deployment-abc12",
+                "status.podIP": "10.244.0.7"}
+    out = {}
+    for name, e in env_of(c).items():
+        if "value" in e:
+            assert isinstance(e["value"], str), "%s: env values must be strings" % name
+            out[name] = e["value"]
+        else:
+            out[name] = downward[e["valueFrom"]["fieldRef"]["fieldPath"]]
+    return c, out
+
+
+def test_queue_proxy_sidecar_has_knatives_environment():
+    c, env = queue_proxy_env()
+    missing = [v for v in KNATIVE_QP_ENV if v not in env]
+    assert not missing, "queue-proxy env lacks %s" % missing
+    raw = env_of(c)
+    for name, path in [("SERVING_NAMESPACE", "metadata.namespace"), ("SERVING_POD", "metadata.name"),
+                       ("SERVING_POD_IP", "status.podIP")]:
+        assert raw[name]["valueFrom"]["fieldRef"]["fieldPath"] == path, name
+    assert env["SERVING_REVISION"] == REVISION
+    assert (env["QUEUE_SERVING_PORT"], env["QUEUE_SERVING_TLS_PORT"], env["USER_PORT"]) == \
+        ("8012", "8112", "8080")
+    assert env["CONTAINER_CONCURRENCY"] == "10" and env["REVISION_TIMEOUT_SECONDS"] == "300"
+    assert env["SERVING_LOGGING_CONFIG"] == "" and env["SERVING_LOGGING_LEVEL"] == "info"
+    assert json.loads(env["SERVING_READINESS_PROBE"]) == {
+        "tcpSocket": {"port": 8080, "host": "127.0.0.1"}, "successThreshold": 1}
+    assert {p["name"]: p["containerPort"] for p in c["ports"]}.items() >= {
+        "http": 8012, "metrics": 9090}.items()
+    probe = c["readinessProbe"]["httpGet"]
+    assert probe["port"] == 8012
+    assert {"name": "K-Network-Probe", "value": "queue"} in probe["httpHeaders"]
+
+
+def test_queue_proxy_accepts_the_manifests_environment(procs):
+    """Our queue-proxy starts with exactly that environment (ports moved to
+    free ones so the test runs anywhere) and answers a kubelet probe."""
+    _, env = queue_proxy_env()
+    serving, user = kp.free_port(), kp.free_port()
+    env.update(QUEUE_SERVING_PORT=str(serving), USER_PORT=str(user),
+               KP_ADMIN_PORT=str(kp.free_port()), KP_METRICS_PORT=str(kp.free_port()),
+               KP_USER_METRICS_PORT=str(kp.free_port()), KP_DRAIN_QUIET_PERIOD_SECONDS="0",
+               SERVING_READINESS_PROBE=env["SERVING_READINESS_PROBE"].replace("8080", str(user)))
+    app = procs.start("helloworld", kp.app_command(), {"PORT": str(user), "HOST": "127.0.0.1"})
+    qp = procs.start("queue-proxy", [kp.binary("queue-proxy")], env)
+    kp.wait_port(serving, proc=qp)
+    kp.wait_port(user, proc=app)
+    r = kp.request(serving, "/", headers={"User-Agent": "kube-probe/1.30",
+                                          "K-Network-Probe": "queue"})
+    assert (r.status, r.body) == (200, b"queue"), r
+
+
+def test_configmap_loads_in_the_real_activator():
+    cm = find("ConfigMap", "kp-config", SYSTEM_NS)
+    config = json.loads(cm["data"]["config.json"])
+    svc = config["services"][0]
+    assert (svc["name"], svc["namespace"]) == ("helloworld-go", APPS_NS)
+    rev = [r for r in svc["revisions"] if r["name"] == REVISION]
+    assert rev and rev[0]["containerConcurrency"] == 10
+    # Same CC and timeout as the Deployment's queue-proxy.
+    _, env = queue_proxy_env()
+    assert str(rev[0]["containerConcurrency"]) == env["CONTAINER_CONCURRENCY"]
+    assert str(rev[0].get("timeoutSeconds", 300)) == env["REVISION_TIMEOUT_SECONDS"]
+    # The Deployment starts at zero: so must the activator (no pod at start).
+    act = Activator(config)
+    try:
+        status = act.status()
+        names = [s["name"] for s in status["services"]]
+        assert "helloworld-go" in names, status
+        assert act.revision_status(REVISION) is not None
+    finally:
+        code = act.stop(timeout=10)
+    assert code == 0, "activator exit %s:\n%s" % (code, act.logs())
