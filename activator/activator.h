@@ -78,16 +78,24 @@ struct act_revision {
     double cold_start_seconds_sum;
     uint64_t scale_decisions;
     int cold_start_pending; /* a request is held while no pod is ready */
+    int retired; /* no longer in the config: gets no new request */
     void *scaler; /* scaler.c's per-revision state */
 };
 
 struct act {
     uv_loop_t *loop;
-    kp_activator_config_t cfg;
+    kp_activator_config_t *cfg; /* the current one */
+    /* Earlier configs: revisions they named may still be draining, so
+     * they live until exit. */
+    kp_activator_config_t **old_cfgs;
+    size_t n_old_cfgs;
     kp_router_t *router;
     act_backend_t *backend;
-    act_revision_t *revisions;
-    size_t n_revisions;
+    act_revision_t **revisions; /* every revision ever configured */
+    size_t n_revisions, cap_revisions;
+    const char *config_path;
+    uv_fs_poll_t config_poll;
+    uv_signal_t sighup;
     kp_http_server_t server;
     kp_http_server_t admin_server;
     int max_held; /* per revision, Knative's 10 000 */
@@ -114,6 +122,17 @@ void act_revision_pod_unready(act_pod_t *pod);
 /* A pod's probe or scrape ended: a removed pod may be freed now. */
 void act_revision_pod_settled(act_pod_t *pod);
 
+/* config_reload.c */
+/* Makes cfg (taken over) the current configuration: revisions it names
+ * are created or updated, others retired. -1 (cfg freed) on failure. */
+int act_config_apply(act_t *act, kp_activator_config_t *cfg);
+/* Re-reads the file when it changes (ConfigMap updates included) or on
+ * SIGHUP; an invalid file is logged and the running config stays. */
+void act_config_watch_start(act_t *act, const char *path);
+void act_config_watch_stop(act_t *act);
+void act_config_free_all(act_t *act);
+act_revision_t *act_revision_for_spec(act_t *act, const kp_revision_spec_t *spec);
+
 /* handler.c */
 void act_handler_forward(act_request_t *r);
 void act_handler_reject(act_request_t *r, int status, const char *body);
@@ -127,6 +146,8 @@ void act_pod_probe_stop(act_pod_t *pod);
 void act_scaler_init(act_revision_t *rev);
 /* The first request held while the revision has no pod: decide at once. */
 void act_scaler_poke(act_revision_t *rev);
+/* The revision's spec or the global autoscaler settings changed. */
+void act_scaler_reconfigure(act_revision_t *rev);
 /* A request was held: if the held and in-flight requests need more pods
  * than asked for, ask for them now rather than at the next tick. */
 void act_scaler_note_held(act_revision_t *rev);

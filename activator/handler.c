@@ -98,14 +98,6 @@ static const kp_http_header_t *find(const kp_http_request_t *req, const char *na
     return kp_http_header_find(req->headers, req->n_headers, name);
 }
 
-static act_revision_t *revision_for(act_t *act, const kp_revision_spec_t *spec)
-{
-    for (size_t i = 0; i < act->n_revisions; i++)
-        if (act->revisions[i].spec == spec)
-            return &act->revisions[i];
-    return NULL;
-}
-
 static int is_kube_probe(const kp_http_request_t *req)
 {
     const kp_http_header_t *ua = find(req, "user-agent");
@@ -130,7 +122,7 @@ void act_on_request(kp_http_request_t *req, void *ctx)
                                 rev_name ? rev_name->value : NULL, rev_name ? rev_name->value_len : 0,
                                 rev_ns ? rev_ns->value : NULL, rev_ns ? rev_ns->value_len : 0,
                                 act_random(act), &route) == 0;
-    act_revision_t *rev = found ? revision_for(act, route.revision) : NULL;
+    act_revision_t *rev = found ? act_revision_for_spec(act, route.revision) : NULL;
     if (!rev) {
         char body[400];
         if (rev_name && rev_ns)

@@ -180,8 +180,9 @@ static void on_server_closed(kp_http_server_t *s)
 
 static void finish_shutdown(void)
 {
+    act_config_watch_stop(&act);
     for (size_t i = 0; i < act.n_revisions; i++)
-        act_revision_close(&act.revisions[i]);
+        act_revision_close(act.revisions[i]);
     kp_http_server_close(&act.server, on_server_closed);
     act.backend->close(act.backend, on_backend_closed, NULL);
 }
@@ -260,8 +261,10 @@ int main(int argc, char **argv)
     kp_log_init("activator", level);
     signal(SIGPIPE, SIG_IGN);
     char err[512];
-    if (kp_activator_config_load_file(o.config, &act.cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "activator: %s\n", err);
+    kp_activator_config_t *cfg = calloc(1, sizeof *cfg);
+    if (!cfg || kp_activator_config_load_file(o.config, cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "activator: %s\n", cfg ? err : "out of memory");
+        free(cfg);
         return 1;
     }
     char host[256], admin_host[256];
@@ -274,24 +277,17 @@ int main(int argc, char **argv)
     act.max_held = o.max_held;
     act.n_activators = 1;
     act.rng = (uint32_t)uv_hrtime() | 1u;
-    act.router = kp_router_new(&act.cfg);
     static const act_backend_events_t events = {
         .pod_added = act_revision_pod_added,
         .pod_removed = act_revision_pod_removed,
     };
     act.backend = make_backend(&o, &events);
-    if (!act.router || !act.backend) {
+    act.config_path = o.config;
+    if (!act.backend || act_config_apply(&act, cfg) != 0) {
         fprintf(stderr, "activator: out of memory\n");
         return 1;
     }
-    size_t n = 0;
-    for (size_t i = 0; i < act.cfg.n_services; i++)
-        n += act.cfg.services[i].n_revisions;
-    act.revisions = calloc(n ? n : 1, sizeof *act.revisions);
-    for (size_t i = 0; i < act.cfg.n_services; i++)
-        for (size_t j = 0; j < act.cfg.services[i].n_revisions; j++)
-            act_revision_init(&act, &act.revisions[act.n_revisions++],
-                              &act.cfg.services[i].revisions[j]);
+    act_config_watch_start(&act, o.config);
 
     int rc = kp_http_server_init(&act.server, act.loop, host, port, NULL, act_on_request, &act);
     if (rc != 0) {
@@ -308,9 +304,7 @@ int main(int argc, char **argv)
            o.listen, o.admin, act.n_revisions, o.backend);
     uv_run(act.loop, UV_RUN_DEFAULT);
     uv_loop_close(act.loop);
-    kp_router_free(act.router);
-    free(act.revisions);
-    kp_activator_config_free(&act.cfg);
+    act_config_free_all(&act);
     kp_kube_config_free(&kube_cfg);
     return 0;
 }

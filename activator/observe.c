@@ -46,14 +46,6 @@ void act_observe_scale(act_revision_t *rev, int from, int to, const char *why)
               "ready", ready, "held", held, NULL);
 }
 
-static act_revision_t *revision_of(act_t *act, const kp_revision_spec_t *spec)
-{
-    for (size_t i = 0; i < act->n_revisions; i++)
-        if (act->revisions[i].spec == spec)
-            return &act->revisions[i];
-    return NULL;
-}
-
 static void json_str(kp_strbuf_t *sb, const char *s)
 {
     kp_strbuf_puts(sb, "\"");
@@ -108,9 +100,9 @@ static void status_service(kp_strbuf_t *sb, act_t *act, const kp_service_spec_t 
     json_str(sb, svc->name);
     kp_strbuf_puts(sb, ",\"namespace\":");
     json_str(sb, svc->namespace_);
-    if (act->cfg.domain) {
+    if (act->cfg->domain) {
         char host[512];
-        snprintf(host, sizeof host, "%s.%s.%s", svc->name, svc->namespace_, act->cfg.domain);
+        snprintf(host, sizeof host, "%s.%s.%s", svc->name, svc->namespace_, act->cfg->domain);
         kp_strbuf_puts(sb, ",\"url\":");
         json_str(sb, host);
     }
@@ -130,7 +122,7 @@ static void status_service(kp_strbuf_t *sb, act_t *act, const kp_service_spec_t 
     for (size_t i = 0; i < svc->n_revisions; i++) {
         if (i)
             kp_strbuf_puts(sb, ",");
-        const act_revision_t *rev = revision_of(act, &svc->revisions[i]);
+        const act_revision_t *rev = act_revision_for_spec(act, &svc->revisions[i]);
         if (rev)
             status_revision(sb, rev);
         else
@@ -144,10 +136,10 @@ static void render_status(act_t *act, kp_strbuf_t *sb)
     kp_strbuf_printf(sb, "{\"draining\":%s,\"backend\":", act->draining ? "true" : "false");
     json_str(sb, act->backend ? act->backend->name : "");
     kp_strbuf_puts(sb, ",\"services\":[");
-    for (size_t i = 0; i < act->cfg.n_services; i++) {
+    for (size_t i = 0; i < act->cfg->n_services; i++) {
         if (i)
             kp_strbuf_puts(sb, ",");
-        status_service(sb, act, &act->cfg.services[i]);
+        status_service(sb, act, &act->cfg->services[i]);
     }
     kp_strbuf_puts(sb, "]}\n");
 }
@@ -188,7 +180,7 @@ static void render_metrics(act_t *act, kp_strbuf_t *sb)
         kp_strbuf_printf(sb, "# HELP %s %s\n# TYPE %s gauge\n", gauges[g].name, gauges[g].help,
                          gauges[g].name);
         for (size_t i = 0; i < act->n_revisions; i++) {
-            const act_revision_t *rev = &act->revisions[i];
+            const act_revision_t *rev = act->revisions[i];
             kp_strbuf_puts(sb, gauges[g].name);
             prom_labels(sb, rev);
             kp_strbuf_puts(sb, "} ");
@@ -199,7 +191,7 @@ static void render_metrics(act_t *act, kp_strbuf_t *sb)
     kp_strbuf_puts(sb, "# HELP activator_requests_total Responses by status class.\n"
                        "# TYPE activator_requests_total counter\n");
     for (size_t i = 0; i < act->n_revisions; i++) {
-        const act_revision_t *rev = &act->revisions[i];
+        const act_revision_t *rev = act->revisions[i];
         for (int cls = 1; cls <= 5; cls++) {
             kp_strbuf_puts(sb, "activator_requests_total");
             prom_labels(sb, rev);
@@ -210,7 +202,7 @@ static void render_metrics(act_t *act, kp_strbuf_t *sb)
     kp_strbuf_puts(sb, "# HELP activator_cold_start_seconds Time the first request of a start "
                        "from zero was held.\n# TYPE activator_cold_start_seconds histogram\n");
     for (size_t i = 0; i < act->n_revisions; i++) {
-        const act_revision_t *rev = &act->revisions[i];
+        const act_revision_t *rev = act->revisions[i];
         for (size_t b = 0; b <= N_BOUNDS; b++) {
             kp_strbuf_puts(sb, "activator_cold_start_seconds_bucket");
             prom_labels(sb, rev);

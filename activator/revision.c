@@ -250,7 +250,7 @@ void act_set_activator_count(act_t *act, int n)
     kp_log_kv(KP_LOG_INFO, "activator replicas changed", "ready", count, NULL);
     act->n_activators = n;
     for (size_t i = 0; i < act->n_revisions; i++)
-        dispatch_held(&act->revisions[i]);
+        dispatch_held(act->revisions[i]);
 }
 
 void act_revision_request_done(act_request_t *r)

@@ -192,6 +192,24 @@ static void on_decide_tick(uv_timer_t *t)
     apply_decision(t->data, 0);
 }
 
+/* Knative's defaults, then the global settings, then the revision's
+ * annotations (values were checked when the config was loaded). */
+static void scaler_config(const act_revision_t *rev, kp_kpa_config_t *cfg)
+{
+    const kp_activator_config_t *global = rev->act->cfg;
+    kp_kpa_config_defaults(cfg);
+    char err[256];
+    for (size_t i = 0; i < global->n_autoscaler; i++)
+        if (kp_kpa_config_set(cfg, global->autoscaler[i].key, global->autoscaler[i].value, err,
+                              sizeof err) != 0)
+            kp_log(KP_LOG_WARN, "autoscaler: %s", err);
+    for (size_t i = 0; i < rev->spec->n_annotations; i++)
+        if (kp_kpa_config_set(cfg, rev->spec->annotations[i].key, rev->spec->annotations[i].value,
+                              err, sizeof err) != 0)
+            kp_log(KP_LOG_WARN, "revision %s: %s", rev->key, err);
+    cfg->container_concurrency = rev->spec->container_concurrency;
+}
+
 void act_scaler_init(act_revision_t *rev)
 {
     act_scaler_t *sc = calloc(1, sizeof *sc);
@@ -200,23 +218,23 @@ void act_scaler_init(act_revision_t *rev)
     sc->rev = rev;
     rev->scaler = sc;
     act_t *act = rev->act;
-    kp_kpa_config_defaults(&sc->cfg);
-    char err[256];
-    for (size_t i = 0; i < act->cfg.n_autoscaler; i++)
-        if (kp_kpa_config_set(&sc->cfg, act->cfg.autoscaler[i].key, act->cfg.autoscaler[i].value,
-                              err, sizeof err) != 0)
-            kp_log(KP_LOG_WARN, "autoscaler: %s", err);
-    for (size_t i = 0; i < rev->spec->n_annotations; i++)
-        if (kp_kpa_config_set(&sc->cfg, rev->spec->annotations[i].key,
-                              rev->spec->annotations[i].value, err, sizeof err) != 0)
-            kp_log(KP_LOG_WARN, "revision %s: %s", rev->key, err);
-    sc->cfg.container_concurrency = rev->spec->container_concurrency;
+    scaler_config(rev, &sc->cfg);
     kp_kpa_init(&sc->kpa, &sc->cfg, kp_now_ns());
     uv_timer_init(act->loop, &sc->scrape_timer);
     uv_timer_init(act->loop, &sc->decide_timer);
     sc->scrape_timer.data = sc->decide_timer.data = sc;
     uv_timer_start(&sc->scrape_timer, on_scrape_tick, SCRAPE_PERIOD_MS, SCRAPE_PERIOD_MS);
     uv_timer_start(&sc->decide_timer, on_decide_tick, 0, DECIDE_PERIOD_MS);
+}
+
+void act_scaler_reconfigure(act_revision_t *rev)
+{
+    act_scaler_t *sc = rev->scaler;
+    if (!sc || sc->closing)
+        return;
+    /* The windows keep their history; only the settings change. */
+    scaler_config(rev, &sc->cfg);
+    sc->kpa.cfg = sc->cfg;
 }
 
 void act_scaler_poke(act_revision_t *rev)

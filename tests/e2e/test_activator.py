@@ -205,3 +205,36 @@ def test_bad_config_names_the_field(tmp_path):
                        text=True, timeout=10)
     assert r.returncode != 0
     assert "traffic" in r.stderr and "100" in r.stderr, r.stderr
+
+
+def test_config_reload_moves_traffic_and_rejects_a_bad_file(activator_factory):
+    act = activator_factory(helloworld_config())
+    assert act.request("/") == (200, "Hello World!\n")
+
+    def rewrite(cfg):
+        tmp = act.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(cfg if isinstance(cfg, str) else json.dumps(cfg))
+        import os
+        os.replace(tmp, act.config_path)  # as a ConfigMap update: a new file
+
+    rewrite(helloworld_config(split=(0, 100)))
+    act.wait_for(lambda: act.request("/")[1] == "Hello Knative!\n", 10, "traffic moved to 00002")
+
+    rewrite('{"services": [')  # broken: the running config stays
+    act.wait_for(lambda: any(l.get("message", "").startswith("config reload rejected")
+                             for l in act.log_lines()), 10, "the rejection logged")
+    assert act.request("/") == (200, "Hello Knative!\n")
+
+    # A new revision appears and takes the traffic; the old ones stay reachable by tag.
+    cfg = helloworld_config()
+    svc = cfg["services"][0]
+    svc["revisions"].append({"name": "helloworld-go-00003", "containerConcurrency": 10,
+                             "env": {"TARGET": "Three"}})
+    svc["traffic"] = [{"revisionName": "helloworld-go-00003", "percent": 100},
+                      {"revisionName": "helloworld-go-00002", "percent": 0, "tag": "candidate"}]
+    rewrite(cfg)
+    act.wait_for(lambda: act.request("/")[1] == "Hello Three!\n", 10, "the new revision")
+    assert act.request("/", host="candidate-" + HOST) == (200, "Hello Knative!\n")
+    names = [r["name"] for r in act.status()["services"][0]["revisions"]]
+    assert names == ["helloworld-go-00001", "helloworld-go-00002", "helloworld-go-00003"]
