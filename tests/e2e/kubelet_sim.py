@@ -222,7 +222,9 @@ class KubeletSim:
             n = self._next_ip
             self._next_ip = 2 if self._next_ip >= 254 else self._next_ip + 1
             ip = "127.0.0.%d" % n
-            if ip not in self._ips_in_use:
+            # Another run on this machine may hold the address's ports.
+            if ip not in self._ips_in_use and (self.port_mode != "standard" or all(
+                    _can_bind(ip, port) for port in (QUEUE_PORT, ADMIN_PORT, METRICS_PORT))):
                 self._ips_in_use.add(ip)
                 return ip
         raise RuntimeError("no free loopback address")
