@@ -101,7 +101,7 @@ def test_api_faults_lose_no_held_request(cluster):
     with concurrent.futures.ThreadPoolExecutor(5) as pool:
         futures = [pool.submit(act.request, "/", "candidate-" + HOST, None, 60)
                    for _ in range(5)]
-        time.sleep(3)
+        time.sleep(10)
         cluster.fake.set_down(False)
         results = [f.result() for f in futures]
     assert results == [(200, "Hello Knative!\n")] * 5
@@ -148,3 +148,24 @@ def test_two_activators_one_leader_and_failover(cluster):
     assert follower.request("/", host="candidate-" + HOST) == (200, "Hello Knative!\n")
     assert len(cluster.fake.patches("default", "helloworld-go-00002-deployment")) > before
     assert writers
+
+
+def test_two_activators_share_each_pods_concurrency(cluster):
+    # Both replicas are ready endpoints of the activator Service: each may
+    # give a pod half of its containerConcurrency.
+    cluster.fake.set_endpoints("default", "kp-activator", [
+        ("127.0.0.1", True, "activator-a"), ("127.0.0.254", True, "activator-b")], port=8080)
+    cfg = helloworld_config(autoscaler={"min-scale": "2", "max-scale": "2"})
+    extra = ["--activator-service", "kp-activator"]
+    a = cluster.activator(cfg, identity="activator-a", extra=extra)
+    b = cluster.activator(cfg, identity="activator-b", extra=extra)
+    cluster.sim.wait_ready("helloworld-go-00001", 2, timeout=20 * SLOW)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(hey, act.url("/?sleep=100"), HOST, 25, "6s") for act in (a, b)]
+        codes = [r.result() for r in runs]
+    assert all(set(c) == {200} for c in codes), codes
+    maxima = [json.loads(p.get("/stats").body)["max_in_flight"]
+              for p in cluster.sim.pods("helloworld-go-00001")]
+    assert len(maxima) == 2 and max(maxima) <= 10, maxima
+    assert min(maxima) >= 5, maxima  # the load did reach the limit
+    assert "activator replicas changed" in a.logs()
