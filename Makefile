@@ -12,7 +12,7 @@ LLHTTP_INC := /usr/share/include/llhttp
 
 DEB_PACKAGES := build-essential pkg-config libuv1-dev libcurl4-openssl-dev \
 	libcjson-dev node-llhttp libprotobuf-c-dev protobuf-c-compiler \
-	libcmocka-dev python3-pytest python3-yaml curl openssl hey wrk haproxy prometheus gnuplot-nox
+	libcmocka-dev python3-pytest python3-yaml curl openssl hey wrk haproxy prometheus gnuplot-nox clang
 
 OPT        := -O2
 ifneq ($(SANITIZE),)
@@ -48,7 +48,7 @@ endif
 PROGRAM_LIBS := $(BUILD)/libqueueproxy.a
 
 .SECONDARY:
-.PHONY: all deps test test-asan unit e2e run bench clean format help
+.PHONY: all deps test test-asan unit e2e run bench clean format help fuzz
 all: $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN)
 
 help:
@@ -59,6 +59,7 @@ help:
 	@echo "make test-asan  the same under AddressSanitizer + UBSan (build-asan/)"
 	@echo "make bench      run every benchmark in bench/ (or: bash bench/NAME)"
 	@echo "make format     clang-format our sources"
+	@echo "make fuzz       libFuzzer targets under ASan+UBSan, FUZZ_SECONDS (30) each (build-fuzz/)"
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -139,6 +140,8 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
+
+-include tests/fuzz/fuzz.mk
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

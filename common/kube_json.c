@@ -298,6 +298,10 @@ int kp_kube_slices_merge(const kp_kube_slices_t *set, kp_kube_endpoint_t **out, 
         return -1;
     size_t k = 0;
     for (size_t i = 0; i < set->n; i++) {
+        /* An empty slice (a service scaled to zero) has eps NULL, and
+         * memcpy from NULL is undefined even for 0 bytes (C11 7.24.1). */
+        if (set->items[i].n == 0)
+            continue;
         memcpy(all + k, set->items[i].eps, set->items[i].n * sizeof(*all));
         k += set->items[i].n;
     }

@@ -261,6 +261,27 @@ static void merge_across_slices_with_replace_and_delete(void **state)
     kp_kube_slices_clear(&set);
 }
 
+/* Found by tests/fuzz/fuzz_kube_watch (regressions/kube_watch/): a slice
+ * with no endpoints (eps NULL) beside one with endpoints made the merge
+ * memcpy from NULL, undefined behaviour that UBSan stops on. */
+static void merge_with_an_empty_slice(void **state)
+{
+    kp_kube_slices_t set = {0};
+    kp_kube_slice_t empty = slice_from("{\"metadata\":{\"name\":\"empty\"},\"endpoints\":[]}");
+    kp_kube_slice_t full = slice_from("{\"metadata\":{\"name\":\"full\"},\"ports\":[{\"port\":80}],"
+                                      "\"endpoints\":[{\"addresses\":[\"10.0.0.1\"]}]}");
+    assert_int_equal(empty.n, 0);
+    kp_kube_slices_apply(&set, KP_KUBE_EV_ADDED, &empty);
+    kp_kube_slices_apply(&set, KP_KUBE_EV_ADDED, &full);
+    kp_kube_endpoint_t *eps;
+    size_t n;
+    assert_int_equal(kp_kube_slices_merge(&set, &eps, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(eps[0].ip, "10.0.0.1");
+    free(eps);
+    kp_kube_slices_clear(&set);
+}
+
 static void list_replaces_the_set_and_gives_its_rv(void **state)
 {
     kp_kube_slices_t set = {0};
@@ -300,6 +321,7 @@ int main(void)
         cmocka_unit_test(rbac_rule_names_verb_resource_group_namespace),
         cmocka_unit_test(slice_parse_ready_absent_counts_as_ready),
         cmocka_unit_test(merge_across_slices_with_replace_and_delete),
+        cmocka_unit_test(merge_with_an_empty_slice),
         cmocka_unit_test(list_replaces_the_set_and_gives_its_rv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
