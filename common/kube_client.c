@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "kube_client.h"
+#include "kube_internal.h"
 #include "log.h"
 #include "strbuf.h"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "kube_client.h"
+#include "kube_internal.h"
 
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 

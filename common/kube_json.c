@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "kube_client.h"
+#include "kube_internal.h"
 #include "strbuf.h"
 
 static void copy_str(char *dst, size_t dst_len, const char *src)

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "kube_client.h"
+#include "kube_internal.h"
 #include "log.h"
 
 #define CONFLICT_RETRIES 3

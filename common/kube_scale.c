@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kube_client.h"
+#include "kube_internal.h"
 
 typedef struct scale_call {
     kp_kube_scale_cb cb;

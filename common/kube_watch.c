@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kube_client.h"
+#include "kube_internal.h"
 #include "log.h"
 #include "strbuf.h"
 
