@@ -48,7 +48,7 @@ endif
 PROGRAM_LIBS := $(BUILD)/libqueueproxy.a
 
 .SECONDARY:
-.PHONY: all deps test test-asan unit e2e run bench clean format help fuzz
+.PHONY: all deps test test-asan unit e2e run bench soak clean format help fuzz
 all: $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN)
 
 help:
@@ -58,6 +58,7 @@ help:
 	@echo "make test       deps + build + unit tests + end-to-end tests"
 	@echo "make test-asan  the same under AddressSanitizer + UBSan (build-asan/)"
 	@echo "make bench      run every benchmark in bench/ (or: bash bench/NAME)"
+	@echo "make soak       an hour of load and scaling, activator memory sampled"
 	@echo "make format     clang-format our sources"
 	@echo "make fuzz       libFuzzer targets under ASan+UBSan, FUZZ_SECONDS (30) each (build-fuzz/)"
 
@@ -135,6 +136,11 @@ run: deps
 BENCHES := queue-proxy activator cold-start seed-demo held-memory
 bench: deps all
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b"; bash bench/$$b; done
+
+# An hour of mixed load and scaling with the activator's memory sampled
+# (SOAK_MINUTES to shorten); not part of make test.
+soak: deps all
+	bash bench/soak
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -25,6 +25,10 @@ static const char usage[] =
     "  --backend NAME       where pods run: local or kubernetes (env KP_ACTIVATOR_BACKEND;\n"
     "                       default local)\n"
     "  --queue-proxy PATH   queue-proxy binary for local pods (default: next to this binary)\n"
+    "  --pod-port-base N    local pods' ports are taken from N upwards (default 20000);\n"
+    "                       activators on one host need ranges of their own\n"
+    "  --reuse-port         share the --listen port with other processes (SO_REUSEPORT),\n"
+    "                       so an activator can restart while another serves\n"
     "\n"
     "kubernetes backend (in a pod, the API is found from the service account):\n"
     "  --kube-api URL       API server, e.g. https://1.2.3.4:6443 or http://127.0.0.1:8001\n"
@@ -43,6 +47,9 @@ static const char usage[] =
     "  --max-held N         held requests per revision before 503 (default 10000)\n"
     "  -h, --help           this text\n"
     "\n"
+    "Environment for every HTTP server of the process: KP_HTTP_HEADER_TIMEOUT_MS\n"
+    "(30000: a slower request head gets 408) and KP_HTTP_MAX_CONNECTIONS (20000).\n"
+    "\n"
     "Route a request by Host {service}.{namespace}.{any domain} (tagged:\n"
     "{tag}-{service}.{namespace}.{domain}) or by the headers Knative-Serving-Revision\n"
     "and Knative-Serving-Namespace. SIGTERM or SIGINT: stop accepting, finish what\n"
@@ -59,6 +66,8 @@ typedef struct act_opts {
     const char *kube_api, *kube_token_file, *kube_ca_file;
     const char *identity, *lease_namespace, *activator_service;
     int lease_duration_s;
+    int pod_port_base;
+    int reuse_port;
 } act_opts_t;
 
 static int split_host_port(const char *flag, const char *s, char *host, size_t host_len, int *port)
@@ -108,6 +117,8 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
     o->lease_namespace = (env = getenv("POD_NAMESPACE")) && *env ? env : "default";
     o->activator_service = getenv("KP_ACTIVATOR_SERVICE");
     o->lease_duration_s = 15;
+    o->pod_port_base = 0;
+    o->reuse_port = 0;
     if ((env = getenv("KP_LEASE_DURATION")) && *env &&
         parse_int_flag("KP_LEASE_DURATION", env, 1, 3600, &o->lease_duration_s) != 0)
         return -1;
@@ -121,6 +132,7 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
         {"lease-namespace", required_argument, NULL, 'N'},
         {"activator-service", required_argument, NULL, 'S'},
         {"lease-duration", required_argument, NULL, 'L'},
+        {"pod-port-base", required_argument, NULL, 'P'}, {"reuse-port", no_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -140,6 +152,11 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
         case 'S': o->activator_service = optarg; break;
         case 'L':
             if (parse_int_flag("--lease-duration", optarg, 1, 3600, &o->lease_duration_s) != 0)
+                return -1;
+            break;
+        case 'R': o->reuse_port = 1; break;
+        case 'P':
+            if (parse_int_flag("--pod-port-base", optarg, 1024, 65000, &o->pod_port_base) != 0)
                 return -1;
             break;
         case 'm':
@@ -188,9 +205,17 @@ static void finish_shutdown(void)
 }
 
 static uv_timer_t drain_timer;
+/* Connections taken from the listener's queue as it closed have not been
+ * read yet, so they look idle; give their requests this long to arrive
+ * before idle connections are closed and the drain is judged complete. */
+#define DRAIN_FIRST_READ_MS 250
 
 static void on_drain_tick(uv_timer_t *t)
 {
+    if (t->data) {
+        t->data = NULL;
+        kp_http_server_close_idle(&act.server);
+    }
     if (kp_http_server_busy(&act.server) > 0)
         return;
     uv_close((uv_handle_t *)t, NULL);
@@ -205,9 +230,10 @@ static void on_signal(uv_signal_t *s, int signum)
     kp_log(KP_LOG_INFO, "received %s: finishing accepted requests, then stopping pods",
            signum == SIGTERM ? "SIGTERM" : "SIGINT");
     kp_http_server_stop_accepting(&act.server);
-    kp_http_server_close_idle(&act.server);
     uv_timer_init(act.loop, &drain_timer);
-    uv_timer_start(&drain_timer, on_drain_tick, 0, 20);
+    drain_timer.data = &drain_timer; /* close_idle still due */
+    uv_timer_start(&drain_timer, on_drain_tick, act.server.opts.reuse_port ? DRAIN_FIRST_READ_MS : 0,
+                   20);
 }
 
 static kp_kube_config_t kube_cfg;
@@ -225,6 +251,8 @@ static act_backend_t *make_backend(const act_opts_t *o, const act_backend_events
         if (o->queue_proxy)
             lopts.queue_proxy_path = o->queue_proxy;
         lopts.log_level = o->log_level;
+        if (o->pod_port_base)
+            lopts.first_port = o->pod_port_base;
         return act_backend_local_new(act.loop, events, &lopts);
     }
     char err[512];
@@ -289,7 +317,10 @@ int main(int argc, char **argv)
     }
     act_config_watch_start(&act, o.config);
 
-    int rc = kp_http_server_init(&act.server, act.loop, host, port, NULL, act_on_request, &act);
+    kp_http_server_opts_t sopts;
+    kp_http_server_opts_default(&sopts);
+    sopts.reuse_port = o.reuse_port;
+    int rc = kp_http_server_init(&act.server, act.loop, host, port, &sopts, act_on_request, &act);
     if (rc != 0) {
         fprintf(stderr, "activator: cannot listen on %s (--listen): %s\n", o.listen, uv_strerror(rc));
         return 1;

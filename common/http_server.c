@@ -5,12 +5,18 @@
  * (bounded) until the current response is done. */
 #include "http_server.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <llhttp.h>
 #include <malloc.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "env.h"
+#include "log.h"
 #include "stream_write.h"
 
 #define READ_BUF_SIZE (32 * 1024)
@@ -59,6 +65,15 @@ struct kp_http_conn {
     unsigned tunnel_paused : 1;
     unsigned continue_sent : 1;
     unsigned shutting_down : 1;
+    unsigned head_started : 1; /* a request head has begun and not ended */
+    /* The bytes parsed before exec_start end in LF and optional SP/HT: a
+     * value span at exec_start would continue a folded line. */
+    unsigned parsed_ends_in_fold : 1;
+    const char *exec_start; /* the data of the llhttp_execute running now */
+    /* Set when a complete head breaks an RFC rule llhttp does not check;
+     * answered with this status and message, then the connection closes. */
+    int reject_status;
+    const char *reject_msg;
     char peer_ip[64];
     int peer_port;
 };
@@ -67,17 +82,33 @@ static void conn_process(kp_http_conn_t *c);
 static void conn_update_reading(kp_http_conn_t *c);
 static void conn_close(kp_http_conn_t *c);
 static void on_idle_timeout(uv_timer_t *t);
+static void respond_error(kp_http_conn_t *c, int status, const char *body);
 
 uint64_t kp_now_ns(void)
 {
     return uv_hrtime();
 }
 
+/* An optional positive integer from the environment; def when unset,
+ * and def with a warning when malformed (the servers start anyway). */
+static long long env_positive(const char *name, long long def)
+{
+    long long v;
+    char err[200];
+    if (kp_env_int(NULL, name, 0, def, 1, 1LL << 40, &v, err, sizeof err) != 0) {
+        kp_log_kv(KP_LOG_WARN, "ignored a malformed variable", "error", err, NULL);
+        return def;
+    }
+    return v;
+}
+
 void kp_http_server_opts_default(kp_http_server_opts_t *o)
 {
-    o->header_timeout_ms = 30000;
+    /* KP_HTTP_* tune every server of the process (tests shorten them). */
+    o->header_timeout_ms = (uint64_t)env_positive("KP_HTTP_HEADER_TIMEOUT_MS", 30000);
     o->keepalive_timeout_ms = 120000;
-    o->max_connections = 20000;
+    o->max_connections = (size_t)env_positive("KP_HTTP_MAX_CONNECTIONS", 20000);
+    o->reuse_port = 0;
 }
 
 /* --- llhttp callbacks --- */
@@ -86,6 +117,9 @@ static int on_message_begin(llhttp_t *p)
 {
     kp_http_conn_t *c = p->data;
     kp_http_head_reset(&c->head);
+    c->head_started = 1;
+    c->reject_status = 0;
+    c->reject_msg = NULL;
     uv_timer_start(&c->timer, on_idle_timeout, c->server->opts.header_timeout_ms, 0);
     return 0;
 }
@@ -108,9 +142,28 @@ static int on_header_field_complete(llhttp_t *p)
     return kp_http_head_field_done(&c->head) == 0 ? 0 : HPE_USER;
 }
 
+/* Whether a header value span starts on a line that began with SP or HT:
+ * llhttp accepts such obs-fold continuations and hands them over as more
+ * value (RFC 9112 §5.2: a server must refuse or unfold them; a proxy that
+ * forwards them can disagree with the next hop about the field). */
+static int value_continues_fold(const kp_http_conn_t *c, const char *at)
+{
+    const char *s = at;
+    while (s > c->exec_start && (s[-1] == ' ' || s[-1] == '\t'))
+        s--;
+    if (s > c->exec_start)
+        return s[-1] == '\n';
+    return c->parsed_ends_in_fold;
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     kp_http_conn_t *c = p->data;
+    if (value_continues_fold(c, at)) {
+        c->reject_status = 400;
+        c->reject_msg = "bad request: obsolete line folding is not accepted\n";
+        return HPE_USER;
+    }
     return kp_http_head_add_value(&c->head, at, len) == 0 ? 0 : HPE_USER;
 }
 
@@ -120,10 +173,117 @@ static int on_header_value_complete(llhttp_t *p)
     return kp_http_head_value_done(&c->head) == 0 ? 0 : HPE_USER;
 }
 
+/* RFC 9110 §5.6.2: tchar. */
+static int is_tchar(unsigned char ch)
+{
+    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
+        return 1;
+    return ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/* RFC 9112 §3.2: Host = uri-host [ ":" port ], where uri-host is an
+ * IP-literal in brackets or a reg-name of unreserved, pct-encoded and
+ * sub-delims characters. An empty value is allowed. */
+static int host_valid(const char *v, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
+            continue;
+        if (ch == 0 || !strchr("-._~%!$&'()*+,;=:[]", ch))
+            return 0;
+    }
+    return 1;
+}
+
+/* Checks of a complete head that llhttp (strict mode) leaves to us; 0, or
+ * the status to refuse it with (c->reject_msg says why). */
+static int head_check(kp_http_conn_t *c, const llhttp_t *p)
+{
+    const kp_http_head_t *h = &c->head;
+    uint8_t major = llhttp_get_http_major((llhttp_t *)p);
+    uint8_t minor = llhttp_get_http_minor((llhttp_t *)p);
+    int method = llhttp_get_method((llhttp_t *)p);
+    /* RFC 9110 §15.6.6: a major version we do not speak. llhttp also takes
+     * "GET /" with no version as HTTP/0.9, which we do not serve. */
+    if (major == 0) {
+        c->reject_msg = "bad request: HTTP/0.9 is not supported\n";
+        return 400;
+    }
+    if (major != 1) {
+        c->reject_msg = "HTTP version not supported (use HTTP/1.1)\n";
+        return 505;
+    }
+    /* We are an origin or gateway, never a forward proxy (RFC 9110 §9.3.6). */
+    if (method == HTTP_CONNECT) {
+        c->reject_msg = "CONNECT is not implemented\n";
+        return 501;
+    }
+    /* RFC 9112 §3.2.4: the asterisk-form is only for OPTIONS. */
+    if (h->url_len == 1 && h->url[0] == '*' && method != HTTP_OPTIONS) {
+        c->reject_msg = "bad request: \"*\" is a request target for OPTIONS only\n";
+        return 400;
+    }
+    size_t hosts = 0;
+    const kp_http_header_t *host = NULL;
+    for (size_t i = 0; i < h->n_headers; i++) {
+        const kp_http_header_t *f = &h->headers[i];
+        /* RFC 9112 §5.1: field-name = token, no whitespace before the colon. */
+        int ok = f->name_len > 0;
+        for (size_t j = 0; ok && j < f->name_len; j++)
+            ok = is_tchar((unsigned char)f->name[j]);
+        if (!ok) {
+            c->reject_msg = "bad request: invalid header field name\n";
+            return 400;
+        }
+        /* RFC 9112 §5.2: obs-fold in a request is refused; RFC 9110 §5.5: no
+         * CR, LF, NUL or other control but HTAB in a value. */
+        for (size_t j = 0; j < f->value_len; j++) {
+            unsigned char ch = (unsigned char)f->value[j];
+            if (ch == '\r' || ch == '\n') {
+                c->reject_msg = "bad request: obsolete line folding is not accepted\n";
+                return 400;
+            }
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+                c->reject_msg = "bad request: invalid character in a header value\n";
+                return 400;
+            }
+        }
+        if (kp_http_name_eq(f->name, f->name_len, "host")) {
+            hosts++;
+            host = f;
+        }
+        /* RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing. */
+        if (minor == 0 && kp_http_name_eq(f->name, f->name_len, "transfer-encoding")) {
+            c->reject_msg = "bad request: Transfer-Encoding in an HTTP/1.0 request\n";
+            return 400;
+        }
+    }
+    /* RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, with more
+     * than one, or with an invalid one. */
+    if (hosts > 1) {
+        c->reject_msg = "bad request: more than one Host header\n";
+        return 400;
+    }
+    if (hosts == 0 && minor >= 1) {
+        c->reject_msg = "bad request: missing Host header\n";
+        return 400;
+    }
+    if (host && !host_valid(host->value, host->value_len)) {
+        c->reject_msg = "bad request: invalid Host header\n";
+        return 400;
+    }
+    return 0;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     kp_http_conn_t *c = p->data;
     kp_http_head_finish(&c->head);
+    c->head_started = 0;
+    c->reject_status = head_check(c, p);
+    if (c->reject_status)
+        return HPE_USER;
     kp_http_request_t *r = &c->req;
     memset(r, 0, sizeof *r);
     r->conn = c;
@@ -324,7 +484,14 @@ uint64_t kp_http_conn_bytes_sent(const kp_http_conn_t *c)
 static void on_idle_timeout(uv_timer_t *t)
 {
     kp_http_conn_t *c = t->data;
-    /* A head still incomplete at the deadline is a slow or stuck client. */
+    /* A head still incomplete at the deadline is a slow or stuck client:
+     * RFC 9110 §15.5.9, 408 and close. An idle keep-alive connection is
+     * closed without a word (RFC 9112 §9.5: the client may be sending). */
+    if (c->state == CONN_READING_HEAD && (c->head_started || c->rlen > c->rpos)) {
+        c->rpos = c->rlen = 0;
+        respond_error(c, 408, "request timeout: the request head took too long\n");
+        return;
+    }
     conn_close(c);
 }
 
@@ -380,14 +547,52 @@ static void conn_response_ended(kp_http_conn_t *c)
 
 static void respond_error(kp_http_conn_t *c, int status, const char *body)
 {
+    if (!c->dispatched) {
+        /* No head was handed over: c->req still describes the previous
+         * request on this connection (a HEAD would strip our body). */
+        memset(&c->req, 0, sizeof c->req);
+        c->req.conn = c;
+        c->req.method_id = HTTP_GET;
+        c->req.http_major = c->req.http_minor = 1;
+        c->req.content_length = -1;
+    }
     c->keep_alive = 0;
     c->state = CONN_IN_REQUEST;
     c->ops = NULL;
     kp_http_conn_respond(c, status, "text/plain; charset=utf-8", body, strlen(body));
 }
 
+/* Whether the buffered bytes start with a whole request line of HTTP/1
+ * syntax (RFC 9112 §3: method SP request-target SP HTTP-version CRLF),
+ * after the empty lines §2.2 lets us skip. */
+static int request_line_well_formed(const kp_http_conn_t *c)
+{
+    const char *s = c->rbuf + c->rpos, *end = c->rbuf + c->rlen;
+    while (s < end && (*s == '\r' || *s == '\n'))
+        s++;
+    const char *m = s;
+    while (s < end && is_tchar((unsigned char)*s))
+        s++;
+    if (s == m || s == end || *s++ != ' ')
+        return 0;
+    const char *t = s;
+    while (s < end && (unsigned char)*s > 0x20 && *s != 0x7f)
+        s++;
+    if (s == t || end - s < 11 || *s != ' ')
+        return 0;
+    s++;
+    return memcmp(s, "HTTP/", 5) == 0 && s[5] >= '0' && s[5] <= '9' && s[6] == '.' && s[7] >= '0' &&
+           s[7] <= '9' && s[8] == '\r' && s[9] == '\n';
+}
+
 static void conn_parse_error(kp_http_conn_t *c, llhttp_errno_t err)
 {
+    /* A handler may have ended the connection from a parser callback
+     * (kp_http_conn_abort in on_body) while llhttp ran on into a malformed
+     * rest: responding would revive a closing connection and close its
+     * handles twice. */
+    if (c->state == CONN_CLOSING)
+        return;
     if (c->dispatched) {
         /* The body was malformed after the head was handed over. */
         if (!c->response_started) {
@@ -398,13 +603,22 @@ static void conn_parse_error(kp_http_conn_t *c, llhttp_errno_t err)
         }
         return;
     }
-    if (err == HPE_USER && c->head.error == KP_HEAD_URL_TOO_LONG)
+    if (c->reject_status) /* HPE_USER, or HPE_CB_* from on_headers_complete */
+        respond_error(c, c->reject_status, c->reject_msg);
+    else if (err == HPE_USER && c->head.error == KP_HEAD_URL_TOO_LONG)
         respond_error(c, 414, "request URL too long\n");
     else if (err == HPE_USER && c->head.error != KP_HEAD_OK)
         respond_error(c, 431, "request header fields too large\n");
     else if (err == HPE_INVALID_METHOD && c->head.len == 0 && c->rpos == 0 &&
              c->rlen > 0 && (unsigned char)c->rbuf[0] == 0x16)
         conn_close(c); /* a TLS handshake on the plain port: nothing to say */
+    else if (err == HPE_PAUSED_H2_UPGRADE)
+        /* An HTTP/2 prior-knowledge preface: RFC 9110 §15.6.6. */
+        respond_error(c, 505, "HTTP version not supported (use HTTP/1.1)\n");
+    else if (err == HPE_INVALID_METHOD && request_line_well_formed(c))
+        /* RFC 9110 §9.1: a well-formed method we do not know (methods are
+         * case-sensitive, so "get" is one) is a 501, not a syntax error. */
+        respond_error(c, 501, "method not implemented\n");
     else {
         char body[160];
         snprintf(body, sizeof body, "bad request: %s\n", llhttp_get_error_reason(&c->parser));
@@ -450,7 +664,16 @@ static void conn_process(kp_http_conn_t *c)
                 break;
             c->parser_pending = 0;
             const char *start = c->rbuf + c->rpos;
+            c->exec_start = start;
             llhttp_errno_t err = llhttp_execute(&c->parser, start, avail);
+            if (err == HPE_OK || err == HPE_PAUSED) {
+                const char *end = err == HPE_OK ? start + avail : llhttp_get_error_pos(&c->parser);
+                const char *s = end;
+                while (s > start && (s[-1] == ' ' || s[-1] == '\t'))
+                    s--;
+                if (s > start)
+                    c->parsed_ends_in_fold = s[-1] == '\n';
+            }
             if (err == HPE_OK) {
                 c->rpos = c->rlen;
             } else if (err == HPE_PAUSED) {
@@ -786,17 +1009,14 @@ void kp_http_conn_abort(kp_http_conn_t *c)
 
 /* --- the listener --- */
 
-static void on_connection(uv_stream_t *listener, int status)
+static kp_http_conn_t *conn_new(kp_http_server_t *s)
 {
-    kp_http_server_t *s = listener->data;
-    if (status < 0)
-        return;
     kp_http_conn_t *c = calloc(1, sizeof *c);
     char *rbuf = malloc(READ_BUF_SIZE);
     if (!c || !rbuf) {
         free(c);
         free(rbuf);
-        return;
+        return NULL;
     }
     c->rbuf = rbuf;
     c->server = s;
@@ -814,10 +1034,13 @@ static void on_connection(uv_stream_t *listener, int status)
     kp_http_head_init(&c->head);
     llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
     c->parser.data = c;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
-        return;
-    }
+    return c;
+}
+
+/* The socket is c->tcp's now: start reading its first request. */
+static void conn_accepted(kp_http_conn_t *c)
+{
+    kp_http_server_t *s = c->server;
     if (s->n_conns > s->opts.max_connections) {
         /* Refusing cleanly: the client sees its connection closed at once
          * instead of hanging in an accept queue. */
@@ -837,6 +1060,76 @@ static void on_connection(uv_stream_t *listener, int status)
         }
     }
     conn_wait_next_request(c);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    kp_http_server_t *s = listener->data;
+    if (status < 0)
+        return;
+    kp_http_conn_t *c = conn_new(s);
+    if (!c)
+        return;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_accepted(c);
+}
+
+/* Takes in what the kernel queued on the listener. Linux does not move a
+ * closing SO_REUSEPORT listener's queue to the others (unless
+ * net.ipv4.tcp_migrate_req is on): every connection left there is reset. */
+static void accept_backlog(kp_http_server_t *s)
+{
+    uv_os_fd_t lfd;
+    if (uv_fileno((uv_handle_t *)&s->listener, &lfd) != 0)
+        return;
+    for (;;) {
+        /* Single-threaded: no spawn can run before FD_CLOEXEC is set;
+         * uv_tcp_open makes it non-blocking. */
+        int fd = accept(lfd, NULL, NULL);
+        if (fd >= 0)
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return; /* EAGAIN: the queue is empty */
+        }
+        kp_http_conn_t *c = conn_new(s);
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        if (uv_tcp_open(&c->tcp, fd) != 0) {
+            close(fd);
+            conn_close(c);
+            continue;
+        }
+        conn_accepted(c);
+    }
+}
+
+/* libuv 1.44 has no UV_TCP_REUSEPORT: make the socket, then hand it over. */
+static int bind_reuse_port(uv_tcp_t *listener, const struct sockaddr *addr)
+{
+    socklen_t len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_in);
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+        bind(fd, addr, len) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    int err = uv_tcp_open(listener, fd);
+    if (err)
+        close(fd);
+    return err;
 }
 
 int kp_http_server_init(kp_http_server_t *s, uv_loop_t *loop, const char *host, int port,
@@ -859,7 +1152,10 @@ int kp_http_server_init(kp_http_server_t *s, uv_loop_t *loop, const char *host, 
         return err;
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
-    err = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
+    if (s->opts.reuse_port)
+        err = bind_reuse_port(&s->listener, (struct sockaddr *)&addr);
+    else
+        err = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
     if (!err)
         err = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
     if (err) {
@@ -875,6 +1171,8 @@ void kp_http_server_stop_accepting(kp_http_server_t *s)
     if (!s->accepting)
         return;
     s->accepting = 0;
+    if (s->opts.reuse_port)
+        accept_backlog(s);
     uv_close((uv_handle_t *)&s->listener, NULL);
 }
 

@@ -51,6 +51,11 @@ typedef struct kp_http_server_opts {
     uint64_t header_timeout_ms;    /* time to receive a whole request head */
     uint64_t keepalive_timeout_ms; /* idle time between requests */
     size_t max_connections;        /* over it: refuse (close at once) */
+    /* SO_REUSEPORT: several processes share the port (a restart with no
+     * gap). Stopping to accept then first takes in every connection the
+     * kernel already queued on this listener: closing a listener resets
+     * them, they are not handed to the others. */
+    int reuse_port;
 } kp_http_server_opts_t;
 
 struct kp_http_server {
@@ -71,7 +76,8 @@ int kp_http_server_init(kp_http_server_t *s, uv_loop_t *loop, const char *host, 
                         const kp_http_server_opts_t *opts, kp_http_request_cb on_request,
                         void *ctx);
 void kp_http_server_opts_default(kp_http_server_opts_t *o);
-/* Stops accepting new connections; existing ones go on. */
+/* Stops accepting new connections; existing ones go on (with reuse_port,
+ * connections already queued on the listener are taken in first). */
 void kp_http_server_stop_accepting(kp_http_server_t *s);
 /* Closes idle keep-alive connections now and every other one when its
  * current response ends. */

@@ -24,7 +24,8 @@ static const char usage[] =
     "Extra, for running many pods on one host (defaults are Knative's ports):\n"
     "  KP_ADMIN_PORT (8022), KP_METRICS_PORT (9090), KP_USER_METRICS_PORT (9091),\n"
     "  KP_DRAIN_QUIET_PERIOD_SECONDS (30), KP_USER_HOST (127.0.0.1),\n"
-    "  KP_LISTEN_HOST (0.0.0.0: the address our ports listen on)\n"
+    "  KP_LISTEN_HOST (0.0.0.0: the address our ports listen on),\n"
+    "  KP_HTTP_HEADER_TIMEOUT_MS (30000), KP_HTTP_MAX_CONNECTIONS (20000)\n"
     "\n"
     "Ports: QUEUE_SERVING_PORT proxies to the app and answers probes; admin\n"
     "GET /wait-for-drain; metrics port GET /metrics (Knative Stat protobuf with\n"
@@ -104,6 +105,8 @@ static int start(qp_t *qp)
         fprintf(stderr, "queue-proxy: KP_USER_HOST=\"%s\": not an IP address\n", cfg->user_host);
         return -1;
     }
+    snprintf(qp->app_host, sizeof qp->app_host, strchr(cfg->user_host, ':') ? "[%s]:%d" : "%s:%d",
+             cfg->user_host, cfg->user_port);
     /* Knative keeps as many idle app connections as requests may run at once. */
     qp->app_pool = kp_upstream_pool_new(qp->loop, (struct sockaddr *)&app, cc > 0 ? cc : 1000);
 

@@ -31,6 +31,7 @@ typedef struct qp {
     int servers_open;
 
     kp_upstream_pool_t *app_pool;
+    char app_host[80]; /* "127.0.0.1:8080": Host for requests that had none */
     kp_breaker_t breaker;
     kp_proxy_opts_t proxy_opts;
     uint64_t queue_timeout_ns; /* how long a request may wait for a slot */

@@ -196,9 +196,17 @@ static void start_proxy(qp_request_t *r)
     kp_http_request_t *req = r->req;
     r->holds_slot = 1;
     const kp_http_header_t *orig = kp_http_header_find(req->headers, req->n_headers, "k-original-host");
+    const char *host = orig ? orig->value : NULL;
+    size_t host_len = orig ? orig->value_len : 0;
+    if (!host && !kp_http_header_find(req->headers, req->n_headers, "host")) {
+        /* HTTP/1.0 may come without Host; the app gets HTTP/1.1, which
+         * must carry one (RFC 9112 §3.2): name the app itself. */
+        host = qp->app_host;
+        host_len = strlen(qp->app_host);
+    }
     kp_proxy_edits_t edits = {
-        .host = orig ? orig->value : NULL,
-        .host_len = orig ? orig->value_len : 0,
+        .host = host,
+        .host_len = host_len,
         .drop = headers_for_us_only,
         .n_drop = sizeof headers_for_us_only / sizeof headers_for_us_only[0],
         .append_forwarded_for = 1,

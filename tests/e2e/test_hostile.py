@@ -1,0 +1,665 @@
+"""A catalogue of hostile HTTP/1.1 requests, each with the exact answer a
+careful server gives per RFC 9110/9112, run against both programs on our
+HTTP/1.1 engine: a queue-proxy pod and an activator whose one revision has a
+warm pod (min-scale 1). Over raw sockets we check the exact status line,
+that the connection is closed when it must be (and stays usable when the
+request was fine), that the app never sees a smuggled or refused request
+(helloworld's /stats counter, read from the app directly) and that the
+process stays up and serves a normal request afterwards. Then: pipelining,
+100-continue, byte-by-byte requests, slowloris against a 1 s header timeout
+(KP_HTTP_HEADER_TIMEOUT_MS), 2000 idle connections (memory per connection)
+and a connection limit (KP_HTTP_MAX_CONNECTIONS)."""
+import json
+import re
+import resource
+import socket
+import time
+
+import pytest
+
+import activator_harness as ah
+import kp
+
+H = ah.HOST.encode()  # routes on the activator; the queue-proxy ignores it
+
+
+# --- a small HTTP/1.1 response reader over a raw socket -------------------
+
+class Conn:
+    """A raw client connection that reads whole responses (Content-Length,
+    chunked, bodiless, or up to EOF) and tells EOF from silence."""
+
+    def __init__(self, port, timeout=3.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout * kp.SLOW)
+        self.buf = b""
+        self.eof = False
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        """Reads more; False at EOF or timeout."""
+        if self.eof:
+            return False
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf += chunk
+        return True
+
+    def _need(self, n):
+        while len(self.buf) < n:
+            if not self._fill():
+                raise AssertionError("connection ended or went silent inside a response: %r"
+                                     % self.buf[:300])
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            if not self._fill():
+                raise AssertionError("no complete line: %r" % self.buf[:300])
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def response(self, method="GET"):
+        """(status line, {lower name: value}, body), or None when the server
+        closed (or said nothing) before a response began."""
+        while not self.buf:
+            if not self._fill():
+                return None
+        while b"\r\n\r\n" not in self.buf:
+            if not self._fill():
+                raise AssertionError("incomplete response head: %r" % self.buf[:300])
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        headers = {}
+        for l in lines[1:]:
+            k, _, v = l.partition(b":")
+            headers[k.strip().lower().decode()] = v.strip().decode()
+        status = int(lines[0].split(b" ")[1])
+        if method == "HEAD" or status < 200 or status in (204, 304):
+            return lines[0], headers, b""
+        if "content-length" in headers:
+            n = int(headers["content-length"])
+            self._need(n)
+            body, self.buf = self.buf[:n], self.buf[n:]
+            return lines[0], headers, body
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self._line().split(b";")[0], 16)
+                if size == 0:
+                    while self._line():
+                        pass
+                    return lines[0], headers, body
+                self._need(size + 2)
+                body += self.buf[:size]
+                self.buf = self.buf[size + 2:]
+        while self._fill():
+            pass
+        body, self.buf = self.buf, b""
+        return lines[0], headers, body
+
+    def closed(self, timeout):
+        """Whether the server closes within timeout (nothing more is sent)."""
+        self.sock.settimeout(timeout * kp.SLOW)
+        while self._fill():
+            pass
+        return self.eof
+
+    def close(self):
+        self.sock.close()
+
+
+def status_code(line):
+    return int(line.split(b" ")[1])
+
+
+# --- the two programs under test -------------------------------------------
+
+class Target:
+    """One program under test: where to send traffic, where its app listens,
+    and how to tell it is still alive."""
+
+    def __init__(self, name, port, app_port, pid, alive, describe, sanitizer_errors):
+        self.name, self.port, self.app_port, self.pid = name, port, app_port, pid
+        self.alive, self.describe, self.sanitizer_errors = alive, describe, sanitizer_errors
+
+    def app_requests(self):
+        return json.loads(kp.request(self.app_port, "/stats").body)["requests"]
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def normal_request_ok(self):
+        c = Conn(self.port)
+        try:
+            c.send(b"GET / HTTP/1.1\r\nHost: " + H + b"\r\nConnection: close\r\n\r\n")
+            r = c.response()
+            assert r is not None and r[0] == b"HTTP/1.1 200 OK" and r[2] == b"Hello World!\n", r
+        finally:
+            c.close()
+
+
+def start_queue_proxy(procs, env):
+    pod = kp.Pod(procs, **env)
+    return Target("queue-proxy", pod.qp_port, pod.user_port, pod.qp.pid,
+                  lambda: pod.qp.poll() is None, pod.qp.describe, pod.qp.sanitizer_errors)
+
+
+def start_activator(env):
+    cfg = ah.helloworld_config(autoscaler={"min-scale": "1", "initial-scale": "1"})
+    svc = cfg["services"][0]
+    svc["revisions"] = svc["revisions"][:1]
+    svc["traffic"] = [{"revisionName": "helloworld-go-00001", "percent": 100}]
+    act = ah.Activator(cfg, env=env)
+    try:
+        act.wait_for(lambda: act.revision_status("helloworld-go-00001")["ready_pods"] >= 1,
+                     15 * kp.SLOW, "a warm pod")
+        app_port = int([l for l in act.log_lines() if l.get("message") == "pod started"][0]
+                       ["app_port"])
+    except BaseException:
+        act.stop()
+        raise
+
+    def errors():
+        return [l for l in act.logs().splitlines()
+                if "ERROR: AddressSanitizer" in l or "ERROR: LeakSanitizer" in l
+                or "runtime error:" in l]
+    t = Target("activator", act.port, app_port, act.proc.pid,
+               lambda: act.proc.poll() is None, act.logs, errors)
+    t.stop = act.stop
+    return t
+
+
+def make_target(request, env):
+    if request.param == "queue-proxy":
+        procs = kp.Procs()
+        try:
+            t = start_queue_proxy(procs, env)
+        except BaseException:
+            procs.kill_all()
+            raise
+        yield t
+        procs.procs[-1].signal(15)
+        try:
+            procs.procs[-1].wait(5 * kp.SLOW)
+        except Exception:  # noqa: BLE001
+            pass
+        procs.kill_all()
+        errs = t.sanitizer_errors()
+        procs.remove_logs()
+        assert not errs, "sanitizer reports:\n" + "\n".join(errs)
+    else:
+        t = start_activator(env)
+        yield t
+        t.stop()
+        errs = t.sanitizer_errors()
+        assert not errs, "sanitizer reports:\n" + "\n".join(errs)
+
+
+@pytest.fixture(scope="module", params=["queue-proxy", "activator"])
+def target(request):
+    yield from make_target(request, {})
+
+
+TUNED = {"KP_HTTP_HEADER_TIMEOUT_MS": "1000", "KP_HTTP_MAX_CONNECTIONS": "100"}
+
+
+@pytest.fixture(scope="module", params=["queue-proxy", "activator"])
+def tuned(request):
+    """The same programs with a 1 s header timeout and at most 100 connections."""
+    yield from make_target(request, TUNED)
+
+
+# --- the catalogue -----------------------------------------------------------
+#
+# name: (request bytes, expected statuses in order, connection closed after,
+#        requests the app sees). "Served" cases must leave the connection
+# usable: a normal request on it is answered next.
+
+def req(head, body=b""):
+    return head.replace(b"{H}", H) + body
+
+
+POST = b"POST / HTTP/1.1\r\nHost: {H}\r\n"
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: " + H + b"\r\n\r\n"
+CHUNKED_HELLO = b"5\r\nhello\r\n0\r\n\r\n"
+REFUSED = dict(closed=True, app=0)
+SERVED = dict(closed=False, app=1)
+# A chunked body is streamed: the app may see the POST whose body then turns
+# out malformed, but never the request smuggled after it.
+STREAMED = dict(closed=True, app=(0, 1))
+
+CASES = {
+    # --- request smuggling shapes (RFC 9112 §6.1, §6.3) ---
+    # §6.1: CL with TE "ought to be handled as an error"; we refuse, and the
+    # smuggled request after the body is never parsed.
+    "cl_then_te": (req(POST + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
+                       b"0\r\n\r\n" + SMUGGLED), [400], REFUSED),
+    "te_then_cl": (req(POST + b"Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n",
+                       b"0\r\n\r\n" + SMUGGLED), [400], REFUSED),
+    # §6.3 rule 5: differing lengths are unrecoverable.
+    "two_different_content_lengths": (
+        req(POST + b"Content-Length: 5\r\nContent-Length: 40\r\n\r\n", b"hello" + SMUGGLED),
+        [400], REFUSED),
+    # RFC 9110 §8.6 lets a recipient either reject repeated identical lengths
+    # or use the one value; we reject (no proxy hop downstream can then
+    # disagree with us about it).
+    "two_identical_content_lengths": (
+        req(POST + b"Content-Length: 5\r\nContent-Length: 5\r\n\r\n", b"hello"), [400], REFUSED),
+    "content_length_list": (req(POST + b"Content-Length: 5, 5\r\n\r\n", b"hello"),
+                            [400], REFUSED),
+    # §6.3 rule 4: TE in a request whose final coding is not chunked: 400 + close.
+    "te_chunked_identity": (req(POST + b"Transfer-Encoding: chunked, identity\r\n\r\n",
+                                CHUNKED_HELLO), [400], REFUSED),
+    "te_identity": (req(POST + b"Transfer-Encoding: identity\r\n\r\n", CHUNKED_HELLO),
+                    [400], REFUSED),
+    "te_xchunked": (req(POST + b"Transfer-Encoding: xchunked\r\n\r\n", CHUNKED_HELLO),
+                    [400], REFUSED),
+    "te_chunked_twice": (req(POST + b"Transfer-Encoding: chunked, chunked\r\n\r\n",
+                             CHUNKED_HELLO), [400], REFUSED),
+    "te_obs_fold": (req(POST + b"Transfer-Encoding:\r\n chunked\r\n\r\n", CHUNKED_HELLO),
+                    [400], REFUSED),
+    "te_vertical_tab": (req(POST + b"Transfer-Encoding:\x0bchunked\r\n\r\n", CHUNKED_HELLO),
+                        [400], REFUSED),
+    "te_space_before_colon": (req(POST + b"Transfer-Encoding : chunked\r\n\r\n",
+                                  CHUNKED_HELLO), [400], REFUSED),
+    # §6.1: TE in an HTTP/1.0 message: framing is faulty; 400 and close.
+    "te_on_http10": (req(b"POST / HTTP/1.0\r\nHost: {H}\r\nTransfer-Encoding: chunked\r\n\r\n",
+                         CHUNKED_HELLO), [400], REFUSED),
+    # §7: coding names are case-insensitive: a valid chunked request.
+    "te_chunked_uppercase": (req(POST + b"Transfer-Encoding: CHUNKED\r\n\r\n", CHUNKED_HELLO),
+                             [200], SERVED),
+    # --- header syntax (RFC 9112 §2.2, §5; RFC 9110 §5.5) ---
+    # §5.2: obs-fold in a request: 400 (or unfold; a proxy must not forward it).
+    "obs_fold": (req(b"GET / HTTP/1.1\r\nHost: {H}\r\nX-A: a\r\n b\r\n\r\n"), [400], REFUSED),
+    # §2.2: a recipient MAY take a bare LF as a line end. We refuse it: a proxy
+    # that accepts it can disagree with the next hop about where a head ends.
+    "bare_lf_line_ends": (req(b"GET / HTTP/1.1\nHost: {H}\n\n"), [400], REFUSED),
+    # §2.2: a bare CR is invalid (or replaced by SP): we refuse.
+    "bare_cr_in_value": (req(b"GET / HTTP/1.1\r\nHost: {H}\r\nX-A: a\rb\r\n\r\n"),
+                         [400], REFUSED),
+    "bare_cr_line_end": (req(b"GET / HTTP/1.1\r\nHost: {H}\rX-A: b\r\n\r\n"), [400], REFUSED),
+    # RFC 9110 §5.5: NUL/CR/LF in a value MUST be rejected or replaced.
+    "nul_in_value": (req(b"GET / HTTP/1.1\r\nHost: {H}\r\nX-A: a\x00b\r\n\r\n"),
+                     [400], REFUSED),
+    "del_in_value": (req(b"GET / HTTP/1.1\r\nHost: {H}\r\nX-A: a\x7fb\r\n\r\n"),
+                     [400], REFUSED),
+    # obs-text (0x80-0xFF) is allowed in a field value.
+    "obs_text_in_value": (req(b"GET / HTTP/1.1\r\nHost: {H}\r\nX-A: caf\xc3\xa9\r\n\r\n"),
+                          [200], SERVED),
+    "ctl_in_name": (req(b"GET / HTTP/1.1\r\nHost: {H}\r\nX\x01A: b\r\n\r\n"), [400], REFUSED),
+    "separator_in_name": (req(b"GET / HTTP/1.1\r\nHost: {H}\r\nX(A): b\r\n\r\n"),
+                          [400], REFUSED),
+    "empty_name": (req(b"GET / HTTP/1.1\r\nHost: {H}\r\n: b\r\n\r\n"), [400], REFUSED),
+    # §5.1: whitespace between field name and colon MUST be a 400.
+    "space_before_colon": (req(b"GET / HTTP/1.1\r\nHost: {H}\r\nX-A : b\r\n\r\n"),
+                           [400], REFUSED),
+    # §3.2: an HTTP/1.1 request without Host, with two, or with an invalid one: 400.
+    "missing_host": (b"GET / HTTP/1.1\r\nX-A: b\r\n\r\n", [400], REFUSED),
+    "two_hosts": (req(b"GET / HTTP/1.1\r\nHost: {H}\r\nHost: {H}\r\n\r\n"), [400], REFUSED),
+    "host_with_space": (req(b"GET / HTTP/1.1\r\nHost: a b.{H}\r\n\r\n"), [400], REFUSED),
+    "host_with_slash": (req(b"GET / HTTP/1.1\r\nHost: {H}/x\r\n\r\n"), [400], REFUSED),
+    # --- chunked bodies (RFC 9112 §7.1) ---
+    "chunk_ext_valid": (req(POST + b"Transfer-Encoding: chunked\r\n\r\n",
+                            b"5;name=\"v\";x\r\nhello\r\n0\r\n\r\n"), [200], SERVED),
+    "chunk_ext_ctl": (req(POST + b"Transfer-Encoding: chunked\r\n\r\n",
+                          b"5;\x01\r\nhello\r\n0\r\n\r\n" + SMUGGLED), [400],
+                      STREAMED),
+    "chunk_size_bad_hex": (req(POST + b"Transfer-Encoding: chunked\r\n\r\n",
+                               b"zz\r\nhello\r\n0\r\n\r\n" + SMUGGLED), [400],
+                           STREAMED),
+    "chunk_size_overflow": (req(POST + b"Transfer-Encoding: chunked\r\n\r\n",
+                                b"FFFFFFFFFFFFFFFFF\r\nhello\r\n0\r\n\r\n" + SMUGGLED), [400],
+                            STREAMED),
+    "chunk_size_negative": (req(POST + b"Transfer-Encoding: chunked\r\n\r\n",
+                                b"-5\r\nhello\r\n0\r\n\r\n" + SMUGGLED), [400],
+                            STREAMED),
+    "chunk_data_longer_than_size": (req(POST + b"Transfer-Encoding: chunked\r\n\r\n",
+                                        b"5\r\nhelloXX\r\n0\r\n\r\n" + SMUGGLED), [400],
+                                    STREAMED),
+    # --- Content-Length syntax (RFC 9110 §8.6: 1*DIGIT) ---
+    "cl_negative": (req(POST + b"Content-Length: -1\r\n\r\n"), [400], REFUSED),
+    "cl_plus_sign": (req(POST + b"Content-Length: +5\r\n\r\n", b"hello"), [400], REFUSED),
+    "cl_inner_space": (req(POST + b"Content-Length: 1 2\r\n\r\n", b"hello"), [400], REFUSED),
+    "cl_non_digit": (req(POST + b"Content-Length: abc\r\n\r\n", b"hello"), [400], REFUSED),
+    "cl_hex": (req(POST + b"Content-Length: 0x5\r\n\r\n", b"hello"), [400], REFUSED),
+    "cl_empty": (req(POST + b"Content-Length: \r\n\r\n", b"hello"), [400], REFUSED),
+    "cl_overflow": (req(POST + b"Content-Length: 18446744073709551621\r\n\r\n", b"hello"),
+                    [400], REFUSED),
+    "cl_valid_with_ows": (req(POST + b"Content-Length:  5 \r\n\r\n", b"hello"), [200], SERVED),
+    # --- request line and limits (RFC 9112 §3, RFC 9110 §15.5.15, RFC 6585 §5) ---
+    "url_over_limit": (req(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: {H}\r\n\r\n"),
+                       [414], REFUSED),
+    "url_one_over_limit": (req(b"GET /?" + b"a" * 8191 + b" HTTP/1.1\r\nHost: {H}\r\n\r\n"),
+                           [414], REFUSED),
+    "url_exactly_at_limit": (req(b"GET /?" + b"a" * 8190 + b" HTTP/1.1\r\nHost: {H}\r\n\r\n"),
+                             [200], SERVED),
+    "header_block_too_large": (req(b"GET / HTTP/1.1\r\nHost: {H}\r\n" + b"".join(
+        b"X-Pad-%02d: %s\r\n" % (i, b"p" * 1000) for i in range(70)) + b"\r\n"), [431], REFUSED),
+    "too_many_headers": (req(b"GET / HTTP/1.1\r\nHost: {H}\r\n" + b"".join(
+        b"X-H-%03d: v\r\n" % i for i in range(100)) + b"\r\n"), [431], REFUSED),
+    # 90 headers pass; the exact limit (100) is tested on the app, whose
+    # engine is the same, because each proxy hop adds a few headers.
+    "ninety_headers": (req(b"GET / HTTP/1.1\r\nHost: {H}\r\n" + b"".join(
+        b"X-H-%03d: v\r\n" % i for i in range(89)) + b"\r\n"), [200], SERVED),
+    # RFC 9110 §9.1: methods are case-sensitive tokens. "get" and "FOO" are
+    # well-formed but unknown: 501. "G@T" is not a token: 400.
+    "method_lowercase": (req(b"get / HTTP/1.1\r\nHost: {H}\r\n\r\n"), [501], REFUSED),
+    "method_unknown_token": (req(b"FOO / HTTP/1.1\r\nHost: {H}\r\n\r\n"), [501], REFUSED),
+    "method_not_a_token": (req(b"G@T / HTTP/1.1\r\nHost: {H}\r\n\r\n"), [400], REFUSED),
+    # A registered extension method the parser knows is forwarded.
+    "method_propfind": (req(b"PROPFIND / HTTP/1.1\r\nHost: {H}\r\n\r\n"), [200], SERVED),
+    # RFC 9110 §6.2: a higher minor version of HTTP/1 is answered as 1.1.
+    "version_1_2": (req(b"GET / HTTP/1.2\r\nHost: {H}\r\n\r\n"), [200], SERVED,
+                    "llhttp 8 (strict) refuses any HTTP/1 minor version but 0 and 1 with 400 "
+                    "'Invalid HTTP version'; RFC 9110 §6.2 says to answer it as 1.1"),
+    # RFC 9110 §15.6.6: a major version we do not speak: 505.
+    "version_2_0": (req(b"GET / HTTP/2.0\r\nHost: {H}\r\n\r\n"), [505], REFUSED),
+    # An HTTP/2 prior-knowledge preface on our HTTP/1.1 port.
+    "h2_preface": (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", [505], REFUSED),
+    "version_lowercase": (req(b"GET / http/1.1\r\nHost: {H}\r\n\r\n"), [400], REFUSED),
+    # HTTP/0.9 (no version) is not supported: 400, never a body-only reply.
+    "http09_request_line": (b"GET /\r\n\r\n", [400], REFUSED),
+    # RFC 9112 §3: a recipient MAY split the request line on any run of
+    # whitespace; llhttp does, and the target it hands on is clean ("/").
+    "request_line_double_space": (req(b"GET  / HTTP/1.1\r\nHost: {H}\r\n\r\n"), [200], SERVED),
+    "space_in_url": (req(b"GET /a b HTTP/1.1\r\nHost: {H}\r\n\r\n"), [400], REFUSED),
+    "ctl_in_url": (req(b"GET /a\x01b HTTP/1.1\r\nHost: {H}\r\n\r\n"), [400], REFUSED),
+    # RFC 9112 §2.2: empty lines before the request line SHOULD be ignored.
+    "leading_empty_lines": (req(b"\r\n\r\nGET / HTTP/1.1\r\nHost: {H}\r\n\r\n"), [200], SERVED),
+    # §3.2.2: absolute-form MUST be accepted.
+    "absolute_form": (req(b"GET http://{H}/ HTTP/1.1\r\nHost: {H}\r\n\r\n"), [200], SERVED),
+    # §3.2.4: asterisk-form is for OPTIONS only.
+    "asterisk_options": (req(b"OPTIONS * HTTP/1.1\r\nHost: {H}\r\n\r\n"), [200], SERVED),
+    "asterisk_get": (req(b"GET * HTTP/1.1\r\nHost: {H}\r\n\r\n"), [400], REFUSED),
+    # We are no forward proxy (RFC 9110 §9.3.6): CONNECT is not implemented,
+    # nothing is tunnelled.
+    "connect": (req(b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n"),
+                [501], REFUSED),
+}
+
+
+def run_case(t, data, statuses, closed, app):
+    before = t.app_requests()
+    c = Conn(t.port)
+    try:
+        c.send(data)
+        got = []
+        for _ in statuses:
+            r = c.response()
+            if r is None:
+                break
+            got.append(r)
+        print("\n%s: %s" % (t.name, " | ".join(
+            "%s %r" % (r[0].decode(), r[2][:60]) for r in got) or "(closed)"), end=" ")
+        assert [status_code(r[0]) for r in got] == statuses, (got, c.buf[:200])
+        for r in got:
+            # the exact status line: our reason phrases are RFC 9110's
+            assert re.fullmatch(rb"HTTP/1\.1 \d{3} [A-Za-z \-]+", r[0]), r[0]
+        if closed:
+            assert "close" in got[-1][1].get("connection", "").lower(), got[-1]
+            assert c.closed(3), "connection left open after %r: %r" % (got[-1][0], c.buf[:200])
+        else:
+            # the framing of the request was understood exactly: the
+            # connection serves the next request
+            c.send(b"GET / HTTP/1.1\r\nHost: " + H + b"\r\n\r\n")
+            r = c.response()
+            assert r is not None and status_code(r[0]) == 200, r
+    finally:
+        c.close()
+    allowed = [a + (0 if closed else 1) for a in (app if isinstance(app, tuple) else (app,))]
+    seen = t.app_requests() - before
+    assert seen in allowed, "the app saw %d requests, want one of %s" % (seen, allowed)
+    assert t.alive(), t.describe()
+
+
+def case_params():
+    for name, case in CASES.items():
+        marks = [pytest.mark.xfail(strict=True, reason=case[3])] if len(case) > 3 else []
+        yield pytest.param(name, marks=marks, id=name)
+
+
+@pytest.mark.parametrize("case", case_params())
+def test_hostile_request(target, case):
+    data, statuses, expect = CASES[case][:3]
+    run_case(target, data, statuses, **expect)
+
+
+def test_catalogue_size():
+    assert len(CASES) >= 40
+
+
+def test_process_serves_after_catalogue(target):
+    target.normal_request_ok()
+
+
+# --- behaviours beyond one request ----------------------------------------
+
+@pytest.mark.parametrize("n, status", [(100, 200), (101, 431)])
+def test_header_count_limit_exactly(target, n, status):
+    """The engine's limit, on the app itself (same engine): 100 header
+    fields are served, 101 are a 431 (RFC 6585 §5)."""
+    c = Conn(target.app_port)
+    try:
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n"
+               + b"".join(b"X-H-%03d: v\r\n" % i for i in range(n - 1)) + b"\r\n")
+        r = c.response()
+        assert status_code(r[0]) == status, r
+    finally:
+        c.close()
+
+
+def test_http10_without_host_is_not_an_error(target, request):
+    """RFC 9112 §3.2 requires Host of HTTP/1.1 only; the queue-proxy names the
+    app as Host when it forwards such a request as HTTP/1.1."""
+    c = Conn(target.port)
+    try:
+        c.send(b"GET / HTTP/1.0\r\n\r\n")
+        r = c.response()
+        # the queue-proxy forwards it; the activator has no Host to route by
+        want = 200 if target.name == "queue-proxy" else 404
+        assert status_code(r[0]) == want, r
+        assert c.closed(3)
+    finally:
+        c.close()
+
+
+def test_pipelined_two_and_ten_answered_in_order(target):
+    for n in (2, 10):
+        c = Conn(target.port)
+        try:
+            c.send(b"".join(b"GET /?status=%d HTTP/1.1\r\nHost: %s\r\n\r\n" % (201 + i, H)
+                            for i in range(n)))
+            got = [status_code(c.response()[0]) for _ in range(n)]
+            assert got == [201 + i for i in range(n)]
+            assert not c.closed(0.2)
+        finally:
+            c.close()
+
+
+def test_pipelined_request_after_a_body(target):
+    c = Conn(target.port)
+    try:
+        c.send(b"POST /?status=201 HTTP/1.1\r\nHost: %s\r\nContent-Length: 5\r\n\r\nhello"
+               b"POST /?status=202 HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"3\r\nabc\r\n0\r\n\r\n"
+               b"GET /?status=203 HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+               % (H, H, H))
+        assert [status_code(c.response()[0]) for _ in range(3)] == [201, 202, 203]
+        assert c.closed(3)
+    finally:
+        c.close()
+
+
+def test_error_after_a_head_request_has_its_body(target):
+    """A 400 that follows a HEAD on the same connection is a response to a
+    GET-like error, not to HEAD: its body is sent (RFC 9110 §9.3.2 applies
+    to the HEAD response only)."""
+    c = Conn(target.port)
+    try:
+        c.send(b"HEAD / HTTP/1.1\r\nHost: %s\r\n\r\nGET / HTTP/1.1\r\nHost %s\r\n\r\n" % (H, H))
+        r = c.response("HEAD")
+        assert status_code(r[0]) == 200, r
+        r = c.response()
+        assert status_code(r[0]) == 400 and r[2].startswith(b"bad request"), r
+        assert c.closed(3), c.buf
+    finally:
+        c.close()
+
+
+def test_expect_100_continue(target):
+    c = Conn(target.port)
+    try:
+        c.send(b"POST / HTTP/1.1\r\nHost: %s\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+               % H)
+        r = c.response()
+        assert r[0] == b"HTTP/1.1 100 Continue", r
+        c.send(b"hello")
+        r = c.response()
+        assert status_code(r[0]) == 200 and r[2] == b"received 5 bytes\n", r
+    finally:
+        c.close()
+
+
+def test_request_one_byte_per_write(target):
+    before = target.app_requests()
+    c = Conn(target.port)
+    try:
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        data = (b"POST / HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"5\r\nhello\r\n0\r\n\r\n" % H)
+        for i in range(len(data)):
+            c.send(data[i:i + 1])
+            time.sleep(0.001)
+        r = c.response()
+        assert status_code(r[0]) == 200 and r[2] == b"received 5 bytes\n", r
+    finally:
+        c.close()
+    assert target.app_requests() == before + 1
+
+
+def test_slowloris_cut_at_header_timeout(tuned):
+    """A head trickled one byte every 0.3 s is cut at the 1 s header timeout
+    (KP_HTTP_HEADER_TIMEOUT_MS) with 408 (RFC 9110 §15.5.9) and a close; a
+    connection that sent nothing is left to the keep-alive timeout."""
+    before = tuned.app_requests()
+    c = Conn(tuned.port, timeout=5)
+    idle = Conn(tuned.port, timeout=5)
+    try:
+        t0 = time.monotonic()
+        data = b"GET / HTTP/1.1\r\nHost: " + H + b"\r\nX-Slow: " + b"a" * 100
+        sent = 0
+        for i in range(len(data)):
+            try:
+                c.send(data[i:i + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += 1
+            c.sock.settimeout(0.3)
+            if not c._fill() and c.eof:
+                break
+            if c.buf:
+                break
+        c.sock.settimeout(3 * kp.SLOW)
+        r = c.response()
+        elapsed = time.monotonic() - t0
+        assert r is not None and r[0] == b"HTTP/1.1 408 Request Timeout", (r, c.buf)
+        assert c.closed(2)
+        assert 0.9 < elapsed < 2.5 * kp.SLOW, elapsed
+        assert sent < len(data)
+        # the idle connection was not cut by the header timeout
+        idle.send(b"GET / HTTP/1.1\r\nHost: " + H + b"\r\n\r\n")
+        r = idle.response()
+        assert status_code(r[0]) == 200, r
+    finally:
+        c.close()
+        idle.close()
+    assert tuned.app_requests() == before + 1
+    assert tuned.alive()
+    tuned.normal_request_ok()
+
+
+def raise_nofile(n):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(n, hard), hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= n
+
+
+def test_connection_limit_refuses_cleanly(tuned):
+    """KP_HTTP_MAX_CONNECTIONS=100: the 101st connection is closed at once,
+    the first 100 still work."""
+    assert raise_nofile(400)
+    # connections of earlier tests are closed by the client; let the server
+    # see their EOF so that they no longer count
+    time.sleep(0.5 * kp.SLOW)
+    conns = []
+    try:
+        for _ in range(100):
+            conns.append(Conn(tuned.port, timeout=5))
+        # each is accepted and registered before the next one counts
+        time.sleep(0.3 * kp.SLOW)
+        extra = Conn(tuned.port, timeout=3)
+        try:
+            t0 = time.monotonic()
+            assert extra.closed(2), "the 101st connection was not refused"
+            assert time.monotonic() - t0 < 1 * kp.SLOW
+            assert extra.buf == b""
+        finally:
+            extra.close()
+        for c in (conns[0], conns[50], conns[-1]):
+            c.send(b"GET / HTTP/1.1\r\nHost: " + H + b"\r\n\r\n")
+            r = c.response()
+            assert r is not None and status_code(r[0]) == 200, r
+    finally:
+        for c in conns:
+            c.close()
+    # and once they are gone, new connections are served again
+    kp.wait_until(lambda: _served(tuned), 5, what="service after the crowd left")
+
+
+def _served(t):
+    try:
+        t.normal_request_ok()
+        return True
+    except (AssertionError, OSError):
+        return False
+
+
+def test_many_idle_connections_memory_bounded(target):
+    n = 2000 if not kp.ASAN else 1000
+    assert raise_nofile(n + 200)
+    target.normal_request_ok()
+    base = target.rss_kib()
+    conns = []
+    try:
+        for _ in range(n):
+            conns.append(socket.create_connection(("127.0.0.1", target.port), timeout=5))
+        kp.wait_until(lambda: _served(target), 10, what="service with %d idle connections" % n)
+        time.sleep(0.2)
+        per_conn = (target.rss_kib() - base) * 1024.0 / n
+        print("%s: %d idle connections, %.0f bytes of RSS each" % (target.name, n, per_conn))
+        if target.name == "queue-proxy" and not kp.ASAN:
+            assert per_conn < 16 * 1024, per_conn
+        # all of them still open: none was closed by the server
+        for s in conns[::100]:
+            s.setblocking(False)
+            try:
+                assert s.recv(1) != b""
+            except BlockingIOError:
+                pass
+    finally:
+        for s in conns:
+            s.close()
+    assert target.alive(), target.describe()
