@@ -1,5 +1,5 @@
 /* Fuzzes the request-log template compiler and renderer
- * (queue-proxy/request_log.c). Input: the template, optionally followed by
+ * (queue-proxy/request_log_compile.c and request_log_render.c). Input: the template, optionally followed by
  * a NUL byte and request bytes: a request-target line, then "Name: value"
  * header lines. Each compiled template renders a fixed realistic request
  * and the one from the input. */

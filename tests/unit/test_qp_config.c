@@ -11,7 +11,8 @@
 
 #include "../../queue-proxy/probe_spec.c"
 #include "../../queue-proxy/qp_config.c"
-#include "../../queue-proxy/request_log.c"
+#include "../../queue-proxy/request_log_compile.c"
+#include "../../queue-proxy/request_log_render.c"
 
 /* A variable table: the base environment plus per-test overrides (a NULL
  * value unsets). */

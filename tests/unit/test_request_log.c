@@ -9,7 +9,8 @@
 #include <cJSON.h>
 #include <cmocka.h>
 
-#include "../../queue-proxy/request_log.c"
+#include "../../queue-proxy/request_log_compile.c"
+#include "../../queue-proxy/request_log_render.c"
 
 #define H(n, v)                                                                                    \
     {                                                                                              \
