@@ -173,107 +173,13 @@ static int on_header_value_complete(llhttp_t *p)
     return kp_http_head_value_done(&c->head) == 0 ? 0 : HPE_USER;
 }
 
-/* RFC 9110 §5.6.2: tchar. */
-static int is_tchar(unsigned char ch)
-{
-    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
-        return 1;
-    return ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
-}
-
-/* RFC 9112 §3.2: Host = uri-host [ ":" port ], where uri-host is an
- * IP-literal in brackets or a reg-name of unreserved, pct-encoded and
- * sub-delims characters. An empty value is allowed. */
-static int host_valid(const char *v, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)v[i];
-        if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
-            continue;
-        if (ch == 0 || !strchr("-._~%!$&'()*+,;=:[]", ch))
-            return 0;
-    }
-    return 1;
-}
-
 /* Checks of a complete head that llhttp (strict mode) leaves to us; 0, or
  * the status to refuse it with (c->reject_msg says why). */
 static int head_check(kp_http_conn_t *c, const llhttp_t *p)
 {
-    const kp_http_head_t *h = &c->head;
-    uint8_t major = llhttp_get_http_major((llhttp_t *)p);
-    uint8_t minor = llhttp_get_http_minor((llhttp_t *)p);
-    int method = llhttp_get_method((llhttp_t *)p);
-    /* RFC 9110 §15.6.6: a major version we do not speak. llhttp also takes
-     * "GET /" with no version as HTTP/0.9, which we do not serve. */
-    if (major == 0) {
-        c->reject_msg = "bad request: HTTP/0.9 is not supported\n";
-        return 400;
-    }
-    if (major != 1) {
-        c->reject_msg = "HTTP version not supported (use HTTP/1.1)\n";
-        return 505;
-    }
-    /* We are an origin or gateway, never a forward proxy (RFC 9110 §9.3.6). */
-    if (method == HTTP_CONNECT) {
-        c->reject_msg = "CONNECT is not implemented\n";
-        return 501;
-    }
-    /* RFC 9112 §3.2.4: the asterisk-form is only for OPTIONS. */
-    if (h->url_len == 1 && h->url[0] == '*' && method != HTTP_OPTIONS) {
-        c->reject_msg = "bad request: \"*\" is a request target for OPTIONS only\n";
-        return 400;
-    }
-    size_t hosts = 0;
-    const kp_http_header_t *host = NULL;
-    for (size_t i = 0; i < h->n_headers; i++) {
-        const kp_http_header_t *f = &h->headers[i];
-        /* RFC 9112 §5.1: field-name = token, no whitespace before the colon. */
-        int ok = f->name_len > 0;
-        for (size_t j = 0; ok && j < f->name_len; j++)
-            ok = is_tchar((unsigned char)f->name[j]);
-        if (!ok) {
-            c->reject_msg = "bad request: invalid header field name\n";
-            return 400;
-        }
-        /* RFC 9112 §5.2: obs-fold in a request is refused; RFC 9110 §5.5: no
-         * CR, LF, NUL or other control but HTAB in a value. */
-        for (size_t j = 0; j < f->value_len; j++) {
-            unsigned char ch = (unsigned char)f->value[j];
-            if (ch == '\r' || ch == '\n') {
-                c->reject_msg = "bad request: obsolete line folding is not accepted\n";
-                return 400;
-            }
-            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
-                c->reject_msg = "bad request: invalid character in a header value\n";
-                return 400;
-            }
-        }
-        if (kp_http_name_eq(f->name, f->name_len, "host")) {
-            hosts++;
-            host = f;
-        }
-        /* RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing. */
-        if (minor == 0 && kp_http_name_eq(f->name, f->name_len, "transfer-encoding")) {
-            c->reject_msg = "bad request: Transfer-Encoding in an HTTP/1.0 request\n";
-            return 400;
-        }
-    }
-    /* RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, with more
-     * than one, or with an invalid one. */
-    if (hosts > 1) {
-        c->reject_msg = "bad request: more than one Host header\n";
-        return 400;
-    }
-    if (hosts == 0 && minor >= 1) {
-        c->reject_msg = "bad request: missing Host header\n";
-        return 400;
-    }
-    if (host && !host_valid(host->value, host->value_len)) {
-        c->reject_msg = "bad request: invalid Host header\n";
-        return 400;
-    }
-    return 0;
+    return kp_http_head_check(&c->head, llhttp_get_http_major((llhttp_t *)p),
+                              llhttp_get_http_minor((llhttp_t *)p),
+                              llhttp_get_method((llhttp_t *)p), &c->reject_msg);
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -571,7 +477,7 @@ static int request_line_well_formed(const kp_http_conn_t *c)
     while (s < end && (*s == '\r' || *s == '\n'))
         s++;
     const char *m = s;
-    while (s < end && is_tchar((unsigned char)*s))
+    while (s < end && kp_http_is_tchar((unsigned char)*s))
         s++;
     if (s == m || s == end || *s++ != ' ')
         return 0;
