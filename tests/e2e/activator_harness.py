@@ -172,3 +172,15 @@ def hey(url, host, concurrency, duration=None, requests=None, timeout=60):
         if len(fields) >= 7 and fields[6].isdigit():
             codes[int(fields[6])] = codes.get(int(fields[6]), 0) + 1
     return codes
+
+
+def stop_all(activators):
+    """Stops each activator; fails if one exited badly or its log (where its
+    pods' output lands too) has a sanitizer report."""
+    problems = []
+    for act in activators:
+        code = act.stop()
+        logs = act.logs()
+        if code != 0 or "Sanitizer" in logs or "runtime error:" in logs:
+            problems.append(f"activator exit {code}:\n{logs[-4000:]}")
+    assert not problems, "\n".join(problems)

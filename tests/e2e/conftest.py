@@ -56,3 +56,19 @@ def pod(procs):
     def make(**kw):
         return kp.Pod(procs, **kw)
     return make
+
+
+@pytest.fixture
+def activator_factory():
+    """activator_factory(config, args=(), env=None) -> a running Activator,
+    stopped and checked at the end of the test."""
+    from activator_harness import Activator, stop_all
+    started = []
+
+    def start(config, args=(), env=None):
+        act = Activator(config, args, env)
+        started.append(act)
+        return act
+
+    yield start
+    stop_all(started)

@@ -6,31 +6,10 @@ import concurrent.futures
 import json
 import time
 
-import pytest
-
-from activator_harness import ASAN, HOST, Activator, hey, helloworld_config
+from activator_harness import ASAN, HOST, hey, helloworld_config
 
 FAST_SCALE = {"stable-window": "6s", "scale-to-zero-grace-period": "6s"}
 
-
-@pytest.fixture
-def activator_factory():
-    started = []
-
-    def start(config, args=(), env=None):
-        act = Activator(config, args, env)
-        started.append(act)
-        return act
-
-    yield start
-    problems = []
-    for act in started:
-        code = act.stop()
-        logs = act.logs()
-        # Sanitizer reports from the activator or its pods land in its log.
-        if code != 0 or "Sanitizer" in logs or "runtime error:" in logs:
-            problems.append(f"activator exit {code}:\n{logs[-4000:]}")
-    assert not problems, "\n".join(problems)
 
 
 def test_first_request_from_zero_starts_a_pod(activator_factory):

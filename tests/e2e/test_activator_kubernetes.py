@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from activator_harness import ASAN, HOST, Activator, hey, helloworld_config
+from activator_harness import ASAN, HOST, Activator, hey, helloworld_config, stop_all
 from fake_kube import FakeKube, activator_rules
 from kubelet_sim import KubeletSim
 
@@ -47,15 +47,11 @@ def cluster(tmp_path):
     c = Cluster()
     c.fake, c.sim, c.activator, c.token_file = fake, sim, activator, token_file
     yield c
-    problems = []
-    for act in started:
-        code = act.stop()
-        logs = act.logs()
-        if code != 0 or "Sanitizer" in logs or "runtime error:" in logs:
-            problems.append(f"activator exit {code}:\n{logs[-4000:]}")
-    sim.stop()
-    fake.stop()
-    assert not problems, "\n".join(problems)
+    try:
+        stop_all(started)
+    finally:
+        sim.stop()
+        fake.stop()
 
 
 def replicas(fake, rev="helloworld-go-00001"):

@@ -11,9 +11,7 @@ import signal
 import socket
 import time
 
-import pytest
-
-from activator_harness import ASAN, HOST, Activator, free_port, helloworld_config
+from activator_harness import ASAN, HOST, free_port, helloworld_config
 from loadclient import Load, raw_request, wait_until
 
 FAST_SCALE = {"stable-window": "6s", "scale-to-zero-grace-period": "6s"}
@@ -22,24 +20,6 @@ SLOW = 2 if ASAN else 1
 C = 25 if ASAN else 50
 REV1, REV2 = "helloworld-go-00001", "helloworld-go-00002"
 
-
-@pytest.fixture
-def activator_factory():
-    started = []
-
-    def start(config, args=(), env=None):
-        act = Activator(config, args, env)
-        started.append(act)
-        return act
-
-    yield start
-    problems = []
-    for act in started:
-        code = act.stop()
-        logs = act.logs()
-        if code != 0 or "Sanitizer" in logs or "runtime error:" in logs:
-            problems.append(f"activator exit {code}:\n{logs[-4000:]}")
-    assert not problems, "\n".join(problems)
 
 
 class Monitor:
