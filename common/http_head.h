@@ -60,11 +60,14 @@ int kp_http_value_has_token(const char *value, size_t len, const char *token);
 /* Standard reason phrase for a status code ("Unknown" when none). */
 const char *kp_http_reason(int status);
 
+/* RFC 9110 §5.6.2: a token character. */
+int kp_http_is_tchar(unsigned char ch);
+/* A request's HTTP version: 0, or the status to refuse it with (400 or
+ * 505) and *reject_msg the body saying why. HTTP/1.x for any x is served. */
+int kp_http_version_check(int major, int minor, const char **reject_msg);
 /* A complete head against the rules llhttp leaves to us (version, CONNECT,
  * asterisk-form, field names and values, Host). 0, or the status to refuse
  * it with and *reject_msg the body saying why. method: llhttp_method_t. */
-/* RFC 9110 §5.6.2: a token character. */
-int kp_http_is_tchar(unsigned char ch);
 int kp_http_head_check(const kp_http_head_t *h, int major, int minor, int method,
                        const char **reject_msg);
 

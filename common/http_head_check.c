@@ -29,19 +29,31 @@ static int host_valid(const char *v, size_t len)
     return 1;
 }
 
-int kp_http_head_check(const kp_http_head_t *h, int major, int minor, int method,
-                       const char **reject_msg)
+int kp_http_version_check(int major, int minor, const char **reject_msg)
 {
-    /* RFC 9110 §15.6.6: a major version we do not speak. llhttp also takes
-     * "GET /" with no version as HTTP/0.9, which we do not serve. */
+    /* llhttp also takes "GET /" with no version as HTTP/0.9, which we do
+     * not serve. */
     if (major == 0) {
-        *reject_msg = "bad request: HTTP/0.9 is not supported\n";
+        *reject_msg = minor == 9 ? "bad request: HTTP/0.9 is not supported\n"
+                                 : "bad request: invalid HTTP version\n";
         return 400;
     }
+    /* RFC 9110 §15.6.6: a major version we do not speak. A higher minor
+     * version of HTTP/1 is fine: §6.2 says to answer it as the highest
+     * minor version we support. */
     if (major != 1) {
         *reject_msg = "HTTP version not supported (use HTTP/1.1)\n";
         return 505;
     }
+    return 0;
+}
+
+int kp_http_head_check(const kp_http_head_t *h, int major, int minor, int method,
+                       const char **reject_msg)
+{
+    int status = kp_http_version_check(major, minor, reject_msg);
+    if (status)
+        return status;
     /* We are an origin or gateway, never a forward proxy (RFC 9110 §9.3.6). */
     if (method == HTTP_CONNECT) {
         *reject_msg = "CONNECT is not implemented\n";

@@ -142,6 +142,17 @@ static int on_header_field_complete(llhttp_t *p)
     return kp_http_head_field_done(&c->head) == 0 ? 0 : HPE_USER;
 }
 
+/* llhttp runs with LENIENT_VERSION so that HTTP/1.2 and up reach us: RFC
+ * 9110 §6.2 has them answered as 1.1, where strict llhttp refuses them. The
+ * version rules are then ours, checked before any header is read. */
+static int on_version_complete(llhttp_t *p)
+{
+    kp_http_conn_t *c = p->data;
+    c->reject_status = kp_http_version_check(llhttp_get_http_major(p), llhttp_get_http_minor(p),
+                                             &c->reject_msg);
+    return c->reject_status ? HPE_USER : 0;
+}
+
 /* Whether a header value span starts on a line that began with SP or HT:
  * llhttp accepts such obs-fold continuations and hands them over as more
  * value (RFC 9112 §5.2: a server must refuse or unfold them; a proxy that
@@ -198,7 +209,7 @@ static int on_headers_complete(llhttp_t *p)
     r->url = c->head.url;
     r->url_len = c->head.url_len;
     r->http_major = llhttp_get_http_major(p);
-    r->http_minor = llhttp_get_http_minor(p);
+    r->http_minor = llhttp_get_http_minor(p) > 1 ? 1 : llhttp_get_http_minor(p);
     r->headers = c->head.headers;
     r->n_headers = c->head.n_headers;
     r->chunked = (p->flags & F_CHUNKED) != 0;
@@ -236,6 +247,7 @@ static int on_message_complete(llhttp_t *p)
 static const llhttp_settings_t parser_settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
+    .on_version_complete = on_version_complete,
     .on_header_field = on_header_field,
     .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
@@ -939,6 +951,7 @@ static kp_http_conn_t *conn_new(kp_http_server_t *s)
         s->peak_conns = s->n_conns;
     kp_http_head_init(&c->head);
     llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
+    c->parser.lenient_flags |= LENIENT_VERSION;
     c->parser.data = c;
     return c;
 }

@@ -361,11 +361,14 @@ CASES = {
     # A registered extension method the parser knows is forwarded.
     "method_propfind": (req(b"PROPFIND / HTTP/1.1\r\nHost: {H}\r\n\r\n"), [200], SERVED),
     # RFC 9110 §6.2: a higher minor version of HTTP/1 is answered as 1.1.
-    "version_1_2": (req(b"GET / HTTP/1.2\r\nHost: {H}\r\n\r\n"), [200], SERVED,
-                    "llhttp 8 (strict) refuses any HTTP/1 minor version but 0 and 1 with 400 "
-                    "'Invalid HTTP version'; RFC 9110 §6.2 says to answer it as 1.1"),
+    "version_1_2": (req(b"GET / HTTP/1.2\r\nHost: {H}\r\n\r\n"), [200], SERVED),
+    "version_1_9_pipelined": (req(b"GET / HTTP/1.9\r\nHost: {H}\r\n\r\n"
+                                  b"GET / HTTP/1.9\r\nHost: {H}\r\n\r\n"), [200, 200],
+                              dict(closed=False, app=2)),
     # RFC 9110 §15.6.6: a major version we do not speak: 505.
     "version_2_0": (req(b"GET / HTTP/2.0\r\nHost: {H}\r\n\r\n"), [505], REFUSED),
+    "version_3_0": (req(b"GET / HTTP/3.0\r\nHost: {H}\r\n\r\n"), [505], REFUSED),
+    "version_0_8": (req(b"GET / HTTP/0.8\r\nHost: {H}\r\n\r\n"), [400], REFUSED),
     # An HTTP/2 prior-knowledge preface on our HTTP/1.1 port.
     "h2_preface": (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", [505], REFUSED),
     "version_lowercase": (req(b"GET / http/1.1\r\nHost: {H}\r\n\r\n"), [400], REFUSED),

@@ -100,6 +100,22 @@ static void connection_tokens_are_found_case_insensitively(void **state)
     assert_false(kp_http_value_has_token(v, strlen(v), "keep"));
 }
 
+static void http1_any_minor_is_served_other_majors_refused(void **state)
+{
+    const char *why = NULL;
+    assert_int_equal(kp_http_version_check(1, 0, &why), 0);
+    assert_int_equal(kp_http_version_check(1, 1, &why), 0);
+    assert_int_equal(kp_http_version_check(1, 2, &why), 0);
+    assert_int_equal(kp_http_version_check(1, 9, &why), 0);
+    assert_int_equal(kp_http_version_check(2, 0, &why), 505);
+    assert_non_null(strstr(why, "HTTP/1.1"));
+    assert_int_equal(kp_http_version_check(9, 9, &why), 505);
+    assert_int_equal(kp_http_version_check(0, 9, &why), 400);
+    assert_non_null(strstr(why, "HTTP/0.9"));
+    assert_int_equal(kp_http_version_check(0, 8, &why), 400);
+    assert_non_null(strstr(why, "invalid HTTP version"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -109,6 +125,7 @@ int main(void)
         cmocka_unit_test(too_many_headers_is_431),
         cmocka_unit_test(huge_header_is_431),
         cmocka_unit_test(connection_tokens_are_found_case_insensitively),
+        cmocka_unit_test(http1_any_minor_is_served_other_majors_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
