@@ -79,6 +79,7 @@ struct act_revision {
     uint64_t scale_decisions;
     int cold_start_pending; /* a request is held while no pod is ready */
     int retired; /* no longer in the config: gets no new request */
+    double peer_load; /* held + in flight at the other activator replicas */
     void *scaler; /* scaler.c's per-revision state */
 };
 
@@ -100,6 +101,8 @@ struct act {
     kp_http_server_t admin_server;
     int max_held; /* per revision, Knative's 10 000 */
     int n_activators; /* ready activator replicas sharing each pod (>= 1) */
+    struct act_peers *peers; /* peers.c; NULL when alone */
+    const char *identity;    /* this replica's pod name, or "" */
     int draining;
     uint32_t rng;
 };
@@ -148,10 +151,23 @@ void act_scaler_init(act_revision_t *rev);
 void act_scaler_poke(act_revision_t *rev);
 /* The revision's spec or the global autoscaler settings changed. */
 void act_scaler_reconfigure(act_revision_t *rev);
-/* A request was held: if the held and in-flight requests need more pods
- * than asked for, ask for them now rather than at the next tick. */
+/* A request was held, here or at a peer: if the held and in-flight
+ * requests need more pods than asked for, ask for them now rather than at
+ * the next tick. */
 void act_scaler_note_held(act_revision_t *rev);
+/* A pod is ready that this replica did not ask for (another one raised the
+ * revision from zero): keep it as if a request had come, so that the
+ * windows, not a stale decision of zero, say when it goes. */
+void act_scaler_adopt(act_revision_t *rev);
 void act_scaler_close(act_revision_t *rev);
+
+/* peers.c: the other activator replicas' load, read from their admin
+ * port (the same port as ours: they run the same Deployment). */
+typedef struct act_peers act_peers_t;
+void act_peers_start(act_t *act, int admin_port);
+/* The peers' addresses now (ours left out). */
+void act_peers_set(act_t *act, const char *const *ips, size_t n);
+void act_peers_stop(act_t *act);
 
 uint32_t act_random(act_t *act);
 

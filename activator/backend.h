@@ -38,6 +38,10 @@ struct act_backend {
     /* Desired pod count; the backend converges to it and keeps it (a pod
      * that dies is replaced while the count says so). */
     void (*set_scale)(act_backend_t *b, act_backend_revision_t *r, int pods);
+    /* A request waits and the revision has no ready pod. Where another
+     * replica decides the scale, this one may start a pod at once rather
+     * than wait for that replica to learn of the request. Optional. */
+    void (*wake)(act_backend_t *b, act_backend_revision_t *r);
     /* Stops every pod (drain first) and frees the backend; on_closed runs
      * when no process or handle is left. */
     void (*close)(act_backend_t *b, void (*on_closed)(void *ctx), void *ctx);

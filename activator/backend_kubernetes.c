@@ -49,6 +49,8 @@ struct act_backend_revision {
     int last_error;  /* HTTP status of the last failed write (log once) */
     uv_timer_t retry_timer;
     uint64_t backoff_ms;
+    int waking;          /* a follower's raise from zero is under way */
+    uint64_t woken_at;   /* uv_now when it was sent */
 };
 
 struct kube_backend {
@@ -126,6 +128,43 @@ static void rev_write(act_backend_revision_t *rev)
         on_patched(rev, 0, -1, "cannot start request");
 }
 
+/* A follower raises a revision from zero itself, once a second at most,
+ * and only from zero (the write is conditional on a read of 0): every
+ * other number is the leader's, which learns of the held request from
+ * this replica's /load within a second and takes it from there. */
+#define WAKE_INTERVAL_MS 1000
+
+static void on_woken(void *ctx, int status, int replicas, const char *message)
+{
+    act_backend_revision_t *rev = ctx;
+    rev->waking = 0;
+    char code[16], got[16];
+    snprintf(code, sizeof code, "%d", status);
+    snprintf(got, sizeof got, "%d", replicas);
+    if (status / 100 == 2)
+        kp_log_kv(KP_LOG_INFO, replicas > 1 || strcmp(message, "already scaled") == 0
+                                   ? "scale from zero: already under way"
+                                   : "scale from zero: raised by this follower",
+                  "revision", rev->spec->name, "replicas", got, NULL);
+    else
+        kp_log_kv(KP_LOG_INFO, "scale from zero: left to the leader", "revision", rev->spec->name,
+                  "status", code, "why", message, NULL);
+}
+
+static void kube_wake(act_backend_t *base, act_backend_revision_t *rev)
+{
+    kube_backend_t *b = (kube_backend_t *)base;
+    if (b->closing || b->is_leader || rev->n_pods > 0 || rev->waking)
+        return;
+    uint64_t now = uv_now(b->loop);
+    if (rev->woken_at && now - rev->woken_at < WAKE_INTERVAL_MS)
+        return;
+    rev->woken_at = now;
+    if (kp_kube_scale_from_zero(b->kube, rev->spec->namespace_, rev->deployment, 1, on_woken,
+                                rev) == 0)
+        rev->waking = 1;
+}
+
 /* --- pods from EndpointSlices --- */
 
 static kube_pod_t *pod_find(act_backend_revision_t *rev, const char *id)
@@ -160,6 +199,10 @@ static void pod_report_added(act_backend_revision_t *rev, kube_pod_t *p)
 static void on_endpoints(void *ctx, const kp_kube_endpoint_t *eps, size_t n)
 {
     act_backend_revision_t *rev = ctx;
+    /* Closing: the revisions are gone, and the watch lives on only until
+     * the lease is handed back. */
+    if (rev->b->closing)
+        return;
     for (size_t i = 0; i < rev->n_pods; i++)
         rev->pods[i].seen = 0;
     for (size_t i = 0; i < n; i++) {
@@ -215,11 +258,8 @@ static void on_endpoints(void *ctx, const kp_kube_endpoint_t *eps, size_t n)
 static void on_activators(void *ctx, const kp_kube_endpoint_t *eps, size_t n)
 {
     kube_backend_t *b = ctx;
-    int ready = 0;
-    for (size_t i = 0; i < n; i++)
-        ready += eps[i].ready != 0;
-    if (b->opts.activators_changed)
-        b->opts.activators_changed(b->opts.ctx, ready > 0 ? ready : 1);
+    if (!b->closing && b->opts.activators_changed)
+        b->opts.activators_changed(b->opts.ctx, eps, n);
 }
 
 static void on_leader(void *ctx, int is_leader)
@@ -313,6 +353,13 @@ static void on_kube_closed(void *ctx)
     on_part_closed(ctx);
 }
 
+static void on_lease_released(void *ctx)
+{
+    kube_backend_t *b = ctx;
+    b->elector = NULL; /* stopped */
+    kp_kube_close(b->kube, on_kube_closed, b);
+}
+
 static void kube_close(act_backend_t *base, void (*on_closed)(void *ctx), void *ctx)
 {
     kube_backend_t *b = (kube_backend_t *)base;
@@ -329,7 +376,9 @@ static void kube_close(act_backend_t *base, void (*on_closed)(void *ctx), void *
         b->pending_closes++;
         uv_close((uv_handle_t *)&rev->retry_timer, on_timer_closed);
     }
-    kp_kube_close(b->kube, on_kube_closed, b);
+    /* The lease goes back first, so the next leader need not wait for it
+     * to expire; the client closes when that write has ended. */
+    kp_kube_elector_release(b->elector, on_lease_released, b);
 }
 
 void act_kube_opts_default(act_kube_opts_t *opts)
@@ -350,6 +399,7 @@ act_backend_t *act_backend_kubernetes_new(uv_loop_t *loop, const act_backend_eve
     b->base.add_revision = kube_add_revision;
     b->base.set_scale = kube_set_scale;
     b->base.close = kube_close;
+    b->base.wake = kube_wake;
     b->loop = loop;
     b->events = events;
     b->opts = *opts;

@@ -15,7 +15,8 @@ typedef struct act_kube_opts {
     /* The activators' own Service: its ready endpoints are the replicas
      * that share each pod's capacity. NULL: this replica is alone. */
     const char *activator_service;
-    void (*activators_changed)(void *ctx, int n); /* ready activator replicas */
+    /* Its endpoints (all its slices), each time they change. */
+    void (*activators_changed)(void *ctx, const kp_kube_endpoint_t *eps, size_t n);
     void *ctx;
 } act_kube_opts_t;
 

@@ -198,6 +198,7 @@ static void on_server_closed(kp_http_server_t *s)
 static void finish_shutdown(void)
 {
     act_config_watch_stop(&act);
+    act_peers_stop(&act);
     for (size_t i = 0; i < act.n_revisions; i++)
         act_revision_close(act.revisions[i]);
     kp_http_server_close(&act.server, on_server_closed);
@@ -238,9 +239,26 @@ static void on_signal(uv_signal_t *s, int signum)
 
 static kp_kube_config_t kube_cfg;
 
-static void on_activators_changed(void *ctx, int n)
+/* The activator Service's endpoints: the ready ones share each pod's
+ * concurrency, and the others than us are the peers whose load counts. */
+static void on_activators_changed(void *ctx, const kp_kube_endpoint_t *eps, size_t n)
 {
-    act_set_activator_count(ctx, n);
+    act_t *a = ctx;
+    const char **peers = calloc(n ? n : 1, sizeof *peers);
+    size_t n_peers = 0;
+    int ready = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!eps[i].ready)
+            continue;
+        ready++;
+        /* An address with no pod name cannot be told apart from ours. */
+        if (peers && eps[i].pod[0] && strcmp(eps[i].pod, a->identity) != 0)
+            peers[n_peers++] = eps[i].ip;
+    }
+    act_set_activator_count(a, ready > 0 ? ready : 1);
+    if (peers)
+        act_peers_set(a, peers, n_peers);
+    free(peers);
 }
 
 static act_backend_t *make_backend(const act_opts_t *o, const act_backend_events_t *events)
@@ -309,6 +327,7 @@ int main(int argc, char **argv)
         .pod_added = act_revision_pod_added,
         .pod_removed = act_revision_pod_removed,
     };
+    act.identity = o.identity && *o.identity ? o.identity : "";
     act.backend = make_backend(&o, &events);
     act.config_path = o.config;
     if (!act.backend || act_config_apply(&act, cfg) != 0) {
@@ -327,6 +346,9 @@ int main(int argc, char **argv)
     }
     if (act_observe_init(&act, admin_host, admin_port) != 0)
         return 1;
+    if (strcmp(o.backend, "kubernetes") == 0 && act.identity[0] && o.activator_service &&
+        *o.activator_service)
+        act_peers_start(&act, admin_port);
     uv_signal_init(act.loop, &sigterm_handle);
     uv_signal_init(act.loop, &sigint_handle);
     uv_signal_start(&sigterm_handle, on_signal, SIGTERM);

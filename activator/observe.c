@@ -1,6 +1,7 @@
 /* The activator's admin port and its records: /status (JSON: services,
  * traffic, revisions, pods with their in-flight counts), /metrics
- * (Prometheus text) and /healthz; one JSON log line per scale decision and
+ * (Prometheus text), /load (held and in-flight counts, for the other
+ * replicas) and /healthz; one JSON log line per scale decision and
  * per cold start. */
 #include <stdio.h>
 #include <string.h>
@@ -223,6 +224,17 @@ static void render_metrics(act_t *act, kp_strbuf_t *sb)
     }
 }
 
+/* For the other replicas (peers.c): this replica's own share of each
+ * revision's demand, "namespace/name held in_flight" per line. */
+static void render_load(const act_t *act, kp_strbuf_t *sb)
+{
+    for (size_t i = 0; i < act->n_revisions; i++) {
+        const act_revision_t *rev = act->revisions[i];
+        if (rev->n_held > 0 || rev->in_flight > 0)
+            kp_strbuf_printf(sb, "%s %d %d\n", rev->key, rev->n_held, rev->in_flight);
+    }
+}
+
 static int path_is(const kp_http_request_t *req, const char *path)
 {
     size_t n = strlen(path);
@@ -247,12 +259,14 @@ static void on_admin_request(kp_http_request_t *req, void *ctx)
     } else if (path_is(req, "/metrics")) {
         render_metrics(act, &sb);
         type = "text/plain; version=0.0.4; charset=utf-8";
+    } else if (path_is(req, "/load")) {
+        render_load(act, &sb);
     } else if (path_is(req, "/healthz")) {
         status = act->draining ? 503 : 200;
         kp_strbuf_puts(&sb, act->draining ? "shutting down\n" : "ok\n");
     } else {
         status = 404;
-        kp_strbuf_puts(&sb, "not found (try /status, /metrics, /healthz)\n");
+        kp_strbuf_puts(&sb, "not found (try /status, /metrics, /load, /healthz)\n");
     }
     kp_http_conn_respond(req->conn, status, type, sb.data, sb.len);
     kp_strbuf_free(&sb);

@@ -193,8 +193,11 @@ void act_revision_admit(act_revision_t *rev, act_request_t *r)
     if (rev->held_head == r)
         arm_held_timer(rev);
     if (rev->n_ready == 0) {
+        act_backend_t *backend = rev->act->backend;
         rev->cold_start_pending = 1;
         act_scaler_poke(rev);
+        if (backend->wake)
+            backend->wake(backend, rev->backend_rev);
     }
     act_scaler_note_held(rev);
 }
@@ -275,6 +278,10 @@ void act_revision_pod_ready(act_pod_t *pod)
     pod->ready = 1;
     rev->n_ready++;
     kp_log_kv(KP_LOG_INFO, "pod ready", "revision", rev->key, "pod", pod->info.id, NULL);
+    /* A pod nobody here asked for: another replica raised the revision
+     * from zero for a request it holds. */
+    if (rev->desired == 0 && rev->act->backend->wake)
+        act_scaler_adopt(rev);
     dispatch_held(rev);
 }
 

@@ -46,7 +46,7 @@ static void apply_decision(act_scaler_t *sc, int force_log)
     int want = d.desired_scale;
     /* A request is waiting and nothing runs: one pod at least, whatever
      * the windows still say. */
-    if (want == 0 && rev->n_held > 0)
+    if (want == 0 && (rev->n_held > 0 || rev->peer_load > 0))
         want = 1;
     if (want == rev->desired && !force_log)
         return;
@@ -60,9 +60,9 @@ static void apply_decision(act_scaler_t *sc, int force_log)
 static void record_round(act_scaler_t *sc)
 {
     act_revision_t *rev = sc->rev;
-    /* Requests the activator holds or has in flight count as load; the
+    /* Requests the activators hold or have in flight count as load; the
      * pods' proxied share was subtracted so nothing counts twice. */
-    double total = sc->scraped_concurrency + rev->n_held + rev->in_flight;
+    double total = sc->scraped_concurrency + rev->n_held + rev->in_flight + rev->peer_load;
     kp_kpa_record(&sc->kpa, kp_now_ns(), total);
 }
 
@@ -251,11 +251,22 @@ void act_scaler_note_held(act_revision_t *rev)
     act_scaler_t *sc = rev->scaler;
     if (!sc || sc->closing)
         return;
-    double load = rev->n_held + rev->in_flight;
+    double load = rev->n_held + rev->in_flight + rev->peer_load;
     int needed = (int)ceil(load / kp_kpa_config_target(&sc->cfg));
     if (needed <= rev->desired)
         return;
     kp_kpa_burst(&sc->kpa, kp_now_ns(), load);
+    apply_decision(sc, 0);
+}
+
+void act_scaler_adopt(act_revision_t *rev)
+{
+    act_scaler_t *sc = rev->scaler;
+    if (!sc || sc->closing)
+        return;
+    /* One request's worth of demand, kept for a stable window: then the
+     * windows decide, and a scale to zero is written like any other. */
+    kp_kpa_burst(&sc->kpa, kp_now_ns(), 1);
     apply_decision(sc, 0);
 }
 

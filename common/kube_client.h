@@ -46,6 +46,12 @@ int kp_kube_get_scale(kp_kube_t *k, const char *ns, const char *name, kp_kube_sc
  * per verb and resource with the RBAC rule that is missing. */
 int kp_kube_patch_scale(kp_kube_t *k, const char *ns, const char *name, int replicas,
                         kp_kube_scale_cb cb, void *ctx);
+/* Sets spec.replicas to replicas only if it is 0: a read, then a write
+ * conditional on the read's resourceVersion. cb gets the write's answer (a
+ * 409 when someone else moved between the two), or the read's replicas
+ * with status 200 and nothing written when they are not 0. */
+int kp_kube_scale_from_zero(kp_kube_t *k, const char *ns, const char *name, int replicas,
+                            kp_kube_scale_cb cb, void *ctx);
 
 /* --- EndpointSlices of one Service --- */
 
@@ -82,5 +88,12 @@ kp_kube_elector_t *kp_kube_elect(kp_kube_t *k, const char *ns, const char *name,
                                  const char *identity, int duration_s, kp_kube_leader_cb cb,
                                  void *ctx);
 void kp_kube_elector_stop(kp_kube_elector_t *e);
+/* Stops the elector as kp_kube_elector_stop does, but a leader first steps
+ * down and hands the Lease back (holder "", duration 1 s, as client-go's
+ * ReleaseOnCancel does) so that another replica takes over at its next
+ * round instead of waiting for the lease to expire. done runs once, when
+ * the write has ended or failed (at most duration/3 later), or at once
+ * when there is nothing to release; done may run before this returns. */
+void kp_kube_elector_release(kp_kube_elector_t *e, void (*done)(void *ctx), void *ctx);
 
 #endif

@@ -13,7 +13,7 @@
 
 #define CONFLICT_RETRIES 3
 
-typedef enum { E_IDLE, E_GETTING, E_WRITING, E_STOPPED } elector_state_t;
+typedef enum { E_IDLE, E_GETTING, E_WRITING, E_RELEASING, E_STOPPED } elector_state_t;
 
 /* Owned by the client (tracked); freed in the timer's close callback after
  * kp_kube_elector_stop or kp_kube_close. */
@@ -36,6 +36,8 @@ struct kp_kube_elector {
     kp_kube_lease_t lease; /* as last read or written */
     int have_lease;
     int conflicts; /* 409s in this round */
+    void (*released)(void *ctx);
+    void *released_ctx;
 };
 
 static void lease_get(kp_kube_elector_t *e);
@@ -222,6 +224,10 @@ static void elector_stop(void *obj)
     kp_kube_elector_t *e = obj;
     if (e->state == E_STOPPED)
         return;
+    /* A release cut short (the client closing) still reports its end. */
+    void (*released)(void *) = e->released;
+    void *released_ctx = e->released_ctx;
+    e->released = NULL;
     e->state = E_STOPPED;
     kp_kube_untrack(e->k, e);
     kp_kube_request_cancel(e->req);
@@ -229,11 +235,70 @@ static void elector_stop(void *obj)
     uv_timer_stop(&e->timer);
     kp_kube_hold(e->k);
     uv_close((uv_handle_t *)&e->timer, on_timer_closed);
+    if (released)
+        released(released_ctx);
 }
 
 void kp_kube_elector_stop(kp_kube_elector_t *e)
 {
     if (e)
+        elector_stop(e);
+}
+
+static void release_done(void *ctx, int status, const char *body, size_t len, const char *err)
+{
+    kp_kube_elector_t *e = ctx;
+    e->req = NULL;
+    if (status == 200 && !err)
+        kp_log(KP_LOG_INFO, "lease %s/%s: released", e->ns, e->name);
+    else
+        log_failure(e, "release", status, body, len, err);
+    elector_stop(e); /* runs e->released */
+}
+
+void kp_kube_elector_release(kp_kube_elector_t *e, void (*done)(void *ctx), void *ctx)
+{
+    if (!e || e->state == E_STOPPED || e->state == E_RELEASING) {
+        done(ctx);
+        return;
+    }
+    /* A renewal in flight may land or not: release what we last knew; a 409
+     * then only means the lease runs out as it would have. */
+    kp_kube_request_cancel(e->req);
+    e->req = NULL;
+    uv_timer_stop(&e->timer);
+    int was_leader = e->leader && e->have_lease;
+    e->state = E_RELEASING;
+    set_leader(e, 0);
+    if (e->state == E_STOPPED) { /* the callback stopped us */
+        done(ctx);
+        return;
+    }
+    char *json = NULL;
+    if (was_leader) {
+        double now = wall_now();
+        json = kp_kube_lease_json(e->ns, e->name, "", 1, now, now, e->lease.transitions,
+                                  e->lease.resource_version);
+    }
+    if (json) {
+        char path[640];
+        lease_path(e, 1, path, sizeof(path));
+        kp_kube_req_opts_t o = {
+            .method = "PUT",
+            .path = path,
+            .content_type = "application/json",
+            .body = json,
+            .timeout_ms = (long)e->period_ms,
+            .rbac = {"update", "leases", "coordination.k8s.io", e->ns},
+            .on_done = release_done,
+            .ctx = e,
+        };
+        e->req = kp_kube_request(e->k, &o);
+        free(json);
+    }
+    e->released = done;
+    e->released_ctx = ctx;
+    if (!e->req)
         elector_stop(e);
 }
 

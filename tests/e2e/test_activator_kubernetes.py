@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from activator_harness import ASAN, HOST, Activator, hey, helloworld_config, stop_all
+from activator_harness import (ASAN, HOST, Activator, free_port, hey, helloworld_config,
+                               stop_all)
 from fake_kube import FakeKube, activator_rules
 from kubelet_sim import KubeletSim
 
@@ -31,13 +32,13 @@ def cluster(tmp_path):
     token_file = fake.write_token_file(token, str(tmp_path / "token"))
     started = []
 
-    def activator(config=None, identity=None, extra=(), token_path=token_file):
+    def activator(config=None, identity=None, extra=(), token_path=token_file, **where):
         args = ["--backend", "kubernetes", "--kube-api", fake.url, "--kube-token-file",
                 token_path, "--kube-ca-file", fake.ca_file, "--lease-namespace", "default",
                 "--lease-duration", "3", *extra]
         if identity:
             args += ["--identity", identity]
-        act = Activator(config or helloworld_config(), args)
+        act = Activator(config or helloworld_config(), args, **where)
         started.append(act)
         return act
 
@@ -138,7 +139,8 @@ def test_two_activators_one_leader_and_failover(cluster):
     writers = {p["user"] for p in cluster.fake.patches()}
     assert writers == {holder}, cluster.fake.patches()
     leader, follower = (a, b) if holder == "activator-a" else (b, a)
-    assert leader.stop() == 0
+    # A leader that dies without handing the lease back: it runs out.
+    leader.crash()
     stopped = time.monotonic()
     start = time.time()
     deadline = start + 10
@@ -155,6 +157,109 @@ def test_two_activators_one_leader_and_failover(cluster):
                   if p["monotonic"] > stopped]
     assert new_writes and {p["user"] for p in new_writes} == {
         lease["spec"]["holderIdentity"]}, new_writes
+
+
+def test_leader_hands_the_lease_back_when_it_stops(cluster):
+    """With a 30 s lease (renewals every 10 s), the follower can lead within
+    15 s of the leader's SIGTERM only if the leader handed the lease back
+    (client-go's ReleaseOnCancel) instead of letting it run out."""
+    long_lease = ("--lease-duration", "30")
+    a = cluster.activator(identity="activator-a", token_path=token_for(cluster, "activator-a"),
+                          extra=long_lease)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        lease = cluster.fake.get_lease("default", "kp-activator")
+        if lease and lease["spec"]["holderIdentity"] == "activator-a":
+            break
+        time.sleep(0.1)
+    assert lease and lease["spec"]["holderIdentity"] == "activator-a", lease
+    b = cluster.activator(identity="activator-b", token_path=token_for(cluster, "activator-b"),
+                          extra=long_lease)
+    assert b.request("/") == (200, "Hello World!\n")
+    assert cluster.fake.get_lease("default", "kp-activator")["spec"]["holderIdentity"] == \
+        "activator-a"
+    assert a.stop() == 0
+    stopped = time.monotonic()
+    # The release was written before the process exited.
+    releases = [w for w in cluster.fake.lease_writes
+                if w["user"] == "activator-a" and w["method"] == "PUT" and w["holder"] == ""]
+    assert releases and releases[-1]["status"] == 200, cluster.fake.lease_writes[-5:]
+    assert cluster.fake.get_lease("default", "kp-activator")["spec"]["holderIdentity"] in (
+        "", "activator-b")
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        lease = cluster.fake.get_lease("default", "kp-activator")
+        if lease["spec"]["holderIdentity"] == "activator-b":
+            break
+        time.sleep(0.2)
+    assert lease["spec"]["holderIdentity"] == "activator-b", lease
+    # The new leader writes scale: a cold start of 00002 works through it.
+    assert b.request("/", host="candidate-" + HOST) == (200, "Hello Knative!\n")
+    new_writes = [p for p in cluster.fake.patches("default", "helloworld-go-00002-deployment")
+                  if p["monotonic"] > stopped]
+    assert new_writes and {p["user"] for p in new_writes} == {"activator-b"}, new_writes
+
+
+def two_replicas(cluster, cfg=None):
+    """Two activators as the activator Service's endpoints, on their own
+    loopback addresses and the same admin port (as replicas of one
+    Deployment are), activator-a the leader."""
+    cluster.fake.set_endpoints("default", "kp-activator", [
+        ("127.0.1.11", True, "activator-a"), ("127.0.1.12", True, "activator-b")], port=8080)
+    admin_port = free_port()
+    extra = ["--activator-service", "kp-activator"]
+    a = cluster.activator(cfg, identity="activator-a", extra=extra,
+                          token_path=token_for(cluster, "activator-a"),
+                          admin_host="127.0.1.11", admin_port=admin_port)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        lease = cluster.fake.get_lease("default", "kp-activator")
+        if lease and lease["spec"]["holderIdentity"] == "activator-a":
+            break
+        time.sleep(0.1)
+    b = cluster.activator(cfg, identity="activator-b", extra=extra,
+                          token_path=token_for(cluster, "activator-b"),
+                          admin_host="127.0.1.12", admin_port=admin_port)
+    assert cluster.fake.get_lease("default", "kp-activator")["spec"]["holderIdentity"] == \
+        "activator-a"
+    return a, b
+
+
+def test_cold_start_through_a_follower(cluster):
+    """The first request at zero reaches the replica that does not write
+    scale: it raises the revision from zero itself (a write conditional on
+    a read of 0), and the leader, which reads its /load, keeps the pod."""
+    a, b = two_replicas(cluster)
+    assert replicas(cluster.fake) == 0
+    assert b.request("/", timeout=20 * SLOW) == (200, "Hello World!\n")
+    raises = [p for p in cluster.fake.patches("default", "helloworld-go-00001-deployment")
+              if p["user"] == "activator-b"]
+    assert raises and raises[0]["replicas"] == 1, cluster.fake.patches()
+    # The leader counts b's load as its own: it asked for the pod too.
+    assert any(p["user"] == "activator-a" and p["replicas"] >= 1
+               for p in cluster.fake.patches("default", "helloworld-go-00001-deployment")), \
+        cluster.fake.patches()
+    assert "activator peer" in a.logs()
+
+
+def test_leader_scales_for_the_load_of_every_replica(cluster):
+    """20 concurrent requests at each replica: 40 in all, so 6 pods at a
+    target of 7 per pod (CC 10, 70 %). The leader alone carries 20 (3
+    pods): it must count what the follower holds and proxies."""
+    cfg = helloworld_config(autoscaler={"stable-window": "6s",
+                                        "scale-to-zero-grace-period": "6s"})
+    a, b = two_replicas(cluster, cfg)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(hey, act.url("/?sleep=200"), HOST, 20, "8s") for act in (a, b)]
+        codes = [r.result() for r in runs]
+    assert all(set(c) == {200} for c in codes), codes
+    asked = max(p["replicas"] for p in cluster.fake.patches("default",
+                                                            "helloworld-go-00001-deployment")
+                if p["user"] == "activator-a" and p["status"] == 200)
+    assert asked >= 5, cluster.fake.patches()
+    maxima = [json.loads(p.get("/stats").body)["max_in_flight"]
+              for p in cluster.sim.pods("helloworld-go-00001")]
+    assert max(maxima) <= 10, maxima
 
 
 def test_in_cluster_configuration(cluster):
