@@ -30,6 +30,9 @@ typedef struct kp_revision_spec {
      * helloworld binary next to the activator's own. */
     char **command;
     size_t n_command;
+    /* The activator's revision that serves this spec, set when the config
+     * is applied: a request's route finds it without a search. */
+    void *runtime;
 } kp_revision_spec_t;
 
 typedef struct kp_traffic_target {

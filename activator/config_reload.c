@@ -17,10 +17,9 @@
 
 act_revision_t *act_revision_for_spec(act_t *act, const kp_revision_spec_t *spec)
 {
-    for (size_t i = 0; i < act->n_revisions; i++)
-        if (act->revisions[i]->spec == spec && !act->revisions[i]->retired)
-            return act->revisions[i];
-    return NULL;
+    (void)act;
+    act_revision_t *rev = spec->runtime;
+    return rev && rev->spec == spec && !rev->retired ? rev : NULL;
 }
 
 static act_revision_t *revision_named(act_t *act, const kp_revision_spec_t *spec)
@@ -33,7 +32,7 @@ static act_revision_t *revision_named(act_t *act, const kp_revision_spec_t *spec
     return NULL;
 }
 
-static int revision_add(act_t *act, const kp_revision_spec_t *spec)
+static int revision_add(act_t *act, kp_revision_spec_t *spec)
 {
     if (act->n_revisions == act->cap_revisions) {
         size_t cap = act->cap_revisions ? act->cap_revisions * 2 : 8;
@@ -48,6 +47,7 @@ static int revision_add(act_t *act, const kp_revision_spec_t *spec)
         return -1;
     act->revisions[act->n_revisions++] = rev;
     act_revision_init(act, rev, spec);
+    spec->runtime = rev;
     return 0;
 }
 
@@ -71,10 +71,11 @@ int act_config_apply(act_t *act, kp_activator_config_t *cfg)
     int added = 0, kept = 0;
     for (size_t i = 0; i < cfg->n_services; i++) {
         for (size_t j = 0; j < cfg->services[i].n_revisions; j++) {
-            const kp_revision_spec_t *spec = &cfg->services[i].revisions[j];
+            kp_revision_spec_t *spec = &cfg->services[i].revisions[j];
             act_revision_t *rev = revision_named(act, spec);
             if (rev) {
                 rev->spec = spec;
+                spec->runtime = rev;
                 rev->retired = 0;
                 act_scaler_reconfigure(rev);
                 kept++;

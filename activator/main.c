@@ -11,6 +11,7 @@
 #include "backend_kubernetes.h"
 #include "backend_local.h"
 #include "log.h"
+#include "mem_trim.h"
 #include "observe.h"
 
 static const char usage[] =
@@ -187,6 +188,7 @@ static void on_backend_closed(void *ctx)
     kp_log(KP_LOG_INFO, "every pod stopped; exiting");
     uv_close((uv_handle_t *)&sigterm_handle, NULL);
     uv_close((uv_handle_t *)&sigint_handle, NULL);
+    kp_mem_trim_stop();
     act_observe_close(&act);
 }
 
@@ -355,6 +357,7 @@ int main(int argc, char **argv)
     uv_signal_start(&sigint_handle, on_signal, SIGINT);
     kp_log(KP_LOG_INFO, "activator listening on %s (admin %s), %zu revision(s), backend %s",
            o.listen, o.admin, act.n_revisions, o.backend);
+    kp_mem_trim_start(act.loop);
     uv_run(act.loop, UV_RUN_DEFAULT);
     uv_loop_close(act.loop);
     act_config_free_all(&act);

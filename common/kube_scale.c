@@ -55,16 +55,23 @@ static void scale_done(void *ctx, int status, const char *body, size_t len, cons
     c->cb(c->ctx, status, replicas, msg);
 }
 
+/* One request on the deployment's scale; c (taken over) carries cb and
+ * what on_done needs, and is freed after on_done. */
 static int scale_request(kp_kube_t *k, const char *method, const char *verb, const char *ns,
-                         const char *name, const char *body, kp_kube_scale_cb cb, void *ctx)
+                         const char *name, const char *body, kp_kube_scale_cb cb, void *ctx,
+                         kp_kube_done_cb on_done, int raise_to)
 {
     if (!kp_kube_name_valid(ns) || !kp_kube_name_valid(name) || !cb)
         return UV_EINVAL;
-    scale_call_t *c = malloc(sizeof(*c));
+    scale_call_t *c = calloc(1, sizeof(*c));
     if (!c)
         return UV_ENOMEM;
     c->cb = cb;
     c->ctx = ctx;
+    c->k = k;
+    c->raise_to = raise_to;
+    snprintf(c->ns, sizeof c->ns, "%s", ns);
+    snprintf(c->name, sizeof c->name, "%s", name);
     char path[640];
     snprintf(path, sizeof(path), "/apis/apps/v1/namespaces/%s/deployments/%s/scale", ns, name);
     kp_kube_req_opts_t o = {
@@ -74,7 +81,7 @@ static int scale_request(kp_kube_t *k, const char *method, const char *verb, con
         .body = body,
         .timeout_ms = 30000,
         .rbac = {verb, "deployments/scale", "apps", ns},
-        .on_done = scale_done,
+        .on_done = on_done,
         .ctx = c,
         .free_ctx = free,
     };
@@ -88,7 +95,7 @@ static int scale_request(kp_kube_t *k, const char *method, const char *verb, con
 int kp_kube_get_scale(kp_kube_t *k, const char *ns, const char *name, kp_kube_scale_cb cb,
                       void *ctx)
 {
-    return scale_request(k, "GET", "get", ns, name, NULL, cb, ctx);
+    return scale_request(k, "GET", "get", ns, name, NULL, cb, ctx, scale_done, 0);
 }
 
 static void read_before_raise_done(void *ctx, int status, const char *body, size_t len,
@@ -109,40 +116,18 @@ static void read_before_raise_done(void *ctx, int status, const char *body, size
     char patch[256];
     snprintf(patch, sizeof patch, "{\"metadata\":{\"resourceVersion\":\"%s\"},"
              "\"spec\":{\"replicas\":%d}}", rv, c->raise_to);
-    if (scale_request(c->k, "PATCH", "patch", c->ns, c->name, patch, c->cb, c->ctx) != 0)
+    if (scale_request(c->k, "PATCH", "patch", c->ns, c->name, patch, c->cb, c->ctx, scale_done,
+                      0) != 0)
         c->cb(c->ctx, 0, -1, "cannot start request");
 }
 
 int kp_kube_scale_from_zero(kp_kube_t *k, const char *ns, const char *name, int replicas,
                             kp_kube_scale_cb cb, void *ctx)
 {
-    if (replicas < 1 || !kp_kube_name_valid(ns) || !kp_kube_name_valid(name) || !cb)
+    if (replicas < 1)
         return UV_EINVAL;
-    scale_call_t *c = calloc(1, sizeof(*c));
-    if (!c)
-        return UV_ENOMEM;
-    c->cb = cb;
-    c->ctx = ctx;
-    c->k = k;
-    c->raise_to = replicas;
-    snprintf(c->ns, sizeof c->ns, "%s", ns);
-    snprintf(c->name, sizeof c->name, "%s", name);
-    char path[640];
-    snprintf(path, sizeof(path), "/apis/apps/v1/namespaces/%s/deployments/%s/scale", ns, name);
-    kp_kube_req_opts_t o = {
-        .method = "GET",
-        .path = path,
-        .timeout_ms = 30000,
-        .rbac = {"get", "deployments/scale", "apps", ns},
-        .on_done = read_before_raise_done,
-        .ctx = c,
-        .free_ctx = free,
-    };
-    if (!kp_kube_request(k, &o)) {
-        free(c);
-        return UV_ENOMEM;
-    }
-    return 0;
+    return scale_request(k, "GET", "get", ns, name, NULL, cb, ctx, read_before_raise_done,
+                         replicas);
 }
 
 int kp_kube_patch_scale(kp_kube_t *k, const char *ns, const char *name, int replicas,
@@ -152,5 +137,5 @@ int kp_kube_patch_scale(kp_kube_t *k, const char *ns, const char *name, int repl
         return UV_EINVAL;
     char body[64];
     snprintf(body, sizeof(body), "{\"spec\":{\"replicas\":%d}}", replicas);
-    return scale_request(k, "PATCH", "patch", ns, name, body, cb, ctx);
+    return scale_request(k, "PATCH", "patch", ns, name, body, cb, ctx, scale_done, 0);
 }

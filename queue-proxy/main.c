@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "mem_trim.h"
 #include "queue_proxy.h"
 
 static const char usage[] =
@@ -58,6 +59,7 @@ void qp_shutdown(qp_t *qp)
     if (qp->user_metrics_enabled)
         kp_http_server_close(&qp->user_metrics_server, on_server_closed);
     uv_close((uv_handle_t *)&qp->report_timer, on_closed_handle);
+    kp_mem_trim_stop();
     uv_close((uv_handle_t *)&qp->queue_timer, on_closed_handle);
     uv_close((uv_handle_t *)&qp->drain_timer, on_closed_handle);
     uv_close((uv_handle_t *)&qp->sigterm, on_closed_handle);
@@ -168,6 +170,7 @@ int main(int argc, char **argv)
     qp.request_log = qp.cfg.request_log;
     if (start(&qp) != 0)
         return 1;
+    kp_mem_trim_start(qp.loop);
     uv_run(qp.loop, UV_RUN_DEFAULT);
     uv_loop_close(qp.loop);
     kp_req_metrics_free(qp.req_metrics);

@@ -159,6 +159,16 @@ def test_two_activators_one_leader_and_failover(cluster):
         lease["spec"]["holderIdentity"]}, new_writes
 
 
+def wait_for_holder(fake, identity, timeout):
+    deadline = time.time() + timeout
+    while True:
+        lease = fake.get_lease("default", "kp-activator")
+        if lease and lease["spec"]["holderIdentity"] == identity:
+            return
+        assert time.time() < deadline, "holder not %s: %s" % (identity, lease)
+        time.sleep(0.1)
+
+
 def test_leader_hands_the_lease_back_when_it_stops(cluster):
     """With a 30 s lease (renewals every 10 s), the follower can lead within
     15 s of the leader's SIGTERM only if the leader handed the lease back
@@ -166,13 +176,7 @@ def test_leader_hands_the_lease_back_when_it_stops(cluster):
     long_lease = ("--lease-duration", "30")
     a = cluster.activator(identity="activator-a", token_path=token_for(cluster, "activator-a"),
                           extra=long_lease)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        lease = cluster.fake.get_lease("default", "kp-activator")
-        if lease and lease["spec"]["holderIdentity"] == "activator-a":
-            break
-        time.sleep(0.1)
-    assert lease and lease["spec"]["holderIdentity"] == "activator-a", lease
+    wait_for_holder(cluster.fake, "activator-a", 10)
     b = cluster.activator(identity="activator-b", token_path=token_for(cluster, "activator-b"),
                           extra=long_lease)
     assert b.request("/") == (200, "Hello World!\n")
@@ -186,13 +190,7 @@ def test_leader_hands_the_lease_back_when_it_stops(cluster):
     assert releases and releases[-1]["status"] == 200, cluster.fake.lease_writes[-5:]
     assert cluster.fake.get_lease("default", "kp-activator")["spec"]["holderIdentity"] in (
         "", "activator-b")
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        lease = cluster.fake.get_lease("default", "kp-activator")
-        if lease["spec"]["holderIdentity"] == "activator-b":
-            break
-        time.sleep(0.2)
-    assert lease["spec"]["holderIdentity"] == "activator-b", lease
+    wait_for_holder(cluster.fake, "activator-b", 15)
     # The new leader writes scale: a cold start of 00002 works through it.
     assert b.request("/", host="candidate-" + HOST) == (200, "Hello Knative!\n")
     new_writes = [p for p in cluster.fake.patches("default", "helloworld-go-00002-deployment")
@@ -211,12 +209,7 @@ def two_replicas(cluster, cfg=None):
     a = cluster.activator(cfg, identity="activator-a", extra=extra,
                           token_path=token_for(cluster, "activator-a"),
                           admin_host="127.0.1.11", admin_port=admin_port)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        lease = cluster.fake.get_lease("default", "kp-activator")
-        if lease and lease["spec"]["holderIdentity"] == "activator-a":
-            break
-        time.sleep(0.1)
+    wait_for_holder(cluster.fake, "activator-a", 10)
     b = cluster.activator(cfg, identity="activator-b", extra=extra,
                           token_path=token_for(cluster, "activator-b"),
                           admin_host="127.0.1.12", admin_port=admin_port)
