@@ -51,6 +51,7 @@ struct act_request {
     act_request_t *next_held, *prev_held;
     uint64_t start_ns;
     int held;
+    int unreachable_pods; /* pods it was sent to that could not be reached */
     char original_host[256];
 };
 

@@ -40,15 +40,36 @@ void act_handler_reject(act_request_t *r, int status, const char *body)
     free(r);
 }
 
+/* A pod that cannot be reached: routed around until it answers a probe
+ * again, at most this many times per request (then 502). */
+#define MAX_UNREACHABLE_PODS 3
+
+static const kp_http_request_ops_t held_ops;
+
 static void on_proxy_done(void *ctx, const kp_proxy_result_t *res)
 {
     act_request_t *r = ctx;
-    if (res->outcome == KP_PROXY_UPSTREAM_FAILED && res->status == 502 && r->pod &&
-        !r->pod->removed) {
+    int unreachable = res->outcome == KP_PROXY_UNREACHABLE;
+    if ((unreachable || (res->outcome == KP_PROXY_UPSTREAM_FAILED && res->status == 502)) &&
+        r->pod && !r->pod->removed) {
         /* The pod refused or reset before answering: stop sending to it
          * until its queue-proxy answers a probe again. */
         act_revision_pod_unready(r->pod);
         act_pod_probe_start(r->pod);
+    }
+    if (unreachable) {
+        /* Nothing reached the pod (its queue-proxy may have just exited
+         * after a drain the activator has not heard of yet): the request
+         * goes to another pod, or waits for one. */
+        act_revision_t *rev = r->rev;
+        act_revision_request_done(r);
+        if (++r->unreachable_pods > MAX_UNREACHABLE_PODS) {
+            act_handler_reject(r, 502, "error reverse proxying request: upstream unreachable\n");
+            return;
+        }
+        kp_http_conn_bind(r->req->conn, &held_ops, r);
+        act_revision_admit(rev, r);
+        return;
     }
     count_status(r->rev, res->status);
     act_revision_request_done(r);
@@ -77,6 +98,7 @@ void act_handler_forward(act_request_t *r)
         .timeout_ms = (uint64_t)(spec->timeout_s * 1000),
         .response_start_timeout_ms = (uint64_t)(spec->response_start_timeout_s * 1000),
         .idle_timeout_ms = (uint64_t)(spec->idle_timeout_s * 1000),
+        .hand_back_unreachable = 1,
     };
     if (kp_proxy_start(r->req, pod->pool, &opts, &edits, r->start_ns, on_proxy_done, r) != 0) {
         act_revision_request_done(r);

@@ -4,13 +4,10 @@
  * each head and each message, so pipelined bytes wait in the read buffer
  * (bounded) until the current response is done. */
 #include "http_server.h"
+#include "http_server_internal.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <llhttp.h>
 #include <malloc.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -925,9 +922,9 @@ void kp_http_conn_abort(kp_http_conn_t *c)
     conn_close(c);
 }
 
-/* --- the listener --- */
+/* --- new connections (the listener is http_listener.c) --- */
 
-static kp_http_conn_t *conn_new(kp_http_server_t *s)
+kp_http_conn_t *kp_http_conn_new(kp_http_server_t *s)
 {
     kp_http_conn_t *c = calloc(1, sizeof *c);
     char *rbuf = malloc(READ_BUF_SIZE);
@@ -956,8 +953,7 @@ static kp_http_conn_t *conn_new(kp_http_server_t *s)
     return c;
 }
 
-/* The socket is c->tcp's now: start reading its first request. */
-static void conn_accepted(kp_http_conn_t *c)
+void kp_http_conn_accepted(kp_http_conn_t *c)
 {
     kp_http_server_t *s = c->server;
     if (s->n_conns > s->opts.max_connections) {
@@ -981,118 +977,14 @@ static void conn_accepted(kp_http_conn_t *c)
     conn_wait_next_request(c);
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+uv_tcp_t *kp_http_conn_tcp(kp_http_conn_t *c)
 {
-    kp_http_server_t *s = listener->data;
-    if (status < 0)
-        return;
-    kp_http_conn_t *c = conn_new(s);
-    if (!c)
-        return;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
-        return;
-    }
-    conn_accepted(c);
+    return &c->tcp;
 }
 
-/* Takes in what the kernel queued on the listener. Linux does not move a
- * closing SO_REUSEPORT listener's queue to the others (unless
- * net.ipv4.tcp_migrate_req is on): every connection left there is reset. */
-static void accept_backlog(kp_http_server_t *s)
+void kp_http_conn_discard(kp_http_conn_t *c)
 {
-    uv_os_fd_t lfd;
-    if (uv_fileno((uv_handle_t *)&s->listener, &lfd) != 0)
-        return;
-    for (;;) {
-        /* Single-threaded: no spawn can run before FD_CLOEXEC is set;
-         * uv_tcp_open makes it non-blocking. */
-        int fd = accept(lfd, NULL, NULL);
-        if (fd >= 0)
-            fcntl(fd, F_SETFD, FD_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            return; /* EAGAIN: the queue is empty */
-        }
-        kp_http_conn_t *c = conn_new(s);
-        if (!c) {
-            close(fd);
-            continue;
-        }
-        if (uv_tcp_open(&c->tcp, fd) != 0) {
-            close(fd);
-            conn_close(c);
-            continue;
-        }
-        conn_accepted(c);
-    }
-}
-
-/* libuv 1.44 has no UV_TCP_REUSEPORT: make the socket, then hand it over. */
-static int bind_reuse_port(uv_tcp_t *listener, const struct sockaddr *addr)
-{
-    socklen_t len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                : sizeof(struct sockaddr_in);
-    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-        bind(fd, addr, len) != 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    int err = uv_tcp_open(listener, fd);
-    if (err)
-        close(fd);
-    return err;
-}
-
-int kp_http_server_init(kp_http_server_t *s, uv_loop_t *loop, const char *host, int port,
-                        const kp_http_server_opts_t *opts, kp_http_request_cb on_request,
-                        void *ctx)
-{
-    memset(s, 0, sizeof *s);
-    s->loop = loop;
-    s->on_request = on_request;
-    s->ctx = ctx;
-    if (opts)
-        s->opts = *opts;
-    else
-        kp_http_server_opts_default(&s->opts);
-    struct sockaddr_storage addr;
-    int err = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
-    if (err)
-        err = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
-    if (err)
-        return err;
-    uv_tcp_init(loop, &s->listener);
-    s->listener.data = s;
-    if (s->opts.reuse_port)
-        err = bind_reuse_port(&s->listener, (struct sockaddr *)&addr);
-    else
-        err = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
-    if (!err)
-        err = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
-    if (err) {
-        uv_close((uv_handle_t *)&s->listener, NULL);
-        return err;
-    }
-    s->accepting = 1;
-    return 0;
-}
-
-void kp_http_server_stop_accepting(kp_http_server_t *s)
-{
-    if (!s->accepting)
-        return;
-    s->accepting = 0;
-    if (s->opts.reuse_port)
-        accept_backlog(s);
-    uv_close((uv_handle_t *)&s->listener, NULL);
+    conn_close(c);
 }
 
 void kp_http_server_close_idle(kp_http_server_t *s)

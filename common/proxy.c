@@ -110,6 +110,26 @@ static void fail(kp_proxy_t *p, kp_proxy_outcome_t outcome, int status, const ch
     finish(p, outcome);
 }
 
+/* Nothing of the request left: hand it back if the caller wants to try
+ * elsewhere, else 502. */
+static void fail_unreachable(kp_proxy_t *p, const char *body)
+{
+    if (p->state == PX_FINISHED)
+        return;
+    if (!p->opts.hand_back_unreachable || p->body_started || !p->down ||
+        kp_http_conn_response_started(p->down)) {
+        fail(p, KP_PROXY_UPSTREAM_FAILED, 502, body);
+        return;
+    }
+    if (p->up) {
+        kp_upstream_close(p->up);
+        p->up = NULL;
+    }
+    kp_http_conn_bind(p->down, NULL, NULL);
+    p->down = NULL; /* the caller's again, untouched */
+    finish(p, KP_PROXY_UNREACHABLE);
+}
+
 /* --- building the upstream request head --- */
 
 static int is_hop_by_hop(const kp_http_header_t *h, const kp_http_header_t *connection)
@@ -405,7 +425,7 @@ static void up_on_connected(void *ctx, int status)
     kp_proxy_t *p = ctx;
     if (status < 0) {
         p->up = NULL;
-        fail(p, KP_PROXY_UPSTREAM_FAILED, 502, "error reverse proxying request: upstream unreachable\n");
+        fail_unreachable(p, "error reverse proxying request: upstream unreachable\n");
         return;
     }
     send_request_head(p);
@@ -575,6 +595,6 @@ int kp_proxy_start(kp_http_request_t *req, kp_upstream_pool_t *pool, const kp_pr
     if (rc == 1)
         send_request_head(p);
     else if (rc < 0)
-        fail(p, KP_PROXY_UPSTREAM_FAILED, 502, "error reverse proxying request\n");
+        fail_unreachable(p, "error reverse proxying request: upstream unreachable\n");
     return 0;
 }

@@ -16,6 +16,11 @@ typedef struct kp_proxy_opts {
     uint64_t timeout_ms;                /* whole request; 0 = none */
     uint64_t response_start_timeout_ms; /* until the first response byte; 0 = none */
     uint64_t idle_timeout_ms;           /* between response writes; 0 = none */
+    /* When the upstream cannot be reached at all (its connect refused or
+     * failed, so not a byte of the request left), end with
+     * KP_PROXY_UNREACHABLE and hand the client's request back unanswered,
+     * its body unread, for the caller to send elsewhere. Otherwise 502. */
+    int hand_back_unreachable;
 } kp_proxy_opts_t;
 
 /* How the request head changes on its way upstream. */
@@ -34,6 +39,7 @@ typedef enum {
     KP_PROXY_UPSTREAM_FAILED, /* 502, or cut after the response started */
     KP_PROXY_TIMEOUT,         /* 504, or cut after the response started */
     KP_PROXY_CLIENT_GONE,
+    KP_PROXY_UNREACHABLE, /* hand_back_unreachable: nothing sent, nothing answered */
 } kp_proxy_outcome_t;
 
 typedef struct kp_proxy_result {

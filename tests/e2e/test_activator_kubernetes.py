@@ -85,6 +85,25 @@ def test_scale_out_under_load_and_back_to_zero(cluster):
                  and not cluster.sim.pods("helloworld-go-00001"), 40, "scale to zero")
 
 
+def test_a_pod_gone_before_its_endpoint_says_so_costs_no_request(cluster):
+    """A queue-proxy killed (SIGKILL) while its endpoint still says ready:
+    the kubelet's next probe is a minute away. A request the activator
+    sends there is refused before any byte of it arrives, so it goes to
+    the other pod instead of ending in 502."""
+    cluster.sim.probe_period = 60
+    act = cluster.activator(helloworld_config(autoscaler={"min-scale": "2", "max-scale": "2"}))
+    cluster.sim.wait_ready("helloworld-go-00001", 2, timeout=20 * SLOW)
+    act.wait_for(lambda: act.revision_status("helloworld-go-00001")["ready_pods"] == 2,
+                 10 * SLOW, "two ready pods")
+    assert hey(act.url("/"), HOST, 4, requests=40) == {200: 40}  # connections to both
+    victim = cluster.sim.pods("helloworld-go-00001")[0]
+    victim.qp.kill()
+    assert cluster.sim.ready_pods("helloworld-go-00001").count(victim) == 1  # still "ready"
+    assert hey(act.url("/?sleep=20"), HOST, 10, requests=200) == {200: 200}
+    ready = act.revision_status("helloworld-go-00001")["ready_pods"]
+    assert ready == 1, act.status()  # the activator stopped using it
+
+
 def test_api_faults_lose_no_held_request(cluster):
     """A cut watch, a 410 Gone and an API server down for a while: held
     requests still end 200 once the pod is there."""
