@@ -23,7 +23,9 @@ CASES = {
                     + b"".join(b"X-H-%03d: v\r\n" % i for i in range(101)) + b"\r\n", 431),
     "not_http": (b"HELLO WORLD\r\n\r\n", 400),
     "bad_header_line": (b"GET / HTTP/1.1\r\nHost x\r\n\r\n", 400),
-    "bad_version": (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 400),
+    "bad_version": (b"GET / HTTP/1.x\r\nHost: x\r\n\r\n", 400),
+    # Well-formed, but a major version we do not speak (RFC 9110 §15.6.6).
+    "unsupported_version": (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505),
 }
 
 
