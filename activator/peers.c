@@ -184,11 +184,7 @@ static const kp_upstream_ops_t peer_ops = {
 static void scrape(act_peer_t *p)
 {
     if (!p->pool) {
-        struct sockaddr_storage addr;
-        if (uv_ip4_addr(p->ip, p->set->admin_port, (struct sockaddr_in *)&addr) != 0 &&
-            uv_ip6_addr(p->ip, p->set->admin_port, (struct sockaddr_in6 *)&addr) != 0)
-            return;
-        p->pool = kp_upstream_pool_new(p->set->act->loop, (struct sockaddr *)&addr, 1);
+        p->pool = kp_upstream_pool_for(p->set->act->loop, p->ip, p->set->admin_port, 1);
         if (!p->pool)
             return;
     }

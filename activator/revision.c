@@ -301,17 +301,21 @@ void act_revision_pod_settled(act_pod_t *pod)
 void act_revision_pod_added(void *rev_ctx, const act_pod_info_t *info)
 {
     act_revision_t *rev = rev_ctx;
-    act_pod_t *pod = calloc(1, sizeof *pod);
-    if (!pod)
+    int cc = act_revision_capacity_per_pod(rev);
+    kp_upstream_pool_t *pool =
+        kp_upstream_pool_for(rev->act->loop, info->ip, info->serving_port, cc > 0 ? cc : 100);
+    act_pod_t *pod = pool ? calloc(1, sizeof *pod) : NULL;
+    if (!pod) {
+        if (pool)
+            kp_upstream_pool_release(pool);
+        kp_log_kv(KP_LOG_ERROR, "pod left out", "revision", rev->key, "pod", info->id, "ip",
+                  info->ip, "why", pool ? "out of memory" : "not an IP address", NULL);
         return;
+    }
     pod->rev = rev;
     pod->info = *info;
     pod->added_ns = kp_now_ns();
-    struct sockaddr_storage addr;
-    if (uv_ip4_addr(info->ip, info->serving_port, (struct sockaddr_in *)&addr) != 0)
-        uv_ip6_addr(info->ip, info->serving_port, (struct sockaddr_in6 *)&addr);
-    int cc = act_revision_capacity_per_pod(rev);
-    pod->pool = kp_upstream_pool_new(rev->act->loop, (struct sockaddr *)&addr, cc > 0 ? cc : 100);
+    pod->pool = pool;
     uv_timer_init(rev->act->loop, &pod->probe_timer);
     pod->probe_timer.data = pod;
     pod->next = rev->pods;

@@ -152,10 +152,8 @@ static const kp_upstream_ops_t scrape_ops = {
 static void scrape_pod(act_scaler_t *sc, act_pod_t *pod)
 {
     if (!pod->metrics_pool) {
-        struct sockaddr_storage addr;
-        if (uv_ip4_addr(pod->info.ip, pod->info.metrics_port, (struct sockaddr_in *)&addr) != 0)
-            uv_ip6_addr(pod->info.ip, pod->info.metrics_port, (struct sockaddr_in6 *)&addr);
-        pod->metrics_pool = kp_upstream_pool_new(sc->rev->act->loop, (struct sockaddr *)&addr, 1);
+        pod->metrics_pool =
+            kp_upstream_pool_for(sc->rev->act->loop, pod->info.ip, pod->info.metrics_port, 1);
         if (!pod->metrics_pool)
             return;
     }

@@ -457,6 +457,15 @@ void kp_upstream_shutdown_write(kp_upstream_t *u)
         uv_shutdown(&u->shutdown_req, (uv_stream_t *)&u->tcp, on_shutdown);
 }
 
+kp_upstream_pool_t *kp_upstream_pool_for(uv_loop_t *loop, const char *ip, int port, int max_idle)
+{
+    struct sockaddr_storage addr;
+    if (uv_ip4_addr(ip, port, (struct sockaddr_in *)&addr) != 0 &&
+        uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&addr) != 0)
+        return NULL;
+    return kp_upstream_pool_new(loop, (struct sockaddr *)&addr, max_idle);
+}
+
 kp_upstream_pool_t *kp_upstream_pool_new(uv_loop_t *loop, const struct sockaddr *addr, int max_idle)
 {
     kp_upstream_pool_t *p = calloc(1, sizeof *p);

@@ -38,6 +38,9 @@ typedef struct kp_upstream_ops {
 
 kp_upstream_pool_t *kp_upstream_pool_new(uv_loop_t *loop, const struct sockaddr *addr,
                                          int max_idle);
+/* The same for an IP literal (v4 or v6) and a port; NULL when ip is not
+ * one, or out of memory. */
+kp_upstream_pool_t *kp_upstream_pool_for(uv_loop_t *loop, const char *ip, int port, int max_idle);
 /* The owner lets go: idle connections close; the pool is freed once the
  * last active connection is done. */
 void kp_upstream_pool_release(kp_upstream_pool_t *p);
