@@ -21,7 +21,8 @@ OPT        := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
 endif
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libcurl is not linked: common/curl_loader.c loads it when first needed.
+PKG_LIBS   = $(shell pkg-config --libs $(filter-out libcurl,$(PKGS)) 2>/dev/null)
 CFLAGS_OURS := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow \
 	-Wno-unused-parameter -Icommon -I$(BUILD)/gen -I$(LLHTTP_INC) $(PKG_CFLAGS)
 CFLAGS_LLHTTP := -std=gnu11 -g $(OPT) -I$(LLHTTP_INC)

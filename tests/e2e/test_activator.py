@@ -29,6 +29,20 @@ def test_first_request_from_zero_starts_a_pod(activator_factory):
     assert (status, body) == (200, "Hello Knative!\n")
 
 
+def loaded_libraries(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return {line.split()[-1].rsplit("/", 1)[-1] for line in f if "/" in line}
+
+
+def test_local_backend_loads_no_libcurl(activator_factory):
+    """libcurl (and GnuTLS, Kerberos... with it) is loaded only by the
+    kubernetes backend: the local activator stays small."""
+    act = activator_factory(helloworld_config())
+    assert act.request("/") == (200, "Hello World!\n")
+    libs = loaded_libraries(act.proc.pid)
+    assert not [l for l in libs if l.startswith(("libcurl", "libgnutls"))], sorted(libs)
+
+
 def test_burst_of_300_at_zero_loses_nothing(activator_factory):
     act = activator_factory(helloworld_config())
     codes = hey(act.url("/"), HOST, concurrency=100, requests=300)

@@ -68,6 +68,8 @@ def test_cold_start_from_zero(cluster):
     assert replicas(cluster.fake) >= 1
     patches = cluster.fake.patches("default", "helloworld-go-00001-deployment")
     assert patches and patches[0]["user"] == "activator" and patches[0]["replicas"] == 1
+    with open(f"/proc/{act.proc.pid}/maps") as f:
+        assert "libcurl" in f.read()  # loaded for this backend (curl_loader.c)
     assert act.request("/", host="candidate-" + HOST) == (200, "Hello Knative!\n")
 
 
