@@ -18,8 +18,8 @@ static void on_connection(uv_stream_t *listener, int status)
     kp_http_conn_t *c = kp_http_conn_new(s);
     if (!c)
         return;
-    if (uv_accept(listener, (uv_stream_t *)kp_http_conn_tcp(c)) != 0) {
-        kp_http_conn_discard(c);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        kp_conn_close(c);
         return;
     }
     kp_http_conn_accepted(c);
@@ -49,9 +49,9 @@ static void accept_backlog(kp_http_server_t *s)
             close(fd);
             continue;
         }
-        if (uv_tcp_open(kp_http_conn_tcp(c), fd) != 0) {
+        if (uv_tcp_open(&c->tcp, fd) != 0) {
             close(fd);
-            kp_http_conn_discard(c);
+            kp_conn_close(c);
             continue;
         }
         kp_http_conn_accepted(c);

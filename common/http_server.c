@@ -16,68 +16,7 @@
 #include "log.h"
 #include "stream_write.h"
 
-#define READ_BUF_SIZE (32 * 1024)
-#define LINGER_MS 2000
-
-typedef enum {
-    CONN_READING_HEAD, /* waiting for / parsing a request head */
-    CONN_IN_REQUEST,   /* head handed to the handler */
-    CONN_TUNNEL,       /* upgraded: raw bytes */
-    CONN_LINGERING,    /* response sent, write side shut, discarding input */
-    CONN_CLOSING,
-} conn_state_t;
-
-struct kp_http_conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    uv_shutdown_t shutdown_req;
-    llhttp_t parser;
-    kp_http_server_t *server;
-    kp_http_conn_t *next, *prev;
-    conn_state_t state;
-    int pending_closes;
-    int pending_writes;
-    kp_http_head_t head;
-    kp_http_request_t req;
-    const kp_http_request_ops_t *ops;
-    void *ctx;
-    char *rbuf;
-    size_t rlen, rpos;
-    uint64_t bytes_sent;
-    unsigned reading : 1;
-    unsigned processing : 1;
-    unsigned process_again : 1;
-    unsigned parser_pending : 1; /* the parser may progress with no new bytes */
-    unsigned head_ready : 1;
-    unsigned dispatched : 1;
-    unsigned body_wanted : 1;
-    unsigned body_paused : 1;
-    unsigned body_done : 1;
-    unsigned body_end_due : 1;
-    unsigned response_started : 1;
-    unsigned response_done : 1;
-    unsigned response_chunked : 1;
-    unsigned response_no_body : 1;
-    unsigned keep_alive : 1;
-    unsigned tunnel_paused : 1;
-    unsigned continue_sent : 1;
-    unsigned shutting_down : 1;
-    unsigned head_started : 1; /* a request head has begun and not ended */
-    /* The bytes parsed before exec_start end in LF and optional SP/HT: a
-     * value span at exec_start would continue a folded line. */
-    unsigned parsed_ends_in_fold : 1;
-    const char *exec_start; /* the data of the llhttp_execute running now */
-    /* Set when a complete head breaks an RFC rule llhttp does not check;
-     * answered with this status and message, then the connection closes. */
-    int reject_status;
-    const char *reject_msg;
-    char peer_ip[64];
-    int peer_port;
-};
-
 static void conn_process(kp_http_conn_t *c);
-static void conn_update_reading(kp_http_conn_t *c);
-static void conn_close(kp_http_conn_t *c);
 static void on_idle_timeout(uv_timer_t *t);
 static void respond_error(kp_http_conn_t *c, int status, const char *body);
 
@@ -301,7 +240,7 @@ static void notify_abort(kp_http_conn_t *c)
         ops->on_abort(ctx);
 }
 
-static void conn_close(kp_http_conn_t *c)
+void kp_conn_close(kp_http_conn_t *c)
 {
     if (c->state == CONN_CLOSING)
         return;
@@ -314,7 +253,7 @@ static void conn_close(kp_http_conn_t *c)
 
 static void on_linger_timeout(uv_timer_t *t)
 {
-    conn_close(t->data);
+    kp_conn_close(t->data);
 }
 
 static void on_shutdown_done(uv_shutdown_t *req, int status)
@@ -323,7 +262,7 @@ static void on_shutdown_done(uv_shutdown_t *req, int status)
     if (c->state == CONN_CLOSING)
         return;
     if (status < 0) {
-        conn_close(c);
+        kp_conn_close(c);
         return;
     }
     /* Reading on until the client's EOF keeps the kernel from answering
@@ -331,11 +270,11 @@ static void on_shutdown_done(uv_shutdown_t *req, int status)
     c->state = CONN_LINGERING;
     c->rpos = c->rlen = 0;
     uv_timer_start(&c->timer, on_linger_timeout, LINGER_MS, 0);
-    conn_update_reading(c);
+    kp_conn_update_reading(c);
 }
 
 /* Sends what is queued, then closes. */
-static void conn_finish_and_close(kp_http_conn_t *c)
+void kp_conn_finish_and_close(kp_http_conn_t *c)
 {
     if (c->state == CONN_CLOSING || c->shutting_down)
         return;
@@ -345,7 +284,7 @@ static void conn_finish_and_close(kp_http_conn_t *c)
     c->shutdown_req.data = c;
     uv_timer_start(&c->timer, on_linger_timeout, c->server->opts.header_timeout_ms, 0);
     if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown_done) != 0)
-        conn_close(c);
+        kp_conn_close(c);
 }
 
 /* --- writing --- */
@@ -356,7 +295,7 @@ static void on_write_done(void *ctx, int status)
     if (c->state == CONN_CLOSING)
         return;
     if (status < 0) {
-        conn_close(c);
+        kp_conn_close(c);
         return;
     }
     if (c->ops && c->ops->on_writable &&
@@ -364,14 +303,14 @@ static void on_write_done(void *ctx, int status)
         c->ops->on_writable(c->ctx);
 }
 
-static void conn_write(kp_http_conn_t *c, const uv_buf_t *bufs, unsigned n)
+void kp_conn_write(kp_http_conn_t *c, const uv_buf_t *bufs, unsigned n)
 {
     if (c->state == CONN_CLOSING || c->shutting_down)
         return;
     for (unsigned i = 0; i < n; i++)
         c->bytes_sent += bufs[i].len;
     if (kp_stream_write((uv_stream_t *)&c->tcp, bufs, n, on_write_done, c, &c->pending_writes) != 0)
-        conn_close(c);
+        kp_conn_close(c);
 }
 
 size_t kp_http_conn_write_queue(const kp_http_conn_t *c)
@@ -407,7 +346,7 @@ static void on_idle_timeout(uv_timer_t *t)
         respond_error(c, 408, "request timeout: the request head took too long\n");
         return;
     }
-    conn_close(c);
+    kp_conn_close(c);
 }
 
 static void on_pipelined(uv_timer_t *t)
@@ -433,7 +372,7 @@ static void conn_wait_next_request(kp_http_conn_t *c)
         return;
     }
     uv_timer_start(&c->timer, on_idle_timeout, c->server->opts.keepalive_timeout_ms, 0);
-    conn_update_reading(c);
+    kp_conn_update_reading(c);
 }
 
 /* Both halves done: the response was written and the request was read. */
@@ -442,12 +381,12 @@ static void conn_request_finished(kp_http_conn_t *c)
     c->ops = NULL;
     c->ctx = NULL;
     if (!c->keep_alive || !c->server->accepting)
-        conn_finish_and_close(c);
+        kp_conn_finish_and_close(c);
     else
         conn_wait_next_request(c);
 }
 
-static void conn_response_ended(kp_http_conn_t *c)
+void kp_conn_response_ended(kp_http_conn_t *c)
 {
     if (c->state == CONN_CLOSING)
         return; /* the last write failed and closed it */
@@ -514,7 +453,7 @@ static void conn_parse_error(kp_http_conn_t *c, llhttp_errno_t err)
             notify_abort(c);
             respond_error(c, 400, "bad request: malformed body\n");
         } else {
-            conn_close(c);
+            kp_conn_close(c);
         }
         return;
     }
@@ -526,7 +465,7 @@ static void conn_parse_error(kp_http_conn_t *c, llhttp_errno_t err)
         respond_error(c, 431, "request header fields too large\n");
     else if (err == HPE_INVALID_METHOD && c->head.len == 0 && c->rpos == 0 &&
              c->rlen > 0 && (unsigned char)c->rbuf[0] == 0x16)
-        conn_close(c); /* a TLS handshake on the plain port: nothing to say */
+        kp_conn_close(c); /* a TLS handshake on the plain port: nothing to say */
     else if (err == HPE_PAUSED_H2_UPGRADE)
         /* An HTTP/2 prior-knowledge preface: RFC 9110 §15.6.6. */
         respond_error(c, 505, "HTTP version not supported (use HTTP/1.1)\n");
@@ -614,7 +553,7 @@ static void conn_process(kp_http_conn_t *c)
     if (c->rpos == c->rlen)
         c->rpos = c->rlen = 0;
     if (c->state != CONN_CLOSING)
-        conn_update_reading(c);
+        kp_conn_update_reading(c);
 }
 
 /* --- reading --- */
@@ -645,7 +584,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     if (c->state == CONN_LINGERING) {
         if (nread < 0)
-            conn_close(c);
+            kp_conn_close(c);
         return;
     }
     if (nread < 0) {
@@ -657,7 +596,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         if (nread == UV_EOF && c->state == CONN_READING_HEAD && c->rlen == c->rpos) {
-            conn_close(c); /* a keep-alive connection the client ended */
+            kp_conn_close(c); /* a keep-alive connection the client ended */
             return;
         }
         if (nread == UV_EOF && c->state == CONN_READING_HEAD) {
@@ -667,7 +606,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                 return;
             }
         }
-        conn_close(c);
+        kp_conn_close(c);
         return;
     }
     if (nread == 0)
@@ -681,7 +620,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     conn_process(c);
 }
 
-static void conn_update_reading(kp_http_conn_t *c)
+void kp_conn_update_reading(kp_http_conn_t *c)
 {
     int want;
     if (c->state == CONN_TUNNEL)
@@ -719,7 +658,7 @@ void kp_http_conn_read_body(kp_http_conn_t *c)
         if (e && kp_http_name_eq(e->value, e->value_len, "100-continue")) {
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             uv_buf_t b = uv_buf_init((char *)cont, sizeof cont - 1);
-            conn_write(c, &b, 1);
+            kp_conn_write(c, &b, 1);
             c->bytes_sent = 0;
         }
     }
@@ -733,193 +672,7 @@ void kp_http_conn_read_body(kp_http_conn_t *c)
 void kp_http_conn_pause_body(kp_http_conn_t *c)
 {
     c->body_paused = 1;
-    conn_update_reading(c);
-}
-
-static size_t status_line(char *out, int status)
-{
-    return (size_t)sprintf(out, "HTTP/1.1 %d %s\r\n", status, kp_http_reason(status));
-}
-
-/* Whether this response ends the connection, decided before its head goes
- * out so the head can say so. */
-static int conn_closes_after(kp_http_conn_t *c, int status)
-{
-    /* An upgrade the handler declined: llhttp cannot parse on after it. */
-    if (c->req.upgrade && status != 101)
-        c->keep_alive = 0;
-    /* Answered without reading the body, whose rest cannot be told apart
-     * from a next request. */
-    if (c->req.has_body && !c->body_done && !c->body_wanted)
-        c->keep_alive = 0;
-    return !c->keep_alive || !c->server->accepting;
-}
-
-/* Fills bufs[0..3] with the response head; line and framing are the
- * caller's scratch space (96 and 80 bytes). Returns 0, or -1 when no head
- * may be sent now. */
-static int head_bufs(kp_http_conn_t *c, int status, const char *extra, size_t extra_len,
-                     int64_t content_length, char *line, char *framing, uv_buf_t *bufs)
-{
-    if (c->state != CONN_IN_REQUEST || c->response_started)
-        return -1;
-    size_t framing_len = 0;
-    c->response_started = status >= 200 || status == 101;
-    if (status == 101) {
-        framing_len = 0;
-    } else if (content_length >= 0) {
-        framing_len = (size_t)sprintf(framing, "Content-Length: %lld\r\n", (long long)content_length);
-    } else if (content_length == -1) {
-        if (c->req.http_minor >= 1) {
-            c->response_chunked = 1;
-            memcpy(framing, "Transfer-Encoding: chunked\r\n", 28);
-            framing_len = 28;
-        } else {
-            c->keep_alive = 0;
-        }
-    } else {
-        c->response_no_body = 1;
-    }
-    if (c->req.method_id == HTTP_HEAD || status == 204 || status == 304) {
-        c->response_no_body = 1;
-        c->response_chunked = 0;
-    }
-    int closing = conn_closes_after(c, status);
-    if (closing && status != 101) {
-        memcpy(framing + framing_len, "Connection: close\r\n", 19);
-        framing_len += 19;
-    }
-    bufs[0] = uv_buf_init(line, (unsigned)status_line(line, status));
-    bufs[1] = uv_buf_init((char *)extra, (unsigned)extra_len);
-    bufs[2] = uv_buf_init(framing, (unsigned)framing_len);
-    bufs[3] = uv_buf_init("\r\n", 2);
-    return 0;
-}
-
-/* Appends one body piece, framed, to bufs; returns how many were added
- * (size is scratch space of 20 bytes). */
-static unsigned body_bufs(kp_http_conn_t *c, const char *data, size_t len, char *size,
-                          uv_buf_t *bufs)
-{
-    if (len == 0 || c->response_no_body)
-        return 0;
-    if (!c->response_chunked) {
-        bufs[0] = uv_buf_init((char *)data, (unsigned)len);
-        return 1;
-    }
-    bufs[0] = uv_buf_init(size, (unsigned)sprintf(size, "%zx\r\n", len));
-    bufs[1] = uv_buf_init((char *)data, (unsigned)len);
-    bufs[2] = uv_buf_init("\r\n", 2);
-    return 3;
-}
-
-void kp_http_conn_send_head(kp_http_conn_t *c, int status, const char *extra, size_t extra_len,
-                            int64_t content_length)
-{
-    char line[96], framing[80];
-    uv_buf_t bufs[4];
-    if (head_bufs(c, status, extra, extra_len, content_length, line, framing, bufs) == 0)
-        conn_write(c, bufs, 4);
-}
-
-void kp_http_conn_send_head_body(kp_http_conn_t *c, int status, const char *extra,
-                                 size_t extra_len, int64_t content_length, const char *data,
-                                 size_t len)
-{
-    char line[96], framing[80], size[20];
-    uv_buf_t bufs[7];
-    if (head_bufs(c, status, extra, extra_len, content_length, line, framing, bufs) != 0)
-        return;
-    conn_write(c, bufs, 4 + body_bufs(c, data, len, size, bufs + 4));
-}
-
-void kp_http_conn_send_body(kp_http_conn_t *c, const char *data, size_t len)
-{
-    if (c->state != CONN_IN_REQUEST)
-        return;
-    char size[20];
-    uv_buf_t bufs[3];
-    unsigned n = body_bufs(c, data, len, size, bufs);
-    if (n)
-        conn_write(c, bufs, n);
-}
-
-void kp_http_conn_send_end(kp_http_conn_t *c)
-{
-    if (c->state != CONN_IN_REQUEST || c->response_done)
-        return;
-    if (c->response_chunked) {
-        uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
-        conn_write(c, &b, 1);
-    }
-    conn_response_ended(c);
-}
-
-void kp_http_conn_respond(kp_http_conn_t *c, int status, const char *content_type,
-                          const char *body, size_t body_len)
-{
-    if (c->state != CONN_IN_REQUEST || c->response_started)
-        return;
-    char head[256];
-    int closing = conn_closes_after(c, status);
-    /* RFC 9110 §6.4.1: 204 and 304 carry no body and no length. */
-    int bodiless_status = status == 204 || status == 304;
-    char length[40] = "";
-    if (!bodiless_status)
-        snprintf(length, sizeof length, "Content-Length: %zu\r\n", body_len);
-    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s\r\n",
-                     status, kp_http_reason(status), content_type, length,
-                     closing ? "Connection: close\r\n" : "");
-    c->response_started = 1;
-    int no_body = c->req.method_id == HTTP_HEAD || bodiless_status;
-    uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)n), uv_buf_init((char *)body, no_body ? 0 : (unsigned)body_len)};
-    conn_write(c, bufs, 2);
-    conn_response_ended(c);
-}
-
-void kp_http_conn_start_tunnel(kp_http_conn_t *c)
-{
-    if (c->state != CONN_IN_REQUEST)
-        return;
-    c->state = CONN_TUNNEL;
-    c->keep_alive = 0;
-    size_t residue = c->rlen - c->rpos;
-    if (residue && c->ops && c->ops->on_tunnel_data)
-        c->ops->on_tunnel_data(c->ctx, c->rbuf + c->rpos, residue);
-    c->rpos = c->rlen = 0;
-    conn_update_reading(c);
-}
-
-void kp_http_conn_send_raw(kp_http_conn_t *c, const char *data, size_t len)
-{
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    conn_write(c, &b, 1);
-}
-
-void kp_http_conn_shutdown(kp_http_conn_t *c)
-{
-    if (c->state != CONN_TUNNEL)
-        return;
-    c->ops = NULL;
-    conn_finish_and_close(c);
-}
-
-void kp_http_conn_pause_tunnel(kp_http_conn_t *c)
-{
-    c->tunnel_paused = 1;
-    conn_update_reading(c);
-}
-
-void kp_http_conn_resume_tunnel(kp_http_conn_t *c)
-{
-    c->tunnel_paused = 0;
-    conn_update_reading(c);
-}
-
-void kp_http_conn_abort(kp_http_conn_t *c)
-{
-    c->ops = NULL;
-    conn_close(c);
+    kp_conn_update_reading(c);
 }
 
 /* --- new connections (the listener is http_listener.c) --- */
@@ -959,7 +712,7 @@ void kp_http_conn_accepted(kp_http_conn_t *c)
     if (s->n_conns > s->opts.max_connections) {
         /* Refusing cleanly: the client sees its connection closed at once
          * instead of hanging in an accept queue. */
-        conn_close(c);
+        kp_conn_close(c);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
@@ -977,23 +730,13 @@ void kp_http_conn_accepted(kp_http_conn_t *c)
     conn_wait_next_request(c);
 }
 
-uv_tcp_t *kp_http_conn_tcp(kp_http_conn_t *c)
-{
-    return &c->tcp;
-}
-
-void kp_http_conn_discard(kp_http_conn_t *c)
-{
-    conn_close(c);
-}
-
 void kp_http_server_close_idle(kp_http_server_t *s)
 {
     kp_http_conn_t *next;
     for (kp_http_conn_t *c = s->conns; c; c = next) {
         next = c->next;
         if (c->state == CONN_READING_HEAD && c->rlen == c->rpos)
-            conn_close(c);
+            kp_conn_close(c);
     }
 }
 
@@ -1030,6 +773,6 @@ void kp_http_server_close(kp_http_server_t *s, void (*on_closed)(kp_http_server_
     kp_http_conn_t *next;
     for (kp_http_conn_t *c = s->conns; c; c = next) {
         next = c->next;
-        conn_close(c);
+        kp_conn_close(c);
     }
 }
