@@ -19,34 +19,61 @@ ifneq ($(SANITIZE),)
 OPT        := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
 endif
+# libFuzzer builds (tests/fuzz/fuzz.mk): every object gets coverage
+# instrumentation; only the fuzz targets link libFuzzer's main.
+ifeq ($(SANITIZE),fuzz)
+OPT        += -fsanitize=fuzzer-no-link
+endif
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libcurl is not linked: common/curl_loader.c loads it when first needed.
 PKG_LIBS   = $(shell pkg-config --libs $(filter-out libcurl,$(PKGS)) 2>/dev/null)
 CFLAGS_OURS := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow \
-	-Wno-unused-parameter -Icommon -I$(BUILD)/gen -I$(LLHTTP_INC) $(PKG_CFLAGS)
+	-Wno-unused-parameter -Icommon -I. -I$(BUILD)/gen -I$(LLHTTP_INC) $(PKG_CFLAGS)
 CFLAGS_LLHTTP := -std=gnu11 -g $(OPT) -I$(LLHTTP_INC)
 LDFLAGS_ALL := $(OPT) $(PKG_LIBS) -lm
 
-COMMON_SRC := $(wildcard common/*.c)
-COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/stat.pb-c.o \
-	$(BUILD)/obj/llhttp/llhttp.o $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o
-# Each program's modules other than main.c also go into a library, so unit
-# tests can link them.
-QP_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out queue-proxy/main.c,$(wildcard queue-proxy/*.c)))
-ACT_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out activator/main.c,$(wildcard activator/*.c)))
-HELLO_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard examples/helloworld/*.c))
+# One static library per source folder, named after it; scripts/check_layout.py
+# says which folder may use which. A program links its own folders' libraries,
+# then the common ones it uses, most dependent first. main.c stays out of
+# the libraries, so unit tests can link any of them.
+objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out %/main.c,$(wildcard $(1)/*.c)))
+LLHTTP_OBJ := $(BUILD)/obj/llhttp/llhttp.o $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o
+
+LIB_BASE        := $(BUILD)/libkp_base.a
+LIB_HTTP        := $(BUILD)/libkp_http.a
+LIB_KUBE        := $(BUILD)/libkp_kube.a
+LIB_AUTOSCALING := $(BUILD)/libkp_autoscaling.a
+LIB_QP          := $(BUILD)/libqueueproxy.a
+LIB_ACT         := $(BUILD)/libactivator.a
+LIB_ACT_BACKEND := $(BUILD)/libactivator_backend.a
+LIB_ACT_CONFIG  := $(BUILD)/libactivator_config.a
+LIB_HELLO       := $(BUILD)/libhelloworld.a
+
+$(LIB_BASE):        $(call objs_of,common/base)
+$(LIB_HTTP):        $(call objs_of,common/http) $(LLHTTP_OBJ)
+$(LIB_KUBE):        $(call objs_of,common/kube)
+$(LIB_AUTOSCALING): $(call objs_of,common/autoscaling) $(BUILD)/obj/gen/stat.pb-c.o
+$(LIB_QP):          $(call objs_of,queue-proxy)
+$(LIB_ACT):         $(call objs_of,activator)
+$(LIB_ACT_BACKEND): $(call objs_of,activator/backend)
+$(LIB_ACT_CONFIG):  $(call objs_of,activator/config)
+$(LIB_HELLO):       $(call objs_of,examples/helloworld)
+
+QP_LIBS    := $(LIB_QP) $(LIB_HTTP) $(LIB_AUTOSCALING) $(LIB_BASE)
+ACT_LIBS   := $(LIB_ACT) $(LIB_ACT_BACKEND) $(LIB_ACT_CONFIG) $(LIB_HTTP) $(LIB_KUBE) \
+	$(LIB_AUTOSCALING) $(LIB_BASE)
+HELLO_LIBS := $(LIB_HELLO) $(LIB_HTTP) $(LIB_BASE)
+# Tests may use any folder; an archive member is linked only when needed.
+TEST_LIBS  := $(LIB_ACT) $(LIB_ACT_BACKEND) $(LIB_ACT_CONFIG) $(LIB_QP) $(LIB_HELLO) \
+	$(LIB_HTTP) $(LIB_KUBE) $(LIB_AUTOSCALING) $(LIB_BASE)
+
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Small programs the end-to-end tests drive (one .c each).
 TOOL_SRC   := $(wildcard tests/tools/*.c)
 TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
-PROGRAMS   := $(BUILD)/queue-proxy $(BUILD)/helloworld
-ifneq ($(wildcard activator/main.c),)
-PROGRAMS   += $(BUILD)/activator
-endif
-# Activator unit tests include the module they test (its statics too).
-PROGRAM_LIBS := $(BUILD)/libqueueproxy.a
+PROGRAMS   := $(BUILD)/queue-proxy $(BUILD)/activator $(BUILD)/helloworld
 
 .SECONDARY:
 .PHONY: all deps test test-asan unit e2e run bench soak clean format help fuzz
@@ -72,9 +99,9 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-$(BUILD)/gen/stat.pb-c.c $(BUILD)/gen/stat.pb-c.h &: common/stat.proto
+$(BUILD)/gen/stat.pb-c.c $(BUILD)/gen/stat.pb-c.h &: common/autoscaling/stat.proto
 	@mkdir -p $(BUILD)/gen
-	protoc-c --proto_path=common --c_out=$(BUILD)/gen common/stat.proto
+	protoc-c --proto_path=common/autoscaling --c_out=$(BUILD)/gen common/autoscaling/stat.proto
 
 $(BUILD)/obj/gen/stat.pb-c.o: $(BUILD)/gen/stat.pb-c.c
 	@mkdir -p $(dir $@)
@@ -88,29 +115,23 @@ $(BUILD)/obj/%.o: %.c $(BUILD)/gen/stat.pb-c.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_OURS) -MMD -MP -c $< -o $@
 
-$(BUILD)/libkp.a: $(COMMON_OBJ)
-	ar rcs $@ $^
-
-$(BUILD)/libqueueproxy.a: $(QP_OBJ)
+$(BUILD)/lib%.a:
 	rm -f $@; ar rcs $@ $^
 
-$(BUILD)/libactivator.a: $(ACT_OBJ)
-	rm -f $@; ar rcs $@ $^
-
-$(BUILD)/queue-proxy: $(BUILD)/obj/queue-proxy/main.o $(BUILD)/libqueueproxy.a $(BUILD)/libkp.a
+$(BUILD)/queue-proxy: $(BUILD)/obj/queue-proxy/main.o $(QP_LIBS)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL)
 
-$(BUILD)/activator: $(BUILD)/obj/activator/main.o $(BUILD)/libactivator.a $(BUILD)/libkp.a
+$(BUILD)/activator: $(BUILD)/obj/activator/main.o $(ACT_LIBS)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL)
 
-$(BUILD)/helloworld: $(HELLO_OBJ) $(BUILD)/libkp.a
+$(BUILD)/helloworld: $(BUILD)/obj/examples/helloworld/main.o $(HELLO_LIBS)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(PROGRAM_LIBS) $(BUILD)/libkp.a
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) -lcmocka
 
-$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(BUILD)/libkp.a
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL)
 

@@ -6,11 +6,11 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "backend.h"
-#include "config.h"
-#include "http_server.h"
-#include "http_upstream.h"
-#include "proxy.h"
+#include "activator/backend/backend.h"
+#include "activator/config/config.h"
+#include "http/server.h"
+#include "http/upstream.h"
+#include "http/proxy.h"
 #include "router.h"
 
 typedef struct act act_t;

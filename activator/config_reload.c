@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "activator.h"
-#include "log.h"
+#include "base/log.h"
 
 #define CONFIG_POLL_MS 1000
 

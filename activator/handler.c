@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "activator.h"
-#include "log.h"
+#include "base/log.h"
 
 
 /* Removed before the request reaches the pod, as Knative's activator does;

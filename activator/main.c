@@ -8,10 +8,10 @@
 #include <string.h>
 
 #include "activator.h"
-#include "backend_kubernetes.h"
-#include "backend_local.h"
-#include "log.h"
-#include "mem_trim.h"
+#include "activator/backend/kubernetes.h"
+#include "activator/backend/local.h"
+#include "base/log.h"
+#include "base/mem_trim.h"
 #include "observe.h"
 
 static const char usage[] =

@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "observe.h"
-#include "stat_report.h"
-#include "strbuf.h"
+#include "base/prometheus.h"
+#include "base/strbuf.h"
 
 /* Upper bounds (seconds) of the cold-start histogram: from a warm process
  * start (milliseconds) to a slow image pull. */

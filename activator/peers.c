@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "activator.h"
-#include "log.h"
-#include "strbuf.h"
+#include "base/log.h"
+#include "base/strbuf.h"
 
 #define PEER_PERIOD_MS 1000
 /* What a peer said is forgotten after this long without a new answer. */

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "activator.h"
-#include "log.h"
+#include "base/log.h"
 
 #define PROBE_TIMEOUT_MS 15000
 #define RETRY_FIRST_MS 2

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "activator.h"
-#include "log.h"
+#include "base/log.h"
 #include "observe.h"
 
 int act_revision_capacity_per_pod(const act_revision_t *rev)

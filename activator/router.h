@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "activator/config/config.h"
 
 typedef struct kp_router kp_router_t;
 

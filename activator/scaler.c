@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "activator.h"
-#include "kpa.h"
-#include "log.h"
+#include "autoscaling/kpa.h"
+#include "base/log.h"
 #include "observe.h"
 #include "stat.pb-c.h"
 

@@ -4,7 +4,7 @@
  * soon as nothing is in flight. /wait-for-drain answers when drained. */
 #include <stdlib.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "queue_proxy.h"
 
 struct qp_drain_waiter {

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "mem_trim.h"
+#include "base/log.h"
+#include "base/mem_trim.h"
 #include "queue_proxy.h"
 
 static const char usage[] =

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "env.h"
+#include "base/env.h"
 
 /* Go's json decoding leaves a field at its zero value for both an absent
  * key and a JSON null; we do the same. */

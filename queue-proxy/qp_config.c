@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "env.h"
+#include "base/env.h"
 
 /* Whole seconds that still fit any timer in ms; ~31 years. */
 #define CFG_MAX_SECONDS_MS (1000000000ULL * 1000)

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "log.h"
+#include "base/log.h"
 #include "probe_spec.h"
 #include "request_log.h"
 

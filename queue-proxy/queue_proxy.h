@@ -7,14 +7,14 @@
 #include <uv.h>
 
 #include "breaker.h"
-#include "http_server.h"
-#include "http_upstream.h"
-#include "proxy.h"
+#include "http/server.h"
+#include "http/upstream.h"
+#include "http/proxy.h"
 #include "qp_config.h"
 #include "readiness.h"
 #include "req_metrics.h"
 #include "request_log.h"
-#include "stats.h"
+#include "autoscaling/stats.h"
 
 typedef struct qp_drain_waiter qp_drain_waiter_t;
 

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "log.h"
-#include "strbuf.h"
+#include "base/log.h"
+#include "base/strbuf.h"
 
 /* Knative's pkg/queue/readiness constants. */
 #define RD_AGGRESSIVE_INTERVAL_MS 50

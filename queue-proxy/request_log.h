@@ -6,8 +6,8 @@
 
 #include <stddef.h>
 
-#include "http_head.h"
-#include "strbuf.h"
+#include "http/head.h"
+#include "base/strbuf.h"
 
 /* config-observability's default logging.request-log-template (Knative
  * Serving); used when request logging is on but no template is given. */

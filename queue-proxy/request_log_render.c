@@ -380,7 +380,7 @@ static void rl_emit(kp_strbuf_t *out, const char *s, size_t len, int depth)
  * decimal that reads back as the same value, in %e form with a two-digit
  * exponent when the exponent is < -4 or >= 6 (1e+06, 1.5e-05), else plain
  * (0.0012, 123456). */
-static size_t rl_fmt_float(double f, char *buf, size_t buflen)
+size_t rl_fmt_float(double f, char *buf, size_t buflen)
 {
     if (isnan(f))
         return (size_t)snprintf(buf, buflen, "NaN");

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "request_log.h"
-#include "strbuf.h"
+#include "base/strbuf.h"
 
 /* Static types: every expression's type is known at compile time, so that
  * a template that cannot render fails at start. */
@@ -77,5 +77,9 @@ static inline int rl_hexval(char c)
         return c - 'A' + 10;
     return -1;
 }
+
+/* request_log_render.c: f as Go's strconv.FormatFloat(f, 'g', -1, 64)
+ * writes it (the shortest text that reads back as f); returns the length. */
+size_t rl_fmt_float(double f, char *buf, size_t buflen);
 
 #endif

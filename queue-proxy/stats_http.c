@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "queue_proxy.h"
-#include "stat_report.h"
-#include "strbuf.h"
+#include "autoscaling/stat_report.h"
+#include "base/strbuf.h"
 
 #define REPORT_PERIOD_MS 1000
 

@@ -8,8 +8,8 @@
 #include <uv.h>
 
 #include "counters.h"
-#include "http_head.h"
-#include "http_server.h"
+#include "http/head.h"
+#include "http/server.h"
 
 /* 'x' bytes that bytes= and drip= bodies are cut from. */
 #define HW_FILL_SIZE (64 * 1024)

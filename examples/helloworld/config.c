@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "app.h"
-#include "env.h"
+#include "base/env.h"
 
 const char hw_usage[] =
     "usage: helloworld [--help]\n"

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "app.h"
-#include "log.h"
+#include "base/log.h"
 
 static void on_server_closed(kp_http_server_t *s)
 {

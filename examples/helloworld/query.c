@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "env.h"
+#include "base/env.h"
 
 void hw_target_split(const char *url, size_t len, const char **path, size_t *path_len,
                      const char **query, size_t *query_len)

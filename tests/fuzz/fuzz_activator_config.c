@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "router.h"
+#include "activator/config/config.h"
+#include "activator/router.h"
 
 static void route_host(const kp_router_t *r, const char *host, size_t len, uint32_t random)
 {

@@ -20,7 +20,7 @@
 
 #include <uv.h>
 
-#include "http_server.h"
+#include "http/server.h"
 
 typedef struct fuzz_req {
     kp_http_conn_t *conn; /* NULL once the response ended or was aborted */

@@ -9,7 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "kube_internal.h"
+#include "kube/internal.h"
 
 typedef struct watch_state {
     kp_kube_slices_t slices;

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "probe_spec.h"
-#include "qp_config.h"
+#include "queue-proxy/probe_spec.h"
+#include "queue-proxy/qp_config.h"
 
 #define MAX_VARS 64
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "request_log.h"
+#include "queue-proxy/request_log.h"
 
 #define MAX_HEADERS 16
 

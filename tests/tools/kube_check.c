@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kube_client.h"
-#include "log.h"
+#include "kube/client.h"
+#include "base/log.h"
 
 typedef struct app {
     uv_loop_t *loop;

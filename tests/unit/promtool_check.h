@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "strbuf.h"
+#include "base/strbuf.h"
 
 /* promtool (Debian 12: 2.42) `check metrics` reads stdin, writes nothing to
  * stdout and exits with:

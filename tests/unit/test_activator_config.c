@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "../../activator/config.c"
+#include "activator/config/config.h"
 
 /* config/local.json from the repository root, or found from this file's
  * path when the test runs elsewhere. */

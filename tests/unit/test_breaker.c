@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "breaker.h"
+#include "queue-proxy/breaker.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "env.h"
+#include "base/env.h"
 
 /* NULL-terminated name/value pairs; a NULL value is "unset". */
 static const char *table_get(const char *name, void *ctx)

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "../../examples/helloworld/base64.c"
-#include "../../examples/helloworld/sha1.c"
+#include "examples/helloworld/base64.h"
+#include "examples/helloworld/sha1.h"
 
 static void sha1_hex(const void *data, size_t len, size_t repeat, char out[41])
 {

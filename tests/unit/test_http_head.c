@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "http_head.h"
+#include "http/head.h"
 
 static void add_header(kp_http_head_t *h, const char *name, const char *value)
 {

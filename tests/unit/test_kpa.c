@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "kpa.h"
+#include "autoscaling/kpa.h"
 
 #define T0 1000.0 /* seconds; away from 0 so windows never reach before it */
 #define NS(sec) ((uint64_t)((sec)*1e9))

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "kube_internal.h"
+#include "kube/internal.h"
 
 static void microtime_formats_with_microseconds(void **state)
 {

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "kube_internal.h"
+#include "kube/internal.h"
 
 struct lines_seen {
     char lines[8][256];

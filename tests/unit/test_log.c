@@ -11,7 +11,7 @@
 #include <cJSON.h>
 #include <cmocka.h>
 
-#include "log.h"
+#include "base/log.h"
 
 /* Runs fn with stderr sent to a temp file; returns what was written. */
 static char *capture_stderr(void (*fn)(void))

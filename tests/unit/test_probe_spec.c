@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "../../queue-proxy/probe_spec.c"
+#include "queue-proxy/probe_spec.h"
 
 static kp_probe_spec_t parse_ok(const char *json)
 {

@@ -5,14 +5,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
-#include "../../queue-proxy/probe_spec.c"
-#include "../../queue-proxy/qp_config.c"
-#include "../../queue-proxy/request_log_compile.c"
-#include "../../queue-proxy/request_log_render.c"
+#include "queue-proxy/qp_config.h"
 
 /* A variable table: the base environment plus per-test overrides (a NULL
  * value unsets). */

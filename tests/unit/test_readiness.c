@@ -11,8 +11,9 @@
 
 #include <cmocka.h>
 
-#include "../../queue-proxy/probe_spec.c"
-#include "../../queue-proxy/readiness.c"
+#include "base/log.h"
+#include "queue-proxy/probe_spec.h"
+#include "queue-proxy/readiness.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 

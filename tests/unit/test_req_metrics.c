@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "req_metrics.h"
+#include "queue-proxy/req_metrics.h"
 #include "promtool_check.h"
 
 static const kp_req_metrics_labels_t labels = {

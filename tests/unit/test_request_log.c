@@ -9,8 +9,8 @@
 #include <cJSON.h>
 #include <cmocka.h>
 
-#include "../../queue-proxy/request_log_compile.c"
-#include "../../queue-proxy/request_log_render.c"
+#include "queue-proxy/request_log.h"
+#include "queue-proxy/request_log_types.h"
 
 #define H(n, v)                                                                                    \
     {                                                                                              \

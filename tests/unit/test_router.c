@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "../../activator/config.c"
-#include "../../activator/router.c"
+#include "activator/config/config.h"
+#include "activator/router.h"
 
 typedef struct fixture {
     kp_activator_config_t cfg;

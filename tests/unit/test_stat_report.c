@@ -10,7 +10,8 @@
 #include <cmocka.h>
 
 #include "stat.pb-c.h"
-#include "stat_report.h"
+#include "autoscaling/stat_report.h"
+#include "base/prometheus.h"
 #include "promtool_check.h"
 
 static const kp_stat_report_t sample = {

@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "stats.h"
+#include "autoscaling/stats.h"
 
 #define MS 1000000ull /* ns */
 #define SEC 1000000000ull

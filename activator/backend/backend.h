@@ -1,0 +1,50 @@
+/* The small interface between the activator and whatever runs pods: the
+ * activator says how many pods a revision should have; the backend reports
+ * pods as they appear and disappear. Implementations: backend_local.c
+ * (processes on this machine), later Kubernetes. */
+#ifndef KP_ACT_BACKEND_H
+#define KP_ACT_BACKEND_H
+
+#include <uv.h>
+
+#include "activator/config/config.h"
+
+/* Where a pod's queue-proxy can be reached. */
+typedef struct act_pod_info {
+    char id[128];     /* unique within the revision, e.g. "helloworld-go-00001-1" */
+    char ip[64];      /* IP literal */
+    int serving_port; /* queue-proxy main port (Knative: 8012) */
+    int metrics_port; /* autoscaler stats (Knative: 9090) */
+    int admin_port;   /* drain (Knative: 8022) */
+} act_pod_info_t;
+
+typedef struct act_backend act_backend_t;
+
+/* Events from the backend, on the loop thread. rev_ctx is what the
+ * activator passed to add_revision. */
+typedef struct act_backend_events {
+    void (*pod_added)(void *rev_ctx, const act_pod_info_t *pod);
+    /* The pod is going away (scale down, death): send it nothing new. */
+    void (*pod_removed)(void *rev_ctx, const char *pod_id);
+} act_backend_events_t;
+
+typedef struct act_backend_revision act_backend_revision_t;
+
+struct act_backend {
+    const char *name; /* "local", "kubernetes" */
+    /* Registers a revision; the backend reports its pods through events. */
+    act_backend_revision_t *(*add_revision)(act_backend_t *b, const kp_revision_spec_t *spec,
+                                            void *rev_ctx);
+    /* Desired pod count; the backend converges to it and keeps it (a pod
+     * that dies is replaced while the count says so). */
+    void (*set_scale)(act_backend_t *b, act_backend_revision_t *r, int pods);
+    /* A request waits and the revision has no ready pod. Where another
+     * replica decides the scale, this one may start a pod at once rather
+     * than wait for that replica to learn of the request. Optional. */
+    void (*wake)(act_backend_t *b, act_backend_revision_t *r);
+    /* Stops every pod (drain first) and frees the backend; on_closed runs
+     * when no process or handle is left. */
+    void (*close)(act_backend_t *b, void (*on_closed)(void *ctx), void *ctx);
+};
+
+#endif

@@ -1,0 +1,128 @@
+/* HTTP/1.1 server side: accepts connections, parses requests with llhttp,
+ * hands each request head to a handler, streams the request body to it on
+ * demand and writes the response it produces (framed with Content-Length or
+ * chunked), with keep-alive, pipelining (one request at a time) and upgrade
+ * tunnels. Malformed requests get 400/414/431 and the connection closes. */
+#ifndef KP_HTTP_SERVER_H
+#define KP_HTTP_SERVER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/clock.h"
+#include "head.h"
+
+typedef struct kp_http_server kp_http_server_t;
+typedef struct kp_http_conn kp_http_conn_t;
+
+typedef struct kp_http_request {
+    kp_http_conn_t *conn;
+    const char *method; /* e.g. "GET" (static string) */
+    int method_id;      /* llhttp_method_t */
+    const char *url;
+    size_t url_len;
+    uint8_t http_major, http_minor;
+    const kp_http_header_t *headers;
+    size_t n_headers;
+    int64_t content_length; /* -1 when chunked or absent */
+    int has_body;
+    int chunked;
+    int upgrade; /* the client asked for a protocol upgrade */
+    uint64_t start_ns;
+    const char *peer_ip; /* client address, text */
+    int peer_port;
+} kp_http_request_t;
+
+/* The handler's callbacks for one request; none is called after the
+ * response ended or after on_abort. */
+typedef struct kp_http_request_ops {
+    void (*on_body)(void *ctx, const char *data, size_t len);
+    void (*on_body_end)(void *ctx);
+    /* The connection's write queue fell below the low-water mark. */
+    void (*on_writable)(void *ctx);
+    /* The connection is gone (client left, write error, server closing). */
+    void (*on_abort)(void *ctx);
+    /* Tunnel data from the client after an upgrade (data NULL, len 0: EOF). */
+    void (*on_tunnel_data)(void *ctx, const char *data, size_t len);
+} kp_http_request_ops_t;
+
+typedef void (*kp_http_request_cb)(kp_http_request_t *req, void *server_ctx);
+
+typedef struct kp_http_server_opts {
+    uint64_t header_timeout_ms;    /* time to receive a whole request head */
+    uint64_t keepalive_timeout_ms; /* idle time between requests */
+    size_t max_connections;        /* over it: refuse (close at once) */
+    /* SO_REUSEPORT: several processes share the port (a restart with no
+     * gap). Stopping to accept then first takes in every connection the
+     * kernel already queued on this listener: closing a listener resets
+     * them, they are not handed to the others. */
+    int reuse_port;
+} kp_http_server_opts_t;
+
+struct kp_http_server {
+    uv_tcp_t listener;
+    uv_loop_t *loop;
+    kp_http_request_cb on_request;
+    void *ctx;
+    kp_http_server_opts_t opts;
+    size_t n_conns;
+    size_t peak_conns; /* since memory was last handed back */
+    kp_http_conn_t *conns; /* every open connection, for shutdown */
+    int accepting;
+    void (*on_closed)(kp_http_server_t *s); /* after kp_http_server_close */
+};
+
+/* Binds host:port (port 0 is an error here) and starts accepting. */
+int kp_http_server_init(kp_http_server_t *s, uv_loop_t *loop, const char *host, int port,
+                        const kp_http_server_opts_t *opts, kp_http_request_cb on_request,
+                        void *ctx);
+void kp_http_server_opts_default(kp_http_server_opts_t *o);
+/* Stops accepting new connections; existing ones go on (with reuse_port,
+ * connections already queued on the listener are taken in first). */
+void kp_http_server_stop_accepting(kp_http_server_t *s);
+/* Closes idle keep-alive connections now and every other one when its
+ * current response ends. */
+void kp_http_server_close_idle(kp_http_server_t *s);
+/* Number of connections with a request in progress. */
+size_t kp_http_server_busy(const kp_http_server_t *s);
+/* Closes the listener and every connection; on_closed runs when all are. */
+void kp_http_server_close(kp_http_server_t *s, void (*on_closed)(kp_http_server_t *s));
+
+/* --- the handler's side of one request --- */
+void kp_http_conn_bind(kp_http_conn_t *c, const kp_http_request_ops_t *ops, void *ctx);
+/* Starts (or resumes) delivering the request body to ops->on_body. */
+void kp_http_conn_read_body(kp_http_conn_t *c);
+void kp_http_conn_pause_body(kp_http_conn_t *c);
+/* Response: head, then body pieces, then end. content_length -1 means
+ * chunked (HTTP/1.1) or close-delimited (HTTP/1.0). extra is raw header
+ * lines ("Name: value\r\n"...), already valid. */
+void kp_http_conn_send_head(kp_http_conn_t *c, int status, const char *extra, size_t extra_len,
+                            int64_t content_length);
+/* Head and first body piece in one write (one syscall for small responses). */
+void kp_http_conn_send_head_body(kp_http_conn_t *c, int status, const char *extra,
+                                 size_t extra_len, int64_t content_length, const char *data,
+                                 size_t len);
+void kp_http_conn_send_body(kp_http_conn_t *c, const char *data, size_t len);
+void kp_http_conn_send_end(kp_http_conn_t *c);
+/* A whole small response in one write. */
+void kp_http_conn_respond(kp_http_conn_t *c, int status, const char *content_type, const char *body,
+                          size_t body_len);
+/* After sending a 101 head: raw bytes both ways from now on. */
+void kp_http_conn_start_tunnel(kp_http_conn_t *c);
+void kp_http_conn_send_raw(kp_http_conn_t *c, const char *data, size_t len);
+/* Tunnel: no more bytes to the client (half close). */
+void kp_http_conn_shutdown(kp_http_conn_t *c);
+void kp_http_conn_pause_tunnel(kp_http_conn_t *c);
+void kp_http_conn_resume_tunnel(kp_http_conn_t *c);
+/* Ends the connection now (a response cut midway). */
+void kp_http_conn_abort(kp_http_conn_t *c);
+size_t kp_http_conn_write_queue(const kp_http_conn_t *c);
+int kp_http_conn_response_started(const kp_http_conn_t *c);
+uint64_t kp_http_conn_bytes_sent(const kp_http_conn_t *c);
+uv_loop_t *kp_http_conn_loop(const kp_http_conn_t *c);
+
+/* Write-queue marks for backpressure between the two sides of a proxy. */
+#define KP_HTTP_HIGH_WATER (256 * 1024)
+#define KP_HTTP_LOW_WATER (64 * 1024)
+
+#endif
