@@ -26,7 +26,7 @@ OPT        += -fsanitize=fuzzer-no-link
 endif
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libcurl is not linked: common/curl_loader.c loads it when first needed.
+# libcurl is not linked: common/kube/curl_loader.c loads it when first needed.
 PKG_LIBS   = $(shell pkg-config --libs $(filter-out libcurl,$(PKGS)) 2>/dev/null)
 CFLAGS_OURS := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow \
 	-Wno-unused-parameter -Icommon -I. -I$(BUILD)/gen -I$(LLHTTP_INC) $(PKG_CFLAGS)
@@ -76,7 +76,7 @@ TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 PROGRAMS   := $(BUILD)/queue-proxy $(BUILD)/activator $(BUILD)/helloworld
 
 .SECONDARY:
-.PHONY: all deps test test-asan unit e2e run bench soak clean format help fuzz
+.PHONY: all deps test test-asan unit e2e run bench soak clean format help fuzz layout
 all: $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN)
 
 help:
@@ -85,6 +85,7 @@ help:
 	@echo "make run        build and run the demo"
 	@echo "make test       deps + build + unit tests + end-to-end tests"
 	@echo "make test-asan  the same under AddressSanitizer + UBSan (build-asan/)"
+	@echo "make layout     check which source folder includes which (scripts/check_layout.py)"
 	@echo "make bench      run every benchmark in bench/ (or: bash bench/NAME)"
 	@echo "make soak       an hour of load and scaling, activator memory sampled"
 	@echo "make format     clang-format our sources"
@@ -135,7 +136,11 @@ $(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL)
 
-unit: $(UNIT_BIN)
+# Which folder may include which: see scripts/check_layout.py.
+layout:
+	/usr/bin/python3 scripts/check_layout.py
+
+unit: layout $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 e2e: $(PROGRAMS) $(TOOL_BIN)

@@ -1,29 +1,33 @@
-/* The activator's traffic port: finds the revision a request is for (by
- * Knative's revision headers or by Host), admits it to the revision's
- * throttler, and proxies it to the pod chosen there. */
+/* The activator's traffic port. See handler.h. */
+#include "handler.h"
+
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "activator.h"
-#include "base/log.h"
+#include "http/proxy.h"
+#include "pod_probe.h"
+#include "revision.h"
 
+/* A pod that cannot be reached: routed around until it answers a probe
+ * again, at most this many times per request (then 502). */
+#define MAX_UNREACHABLE_PODS 3
+
+/* One request in the activator, from arrival to the end of its response. */
+typedef struct act_request {
+    act_claim_t claim; /* its place in the revision's throttler */
+    kp_http_request_t *req;
+    int unreachable_pods; /* pods it was sent to that could not be reached */
+    char original_host[256];
+} act_request_t;
+
+#define request_of(c) ((act_request_t *)((char *)(c) - offsetof(act_request_t, claim)))
 
 /* Removed before the request reaches the pod, as Knative's activator does;
  * K-Original-Host is set anew from the client's Host. */
 static const char *const activator_only_headers[] = {
     "Knative-Serving-Revision", "Knative-Serving-Namespace", "K-Original-Host", "K-Proxy-Request"};
-
-uint32_t act_random(act_t *act)
-{
-    /* xorshift32: load balancing and traffic split need speed, not secrecy */
-    uint32_t x = act->rng;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    act->rng = x;
-    return x;
-}
 
 static void count_status(act_revision_t *rev, int status)
 {
@@ -31,55 +35,53 @@ static void count_status(act_revision_t *rev, int status)
     rev->requests_by_class[cls]++;
 }
 
-void act_handler_reject(act_request_t *r, int status, const char *body)
+static void respond_and_free(act_request_t *r, int status, const char *body)
 {
     kp_http_conn_bind(r->req->conn, NULL, NULL);
     kp_http_conn_respond(r->req->conn, status, "text/plain; charset=utf-8", body, strlen(body));
-    if (r->rev)
-        count_status(r->rev, status);
+    if (r->claim.rev)
+        count_status(r->claim.rev, status);
     free(r);
 }
-
-/* A pod that cannot be reached: routed around until it answers a probe
- * again, at most this many times per request (then 502). */
-#define MAX_UNREACHABLE_PODS 3
 
 static const kp_http_request_ops_t held_ops;
 
 static void on_proxy_done(void *ctx, const kp_proxy_result_t *res)
 {
     act_request_t *r = ctx;
+    act_pod_t *pod = r->claim.pod;
     int unreachable = res->outcome == KP_PROXY_UNREACHABLE;
     if ((unreachable || (res->outcome == KP_PROXY_UPSTREAM_FAILED && res->status == 502)) &&
-        r->pod && !r->pod->removed) {
+        pod && !pod->removed) {
         /* The pod refused or reset before answering: stop sending to it
          * until its queue-proxy answers a probe again. */
-        act_revision_pod_unready(r->pod);
-        act_pod_probe_start(r->pod);
+        act_revision_pod_unready(pod);
+        act_pod_probe_start(pod);
     }
+    act_revision_t *rev = r->claim.rev;
     if (unreachable) {
         /* Nothing reached the pod (its queue-proxy may have just exited
          * after a drain the activator has not heard of yet): the request
          * goes to another pod, or waits for one. */
-        act_revision_t *rev = r->rev;
-        act_revision_request_done(r);
+        act_revision_release(&r->claim);
         if (++r->unreachable_pods > MAX_UNREACHABLE_PODS) {
-            act_handler_reject(r, 502, "error reverse proxying request: upstream unreachable\n");
+            respond_and_free(r, 502, "error reverse proxying request: upstream unreachable\n");
             return;
         }
         kp_http_conn_bind(r->req->conn, &held_ops, r);
-        act_revision_admit(rev, r);
+        act_revision_admit(rev, &r->claim);
         return;
     }
-    count_status(r->rev, res->status);
-    act_revision_request_done(r);
+    count_status(rev, res->status);
+    act_revision_release(&r->claim);
     free(r);
 }
 
-void act_handler_forward(act_request_t *r)
+static void on_granted(act_claim_t *claim)
 {
-    act_pod_t *pod = r->pod;
-    const kp_revision_spec_t *spec = r->rev->spec;
+    act_request_t *r = request_of(claim);
+    act_pod_t *pod = claim->pod;
+    const kp_revision_spec_t *spec = claim->rev->spec;
     char add[512];
     int n = snprintf(add, sizeof add, "K-Original-Host: %s\r\nK-Proxy-Request: activator\r\n",
                      r->original_host);
@@ -100,16 +102,23 @@ void act_handler_forward(act_request_t *r)
         .idle_timeout_ms = (uint64_t)(spec->idle_timeout_s * 1000),
         .hand_back_unreachable = 1,
     };
-    if (kp_proxy_start(r->req, pod->pool, &opts, &edits, r->start_ns, on_proxy_done, r) != 0) {
-        act_revision_request_done(r);
-        act_handler_reject(r, 503, "out of memory\n");
+    if (kp_proxy_start(r->req, pod->pool, &opts, &edits, claim->start_ns, on_proxy_done, r) != 0) {
+        act_revision_release(claim);
+        respond_and_free(r, 503, "out of memory\n");
     }
 }
+
+static void on_refused(act_claim_t *claim, int status, const char *body)
+{
+    respond_and_free(request_of(claim), status, body);
+}
+
+static const act_claim_ops_t claim_ops = {.granted = on_granted, .refused = on_refused};
 
 static void on_held_client_gone(void *ctx)
 {
     act_request_t *r = ctx;
-    act_revision_unhold(r->rev, r);
+    act_revision_cancel(&r->claim);
     free(r);
 }
 
@@ -144,7 +153,7 @@ void act_on_request(kp_http_request_t *req, void *ctx)
                                 rev_name ? rev_name->value : NULL, rev_name ? rev_name->value_len : 0,
                                 rev_ns ? rev_ns->value : NULL, rev_ns ? rev_ns->value_len : 0,
                                 act_random(act), &route) == 0;
-    act_revision_t *rev = found ? act_revision_for_spec(act, route.revision) : NULL;
+    act_revision_t *rev = found ? act_revision_of(route.revision) : NULL;
     if (!rev) {
         char body[400];
         if (rev_name && rev_ns)
@@ -162,14 +171,14 @@ void act_on_request(kp_http_request_t *req, void *ctx)
         kp_http_conn_respond(req->conn, 503, "text/plain", "out of memory\n", 14);
         return;
     }
-    r->act = act;
+    r->claim.ops = &claim_ops;
+    r->claim.start_ns = req->start_ns;
     r->req = req;
-    r->start_ns = req->start_ns;
     if (host)
         snprintf(r->original_host, sizeof r->original_host, "%.*s",
                  (int)(host->value_len < sizeof r->original_host ? host->value_len
                                                                  : sizeof r->original_host - 1),
                  host->value);
     kp_http_conn_bind(req->conn, &held_ops, r);
-    act_revision_admit(rev, r);
+    act_revision_admit(rev, &r->claim);
 }

@@ -12,7 +12,11 @@
 #include "activator/backend/local.h"
 #include "base/log.h"
 #include "base/mem_trim.h"
+#include "config_watch.h"
+#include "handler.h"
 #include "observe.h"
+#include "peers.h"
+#include "revisions.h"
 
 static const char usage[] =
     "usage: activator [options]\n"
@@ -201,8 +205,7 @@ static void finish_shutdown(void)
 {
     act_config_watch_stop(&act);
     act_peers_stop(&act);
-    for (size_t i = 0; i < act.n_revisions; i++)
-        act_revision_close(act.revisions[i]);
+    act_revisions_close(&act);
     kp_http_server_close(&act.server, on_server_closed);
     act.backend->close(act.backend, on_backend_closed, NULL);
 }
@@ -257,7 +260,7 @@ static void on_activators_changed(void *ctx, const kp_kube_endpoint_t *eps, size
         if (peers && eps[i].pod[0] && strcmp(eps[i].pod, a->identity) != 0)
             peers[n_peers++] = eps[i].ip;
     }
-    act_set_activator_count(a, ready > 0 ? ready : 1);
+    act_revisions_set_activator_count(a, ready > 0 ? ready : 1);
     if (peers)
         act_peers_set(a, peers, n_peers);
     free(peers);
@@ -325,14 +328,10 @@ int main(int argc, char **argv)
     act.max_held = o.max_held;
     act.n_activators = 1;
     act.rng = (uint32_t)uv_hrtime() | 1u;
-    static const act_backend_events_t events = {
-        .pod_added = act_revision_pod_added,
-        .pod_removed = act_revision_pod_removed,
-    };
     act.identity = o.identity && *o.identity ? o.identity : "";
-    act.backend = make_backend(&o, &events);
+    act.backend = make_backend(&o, &act_revisions_backend_events);
     act.config_path = o.config;
-    if (!act.backend || act_config_apply(&act, cfg) != 0) {
+    if (!act.backend || act_revisions_apply(&act, cfg) != 0) {
         fprintf(stderr, "activator: out of memory\n");
         return 1;
     }
@@ -360,7 +359,7 @@ int main(int argc, char **argv)
     kp_mem_trim_start(act.loop);
     uv_run(act.loop, UV_RUN_DEFAULT);
     uv_loop_close(act.loop);
-    act_config_free_all(&act);
+    act_revisions_free(&act);
     kp_kube_config_free(&kube_cfg);
     return 0;
 }

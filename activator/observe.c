@@ -1,51 +1,13 @@
-/* The activator's admin port and its records: /status (JSON: services,
- * traffic, revisions, pods with their in-flight counts), /metrics
- * (Prometheus text), /load (held and in-flight counts, for the other
- * replicas) and /healthz; one JSON log line per scale decision and
- * per cold start. */
+/* The activator's admin port. See observe.h. */
+#include "observe.h"
+
 #include <stdio.h>
 #include <string.h>
 
-#include "base/log.h"
-#include "observe.h"
+#include "base/clock.h"
 #include "base/prometheus.h"
 #include "base/strbuf.h"
-
-/* Upper bounds (seconds) of the cold-start histogram: from a warm process
- * start (milliseconds) to a slow image pull. */
-static const double cold_start_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                           1,     2.5,  5,     10,   30,  60,   120};
-#define N_BOUNDS (sizeof cold_start_bounds / sizeof cold_start_bounds[0])
-
-_Static_assert(N_BOUNDS + 1 <= sizeof(((act_revision_t *)0)->cold_start_buckets) /
-                                       sizeof(uint64_t),
-               "cold_start_buckets too small");
-
-void act_observe_cold_start(act_revision_t *rev, double held_seconds)
-{
-    for (size_t i = 0; i < N_BOUNDS; i++)
-        if (held_seconds <= cold_start_bounds[i])
-            rev->cold_start_buckets[i]++;
-    rev->cold_start_buckets[N_BOUNDS]++; /* +Inf */
-    rev->cold_start_seconds_sum += held_seconds;
-    char held[32], ready_ms[32];
-    snprintf(held, sizeof held, "%.6f", held_seconds);
-    snprintf(ready_ms, sizeof ready_ms, "%.3f", held_seconds * 1000);
-    kp_log_kv(KP_LOG_INFO, "cold start", "revision", rev->key, "held_seconds", held,
-              "held_ms", ready_ms, NULL);
-}
-
-void act_observe_scale(act_revision_t *rev, int from, int to, const char *why)
-{
-    rev->scale_decisions++;
-    char f[16], t[16], ready[16], held[16];
-    snprintf(f, sizeof f, "%d", from);
-    snprintf(t, sizeof t, "%d", to);
-    snprintf(ready, sizeof ready, "%d", rev->n_ready);
-    snprintf(held, sizeof held, "%d", rev->n_held);
-    kp_log_kv(KP_LOG_INFO, "scale", "revision", rev->key, "from", f, "to", t, "why", why,
-              "ready", ready, "held", held, NULL);
-}
+#include "revision.h"
 
 static void json_str(kp_strbuf_t *sb, const char *s)
 {
@@ -84,7 +46,8 @@ static void status_revision(kp_strbuf_t *sb, const act_revision_t *rev)
                      "\"ready_pods\":%d,\"held\":%d,\"in_flight\":%d,\"cold_starts\":%llu,"
                      "\"requests\":{\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,\"4xx\":%llu,"
                      "\"5xx\":%llu},",
-                     spec->container_concurrency, spec->timeout_s, rev->desired, rev->n_ready,
+                     spec->container_concurrency, spec->timeout_s,
+                     act_revision_desired(rev), rev->n_ready,
                      rev->n_held, rev->in_flight, (unsigned long long)rev->cold_starts,
                      (unsigned long long)rev->requests_by_class[1],
                      (unsigned long long)rev->requests_by_class[2],
@@ -123,7 +86,7 @@ static void status_service(kp_strbuf_t *sb, act_t *act, const kp_service_spec_t 
     for (size_t i = 0; i < svc->n_revisions; i++) {
         if (i)
             kp_strbuf_puts(sb, ",");
-        const act_revision_t *rev = act_revision_for_spec(act, &svc->revisions[i]);
+        const act_revision_t *rev = act_revision_of(&svc->revisions[i]);
         if (rev)
             status_revision(sb, rev);
         else
@@ -145,9 +108,10 @@ static void render_status(act_t *act, kp_strbuf_t *sb)
     kp_strbuf_puts(sb, "]}\n");
 }
 
-static void prom_labels(kp_strbuf_t *sb, const act_revision_t *rev)
+/* namespace="..",service="..",revision=".." */
+static void prom_label_pairs(kp_strbuf_t *sb, const act_revision_t *rev)
 {
-    kp_strbuf_puts(sb, "{namespace=\"");
+    kp_strbuf_puts(sb, "namespace=\"");
     kp_prom_label_value(sb, rev->spec->namespace_);
     kp_strbuf_puts(sb, "\",service=\"");
     kp_prom_label_value(sb, rev->spec->service ? rev->spec->service : "");
@@ -156,13 +120,20 @@ static void prom_labels(kp_strbuf_t *sb, const act_revision_t *rev)
     kp_strbuf_puts(sb, "\"");
 }
 
+/* {label pairs, left open for more */
+static void prom_labels(kp_strbuf_t *sb, const act_revision_t *rev)
+{
+    kp_strbuf_puts(sb, "{");
+    prom_label_pairs(sb, rev);
+}
+
 typedef struct gauge {
     const char *name, *help;
     double (*value)(const act_revision_t *rev);
 } gauge_t;
 
 static double held_of(const act_revision_t *r) { return r->n_held; }
-static double desired_of(const act_revision_t *r) { return r->desired; }
+static double desired_of(const act_revision_t *r) { return act_revision_desired(r); }
 static double ready_of(const act_revision_t *r) { return r->n_ready; }
 static double pods_of(const act_revision_t *r) { return r->n_pods; }
 static double in_flight_of(const act_revision_t *r) { return r->in_flight; }
@@ -202,26 +173,16 @@ static void render_metrics(act_t *act, kp_strbuf_t *sb)
     }
     kp_strbuf_puts(sb, "# HELP activator_cold_start_seconds Time the first request of a start "
                        "from zero was held.\n# TYPE activator_cold_start_seconds histogram\n");
+    kp_strbuf_t labels;
+    kp_strbuf_init(&labels);
     for (size_t i = 0; i < act->n_revisions; i++) {
         const act_revision_t *rev = act->revisions[i];
-        for (size_t b = 0; b <= N_BOUNDS; b++) {
-            kp_strbuf_puts(sb, "activator_cold_start_seconds_bucket");
-            prom_labels(sb, rev);
-            kp_strbuf_puts(sb, ",le=\"");
-            if (b < N_BOUNDS)
-                kp_prom_value(sb, cold_start_bounds[b]);
-            else
-                kp_strbuf_puts(sb, "+Inf");
-            kp_strbuf_printf(sb, "\"} %llu\n", (unsigned long long)rev->cold_start_buckets[b]);
-        }
-        kp_strbuf_puts(sb, "activator_cold_start_seconds_sum");
-        prom_labels(sb, rev);
-        kp_strbuf_puts(sb, "} ");
-        kp_prom_value(sb, rev->cold_start_seconds_sum);
-        kp_strbuf_puts(sb, "\nactivator_cold_start_seconds_count");
-        prom_labels(sb, rev);
-        kp_strbuf_printf(sb, "} %llu\n", (unsigned long long)rev->cold_start_buckets[N_BOUNDS]);
+        kp_strbuf_reset(&labels);
+        prom_label_pairs(&labels, rev);
+        kp_prom_histogram(sb, "activator_cold_start_seconds", labels.data ? labels.data : "",
+                          &rev->cold_start_seconds);
     }
+    kp_strbuf_free(&labels);
 }
 
 /* For the other replicas (peers.c): this replica's own share of each

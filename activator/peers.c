@@ -4,15 +4,18 @@
  * whole demand of a revision by itself; Knative's activators report theirs
  * to the autoscaler for the same reason. Here every replica reads each
  * peer's GET /load (held + in-flight per revision, on the admin port)
- * every second, and the scaler adds the sum to its own figures. A peer
+ * every second, and the autoscaler adds the sum to its own figures. A peer
  * that does not answer within a period counts for nothing until it does. */
+#include "peers.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "activator.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/strbuf.h"
+#include "revision.h"
 
 #define PEER_PERIOD_MS 1000
 /* What a peer said is forgotten after this long without a new answer. */
@@ -99,7 +102,7 @@ static void parse_loads(act_peer_t *p)
     }
 }
 
-/* Each revision's peer_load from the fresh answers; the scaler hears of a
+/* Each revision's peer_load from the fresh answers; the autoscaler hears of a
  * rise at once, as of a request held here. */
 static void sum_loads(act_peers_t *set)
 {
@@ -115,7 +118,7 @@ static void sum_loads(act_peers_t *set)
     }
     for (size_t i = 0; i < act->n_revisions; i++)
         if (act->revisions[i]->peer_load > 0)
-            act_scaler_note_held(act->revisions[i]);
+            act_revision_demand_rose(act->revisions[i]);
 }
 
 static void scrape_ended(act_peer_t *p, int ok)

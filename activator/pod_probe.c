@@ -4,16 +4,14 @@
  * so one long-polling probe answers within milliseconds of the app
  * listening; until the queue-proxy itself listens, connects are retried
  * every few milliseconds. */
+#include "pod_probe.h"
+
 #include <stdio.h>
 #include <string.h>
-
-#include "activator.h"
-#include "base/log.h"
 
 #define PROBE_TIMEOUT_MS 15000
 #define RETRY_FIRST_MS 2
 #define RETRY_MAX_MS 100
-
 
 static void attempt(act_pod_t *pod);
 

@@ -1,14 +1,18 @@
-/* A revision in the activator: its pods and their free slots, the requests
- * held while no pod has one, and load balancing as Knative's throttler
- * does it (first free pod for small containerConcurrency, round robin
- * above, the less loaded of two random pods when unlimited). */
+/* A revision's throttler: pods and their free slots, the held requests and
+ * Knative's load balancing. See revision.h. */
+#include "revision.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "activator.h"
+#include "base/clock.h"
 #include "base/log.h"
-#include "observe.h"
+
+/* Upper bounds (seconds) of the cold-start histogram: from a warm process
+ * start (milliseconds) to a slow image pull. */
+static const double cold_start_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                           1,     2.5,  5,     10,   30,  60,   120};
 
 int act_revision_capacity_per_pod(const act_revision_t *rev)
 {
@@ -28,6 +32,8 @@ static int pod_has_slot(const act_revision_t *rev, const act_pod_t *pod)
     int cc = act_revision_capacity_per_pod(rev);
     return pod->ready && !pod->removed && (cc == 0 || pod->in_flight < cc);
 }
+
+/* --- load balancing --- */
 
 static act_pod_t *pick_least_of_two(act_revision_t *rev)
 {
@@ -90,27 +96,34 @@ static act_pod_t *pick_pod(act_revision_t *rev)
     return pick_round_robin(rev);
 }
 
-static void send_to_pod(act_revision_t *rev, act_request_t *r, act_pod_t *pod)
+/* --- held requests --- */
+
+static void grant(act_revision_t *rev, act_claim_t *claim, act_pod_t *pod)
 {
-    r->pod = pod;
+    claim->pod = pod;
     pod->in_flight++;
     rev->in_flight++;
-    act_handler_forward(r);
+    claim->ops->granted(claim);
 }
 
-static void held_unlink(act_revision_t *rev, act_request_t *r)
+static void held_unlink(act_revision_t *rev, act_claim_t *claim)
 {
-    if (r->prev_held)
-        r->prev_held->next_held = r->next_held;
+    if (claim->prev_held)
+        claim->prev_held->next_held = claim->next_held;
     else
-        rev->held_head = r->next_held;
-    if (r->next_held)
-        r->next_held->prev_held = r->prev_held;
+        rev->held_head = claim->next_held;
+    if (claim->next_held)
+        claim->next_held->prev_held = claim->prev_held;
     else
-        rev->held_tail = r->prev_held;
-    r->next_held = r->prev_held = NULL;
-    r->held = 0;
+        rev->held_tail = claim->prev_held;
+    claim->next_held = claim->prev_held = NULL;
+    claim->held = 0;
     rev->n_held--;
+}
+
+int act_revision_desired(const act_revision_t *rev)
+{
+    return rev->autoscaler ? act_autoscaler_desired(rev->autoscaler) : 0;
 }
 
 static void on_held_timer(uv_timer_t *t);
@@ -131,35 +144,45 @@ static void on_held_timer(uv_timer_t *t)
     uint64_t now = kp_now_ns();
     uint64_t timeout_ns = (uint64_t)(rev->spec->timeout_s * 1e9);
     while (rev->held_head && rev->held_head->start_ns + timeout_ns <= now) {
-        act_request_t *r = rev->held_head;
-        held_unlink(rev, r);
+        act_claim_t *claim = rev->held_head;
+        held_unlink(rev, claim);
         char body[512];
         snprintf(body, sizeof body,
                  "request for revision %.300s timed out after %ds waiting for a ready pod "
                  "(ready pods: %d, desired: %d)\n",
-                 rev->key, rev->spec->timeout_s, rev->n_ready, rev->desired);
-        act_handler_reject(r, 503, body);
+                 rev->key, rev->spec->timeout_s, rev->n_ready, act_revision_desired(rev));
+        claim->ops->refused(claim, 503, body);
     }
     arm_held_timer(rev);
 }
 
+/* The oldest request of a start from zero tells how long the start took as
+ * seen by a client. */
+static void record_cold_start(act_revision_t *rev, const act_claim_t *claim)
+{
+    double held_seconds = (double)(kp_now_ns() - claim->start_ns) / 1e9;
+    rev->cold_start_pending = 0;
+    rev->cold_starts++;
+    kp_histogram_observe(&rev->cold_start_seconds, held_seconds);
+    char held[32], held_ms[32];
+    snprintf(held, sizeof held, "%.6f", held_seconds);
+    snprintf(held_ms, sizeof held_ms, "%.3f", held_seconds * 1000);
+    kp_log_kv(KP_LOG_INFO, "cold start", "revision", rev->key, "held_seconds", held, "held_ms",
+              held_ms, NULL);
+}
+
 /* Hands held requests, oldest first, to pods with a free slot. */
-static void dispatch_held(act_revision_t *rev)
+void act_revision_dispatch(act_revision_t *rev)
 {
     while (rev->held_head) {
         act_pod_t *pod = pick_pod(rev);
         if (!pod)
             break;
-        act_request_t *r = rev->held_head;
-        held_unlink(rev, r);
-        if (rev->cold_start_pending) {
-            /* The oldest request of a start from zero tells how long the
-             * start took as seen by a client. */
-            rev->cold_start_pending = 0;
-            rev->cold_starts++;
-            act_observe_cold_start(rev, (double)(kp_now_ns() - r->start_ns) / 1e9);
-        }
-        send_to_pod(rev, r, pod);
+        act_claim_t *claim = rev->held_head;
+        held_unlink(rev, claim);
+        if (rev->cold_start_pending)
+            record_cold_start(rev, claim);
+        grant(rev, claim, pod);
     }
     if (!rev->held_head)
         uv_timer_stop(&rev->held_timer);
@@ -167,47 +190,55 @@ static void dispatch_held(act_revision_t *rev)
         arm_held_timer(rev);
 }
 
-void act_revision_admit(act_revision_t *rev, act_request_t *r)
+void act_revision_demand_rose(act_revision_t *rev)
 {
-    r->rev = rev;
+    if (rev->autoscaler)
+        act_autoscaler_demand_rose(rev->autoscaler);
+}
+
+void act_revision_admit(act_revision_t *rev, act_claim_t *claim)
+{
+    claim->rev = rev;
+    claim->pod = NULL;
     if (!rev->held_head) {
         act_pod_t *pod = pick_pod(rev);
         if (pod) {
-            send_to_pod(rev, r, pod);
+            grant(rev, claim, pod);
             return;
         }
     }
     if (rev->n_held >= rev->act->max_held) {
-        act_handler_reject(r, 503, "pending request queue full\n");
+        claim->ops->refused(claim, 503, "pending request queue full\n");
         return;
     }
-    r->held = 1;
-    r->prev_held = rev->held_tail;
-    r->next_held = NULL;
+    claim->held = 1;
+    claim->prev_held = rev->held_tail;
+    claim->next_held = NULL;
     if (rev->held_tail)
-        rev->held_tail->next_held = r;
+        rev->held_tail->next_held = claim;
     else
-        rev->held_head = r;
-    rev->held_tail = r;
+        rev->held_head = claim;
+    rev->held_tail = claim;
     rev->n_held++;
-    if (rev->held_head == r)
+    if (rev->held_head == claim)
         arm_held_timer(rev);
     if (rev->n_ready == 0) {
         act_backend_t *backend = rev->act->backend;
         rev->cold_start_pending = 1;
-        act_scaler_poke(rev);
+        if (rev->autoscaler)
+            act_autoscaler_poke(rev->autoscaler);
         if (backend->wake)
             backend->wake(backend, rev->backend_rev);
     }
-    act_scaler_note_held(rev);
+    act_revision_demand_rose(rev);
 }
 
-/* The client left while its request was held. */
-void act_revision_unhold(act_revision_t *rev, act_request_t *r)
+void act_revision_cancel(act_claim_t *claim)
 {
-    if (!r->held)
+    act_revision_t *rev = claim->rev;
+    if (!claim->held)
         return;
-    held_unlink(rev, r);
+    held_unlink(rev, claim);
     if (!rev->held_head)
         uv_timer_stop(&rev->held_timer);
 }
@@ -244,30 +275,18 @@ static void pod_maybe_free(act_pod_t *pod)
     uv_close((uv_handle_t *)&pod->probe_timer, on_pod_timer_closed);
 }
 
-void act_set_activator_count(act_t *act, int n)
+void act_revision_release(act_claim_t *claim)
 {
-    if (n < 1 || n == act->n_activators)
-        return;
-    char count[16];
-    snprintf(count, sizeof count, "%d", n);
-    kp_log_kv(KP_LOG_INFO, "activator replicas changed", "ready", count, NULL);
-    act->n_activators = n;
-    for (size_t i = 0; i < act->n_revisions; i++)
-        dispatch_held(act->revisions[i]);
-}
-
-void act_revision_request_done(act_request_t *r)
-{
-    act_revision_t *rev = r->rev;
-    act_pod_t *pod = r->pod;
+    act_revision_t *rev = claim->rev;
+    act_pod_t *pod = claim->pod;
     if (!pod)
         return;
-    r->pod = NULL;
+    claim->pod = NULL;
     pod->in_flight--;
     rev->in_flight--;
     if (pod->removed)
         pod_maybe_free(pod);
-    dispatch_held(rev);
+    act_revision_dispatch(rev);
 }
 
 void act_revision_pod_ready(act_pod_t *pod)
@@ -280,9 +299,9 @@ void act_revision_pod_ready(act_pod_t *pod)
     kp_log_kv(KP_LOG_INFO, "pod ready", "revision", rev->key, "pod", pod->info.id, NULL);
     /* A pod nobody here asked for: another replica raised the revision
      * from zero for a request it holds. */
-    if (rev->desired == 0 && rev->act->backend->wake)
-        act_scaler_adopt(rev);
-    dispatch_held(rev);
+    if (rev->autoscaler && act_revision_desired(rev) == 0 && rev->act->backend->wake)
+        act_autoscaler_adopt(rev->autoscaler);
+    act_revision_dispatch(rev);
 }
 
 void act_revision_pod_unready(act_pod_t *pod)
@@ -298,9 +317,8 @@ void act_revision_pod_settled(act_pod_t *pod)
     pod_maybe_free(pod);
 }
 
-void act_revision_pod_added(void *rev_ctx, const act_pod_info_t *info)
+act_pod_t *act_revision_pod_add(act_revision_t *rev, const act_pod_info_t *info)
 {
-    act_revision_t *rev = rev_ctx;
     int cc = act_revision_capacity_per_pod(rev);
     kp_upstream_pool_t *pool =
         kp_upstream_pool_for(rev->act->loop, info->ip, info->serving_port, cc > 0 ? cc : 100);
@@ -310,7 +328,7 @@ void act_revision_pod_added(void *rev_ctx, const act_pod_info_t *info)
             kp_upstream_pool_release(pool);
         kp_log_kv(KP_LOG_ERROR, "pod left out", "revision", rev->key, "pod", info->id, "ip",
                   info->ip, "why", pool ? "out of memory" : "not an IP address", NULL);
-        return;
+        return NULL;
     }
     pod->rev = rev;
     pod->info = *info;
@@ -323,21 +341,46 @@ void act_revision_pod_added(void *rev_ctx, const act_pod_info_t *info)
         rev->pods->prev = pod;
     rev->pods = pod;
     rev->n_pods++;
-    act_pod_probe_start(pod);
+    return pod;
 }
 
-void act_revision_pod_removed(void *rev_ctx, const char *pod_id)
+act_pod_t *act_revision_pod_find(act_revision_t *rev, const char *pod_id)
 {
-    act_revision_t *rev = rev_ctx;
-    for (act_pod_t *pod = rev->pods; pod; pod = pod->next) {
-        if (pod->removed || strcmp(pod->info.id, pod_id) != 0)
-            continue;
-        act_revision_pod_unready(pod);
-        pod->removed = 1;
-        act_pod_probe_stop(pod);
-        pod_maybe_free(pod);
-        return;
-    }
+    for (act_pod_t *pod = rev->pods; pod; pod = pod->next)
+        if (!pod->removed && strcmp(pod->info.id, pod_id) == 0)
+            return pod;
+    return NULL;
+}
+
+void act_revision_pod_remove(act_pod_t *pod)
+{
+    act_revision_pod_unready(pod);
+    pod->removed = 1;
+    pod_maybe_free(pod);
+}
+
+/* --- the revision --- */
+
+static void read_demand(void *ctx, act_demand_t *out)
+{
+    const act_revision_t *rev = ctx;
+    out->ready_pods = rev->n_ready;
+    out->held = rev->n_held;
+    out->in_flight = rev->in_flight;
+    out->peer_load = rev->peer_load;
+}
+
+static void scale(void *ctx, int from, int to, const char *reason)
+{
+    act_revision_t *rev = ctx;
+    char f[16], t[16], ready[16], held[16];
+    snprintf(f, sizeof f, "%d", from);
+    snprintf(t, sizeof t, "%d", to);
+    snprintf(ready, sizeof ready, "%d", rev->n_ready);
+    snprintf(held, sizeof held, "%d", rev->n_held);
+    kp_log_kv(KP_LOG_INFO, "scale", "revision", rev->key, "from", f, "to", t, "why", reason,
+              "ready", ready, "held", held, NULL);
+    rev->act->backend->set_scale(rev->act->backend, rev->backend_rev, to);
 }
 
 void act_revision_init(act_t *act, act_revision_t *rev, const kp_revision_spec_t *spec)
@@ -346,23 +389,39 @@ void act_revision_init(act_t *act, act_revision_t *rev, const kp_revision_spec_t
     rev->act = act;
     rev->spec = spec;
     snprintf(rev->key, sizeof rev->key, "%s/%s", spec->namespace_, spec->name);
+    kp_histogram_init(&rev->cold_start_seconds, cold_start_bounds,
+                      sizeof cold_start_bounds / sizeof cold_start_bounds[0]);
     uv_timer_init(act->loop, &rev->held_timer);
     rev->held_timer.data = rev;
     rev->backend_rev = act->backend->add_revision(act->backend, spec, rev);
-    act_scaler_init(rev);
+    kp_kpa_config_t cfg;
+    act_autoscaler_config(act->cfg, spec, &cfg);
+    act_autoscaler_hooks_t hooks = {.read_demand = read_demand, .scale = scale, .ctx = rev};
+    rev->autoscaler = act_autoscaler_new(act->loop, &cfg, &hooks);
+    if (!rev->autoscaler)
+        abort();
+}
+
+void act_revision_reconfigure(act_revision_t *rev, const kp_revision_spec_t *spec)
+{
+    rev->spec = spec;
+    if (!rev->autoscaler)
+        return;
+    kp_kpa_config_t cfg;
+    act_autoscaler_config(rev->act->cfg, spec, &cfg);
+    act_autoscaler_reconfigure(rev->autoscaler, &cfg);
 }
 
 void act_revision_close(act_revision_t *rev)
 {
     while (rev->held_head) {
-        act_request_t *r = rev->held_head;
-        held_unlink(rev, r);
-        act_handler_reject(r, 503, "activator shutting down\n");
+        act_claim_t *claim = rev->held_head;
+        held_unlink(rev, claim);
+        claim->ops->refused(claim, 503, "activator shutting down\n");
     }
-    act_scaler_close(rev);
+    if (rev->autoscaler) {
+        act_autoscaler_close(rev->autoscaler);
+        rev->autoscaler = NULL;
+    }
     uv_close((uv_handle_t *)&rev->held_timer, NULL);
-    for (act_pod_t *pod = rev->pods, *next; pod; pod = next) {
-        next = pod->next;
-        act_revision_pod_removed(rev, pod->info.id);
-    }
 }

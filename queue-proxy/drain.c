@@ -2,10 +2,11 @@
  * at once, traffic is still served until a quiet period passes with no new
  * request; then (after SIGTERM) the port closes and the process exits as
  * soon as nothing is in flight. /wait-for-drain answers when drained. */
+#include "drain.h"
+
 #include <stdlib.h>
 
 #include "base/log.h"
-#include "queue_proxy.h"
 
 struct qp_drain_waiter {
     qp_drain_waiter_t *next, *prev;
@@ -68,8 +69,9 @@ static void on_drain_timer(uv_timer_t *t)
     uv_timer_start(&qp->drain_timer, on_drain_timer, (quiet_until - now) / 1000000 + 1, 0);
 }
 
-void qp_drain_init(qp_t *qp)
+void qp_drain_init(qp_t *qp, void (*drained)(qp_t *qp))
 {
+    qp->drained = drained;
     uv_timer_init(qp->loop, &qp->drain_timer);
     qp->drain_timer.data = qp;
     qp->exit_code = -1; /* no exit asked for yet */
@@ -99,7 +101,7 @@ void qp_drain_check(qp_t *qp)
 {
     if (qp->stopped_accepting && qp->traffic_in_flight == 0 &&
         kp_http_server_busy(&qp->main_server) == 0)
-        qp_shutdown(qp);
+        qp->drained(qp);
 }
 
 void qp_on_admin_request(kp_http_request_t *req, void *ctx)

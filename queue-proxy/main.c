@@ -7,7 +7,10 @@
 
 #include "base/log.h"
 #include "base/mem_trim.h"
+#include "drain.h"
 #include "queue_proxy.h"
+#include "stats_http.h"
+#include "traffic.h"
 
 static const char usage[] =
     "usage: queue-proxy [--help]\n"
@@ -45,7 +48,8 @@ static void on_server_closed(kp_http_server_t *s)
     (void)s;
 }
 
-void qp_shutdown(qp_t *qp)
+/* Drained: closes every handle, so the loop ends and the process exits. */
+static void qp_shutdown(qp_t *qp)
 {
     if (qp->servers_open == 0)
         return;
@@ -123,7 +127,7 @@ static int start(qp_t *qp)
     qp->readiness = kp_readiness_new(qp->loop, cfg->has_readiness_probe ? &cfg->readiness_probe : NULL);
     qp_stats_init(qp);
     qp_queue_timer_init(qp);
-    qp_drain_init(qp);
+    qp_drain_init(qp, qp_shutdown);
 
     if (listen_on(qp, &qp->main_server, cfg->serving_port, "QUEUE_SERVING_PORT", qp_on_main_request) ||
         listen_on(qp, &qp->admin_server, cfg->admin_port, "KP_ADMIN_PORT", qp_on_admin_request) ||

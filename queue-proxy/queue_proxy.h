@@ -1,5 +1,6 @@
 /* The queue-proxy's shared state: one per process, owned by main.c and
- * handed to each of its servers as their context. */
+ * handed to each of its servers as their context. The modules that act on
+ * it have headers of their own (traffic.h, drain.h, stats_http.h). */
 #ifndef KP_QUEUE_PROXY_H
 #define KP_QUEUE_PROXY_H
 
@@ -51,29 +52,10 @@ typedef struct qp {
     uint64_t last_traffic_ns;
     uv_timer_t drain_timer;
     qp_drain_waiter_t *drain_waiters;
+    void (*drained)(struct qp *qp); /* nothing left in flight after the port closed */
     uv_signal_t sigterm;
     uv_signal_t sigint;
     int exit_code;
 } qp_t;
-
-/* traffic.c */
-void qp_on_main_request(kp_http_request_t *req, void *ctx);
-void qp_queue_timer_init(qp_t *qp);
-
-/* drain.c */
-void qp_drain_init(qp_t *qp);
-void qp_drain_start(qp_t *qp);
-void qp_drain_note_traffic(qp_t *qp);
-/* A traffic request ended: the process may be able to exit now. */
-void qp_drain_check(qp_t *qp);
-void qp_on_admin_request(kp_http_request_t *req, void *ctx);
-
-/* stats_http.c */
-void qp_stats_init(qp_t *qp);
-void qp_on_stats_request(kp_http_request_t *req, void *ctx);
-void qp_on_user_metrics_request(kp_http_request_t *req, void *ctx);
-
-/* main.c */
-void qp_shutdown(qp_t *qp);
 
 #endif

@@ -1,10 +1,11 @@
 /* The autoscaler's stats port (Knative's Stat as protobuf, or Prometheus
  * text) and the user-facing request metrics port. A window closes every
  * second; scrapes read the last closed one, as Knative's reporter does. */
+#include "stats_http.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-#include "queue_proxy.h"
 #include "autoscaling/stat_report.h"
 #include "base/strbuf.h"
 

@@ -1,12 +1,14 @@
 /* The main port (QUEUE_SERVING_PORT): answers Knative's probes itself and
  * sends every other request through the breaker to the app. */
+#include "traffic.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/log.h"
-#include "queue_proxy.h"
 #include "base/strbuf.h"
+#include "drain.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Checks the source layout: which folder may #include which (the ALLOWED table
 below), no cycles between folders, common/ knows no product, products don't
-know each other, and no file #includes a .c file (tests link the libraries).
+know each other, no file #includes a .c file (tests link the libraries), and
+inside a product folder no two modules (a .c and its .h) include each other,
+directly or through others: each module's header is its whole public face, so
+an include loop is a call loop.
 Usage: check_layout.py [--root DIR] [--graph]; exit 1 on any violation."""
 import argparse
 import os
@@ -33,17 +36,24 @@ def top(folder, depth=1):
 
 def resolve(root, src, name):
     """Folder (relative to root) of the file `#include "name"` in src means, or None."""
+    path = resolve_path(root, src, name)
     if os.path.basename(name) in GENERATED:
         return GENERATED[os.path.basename(name)]
+    return os.path.dirname(path) if path else None
+
+
+def resolve_path(root, src, name):
+    """The file (relative to root) `#include "name"` in src means, or None."""
     for base in (os.path.dirname(src), "common", ""):
         path = os.path.normpath(os.path.join(base, name))
         if not path.startswith("..") and os.path.isfile(os.path.join(root, path)):
-            return os.path.dirname(path)
+            return path
     return None
 
 
 def scan(root):
-    """-> (folders, includes): includes are (file, line, name, target folder or None)."""
+    """-> (folders, includes): includes are (file, line, name, target folder or None,
+    target path or None)."""
     folders, includes = set(), []
     for sub in SCANNED:
         for dirpath, dirnames, filenames in os.walk(os.path.join(root, sub)):
@@ -55,8 +65,14 @@ def scan(root):
                     text = f.read()
                 for m in INCLUDE_RE.finditer(text):
                     line = text.count("\n", 0, m.start()) + 1
-                    includes.append((src, line, m.group(1), resolve(root, src, m.group(1))))
+                    includes.append((src, line, m.group(1), resolve(root, src, m.group(1)),
+                                     resolve_path(root, src, m.group(1))))
     return folders, includes
+
+
+def module(path):
+    """A module is a .c file and its header: activator/revision.{c,h}."""
+    return os.path.splitext(path)[0]
 
 
 def rule_broken(src_folder, dst):
@@ -116,11 +132,17 @@ def main():
 
     folders, includes = scan(root)
     edges, example, errors = {}, {}, []
-    for src, line, name, dst in includes:
+    modules, module_example = {}, {}
+    for src, line, name, dst, path in includes:
         where = '%s:%d: #include "%s"' % (src, line, name)
         if name.endswith(".c"):
             errors.append("%s: includes a .c file; tests must link the library instead" % where)
         src_folder = os.path.dirname(src)
+        if path and dst == src_folder and top(src_folder) in PRODUCTS:
+            a, b = module(src), module(path)
+            if a != b:
+                modules.setdefault(a, set()).add(b)
+                module_example.setdefault((a, b), where)
         if dst is None or dst == src_folder:
             continue
         edges.setdefault(src_folder, set()).add(dst)
@@ -132,6 +154,12 @@ def main():
         steps = zip(cycle, cycle[1:] + cycle[:1])
         errors.append("cycle between folders: %s (%s)" % (
             " -> ".join(cycle + cycle[:1]), "; ".join(example[s] for s in steps)))
+
+    for cycle in find_cycles(modules):
+        steps = zip(cycle, cycle[1:] + cycle[:1])
+        errors.append("modules call each other in a loop: %s (%s); let one of them hand "
+                      "over through a callback it owns, or move the shared part out" % (
+                          " -> ".join(cycle + cycle[:1]), "; ".join(module_example[s] for s in steps)))
 
     if args.graph:
         print_table("allowed:", ALLOWED, ALLOWED)

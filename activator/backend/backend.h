@@ -1,7 +1,7 @@
 /* The small interface between the activator and whatever runs pods: the
  * activator says how many pods a revision should have; the backend reports
- * pods as they appear and disappear. Implementations: backend_local.c
- * (processes on this machine), later Kubernetes. */
+ * pods as they appear and disappear. Implementations: local.c (processes
+ * on this machine) and kubernetes.c (Deployments and EndpointSlices). */
 #ifndef KP_ACT_BACKEND_H
 #define KP_ACT_BACKEND_H
 

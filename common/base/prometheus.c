@@ -53,3 +53,37 @@ void kp_prom_value(kp_strbuf_t *out, double v)
     }
     kp_strbuf_puts(out, buf);
 }
+
+/* NAME SUFFIX {labels} with the brace left open when le follows. */
+static void sample_start(kp_strbuf_t *out, const char *name, const char *suffix,
+                         const char *labels, int le_follows)
+{
+    kp_strbuf_puts(out, name);
+    kp_strbuf_puts(out, suffix);
+    if (!*labels && !le_follows)
+        return;
+    kp_strbuf_puts(out, "{");
+    kp_strbuf_puts(out, labels);
+    kp_strbuf_puts(out, le_follows ? (*labels ? ",le=\"" : "le=\"") : "}");
+}
+
+void kp_prom_histogram(kp_strbuf_t *out, const char *name, const char *labels,
+                       const kp_histogram_t *h)
+{
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b <= h->n_bounds; b++) {
+        cumulative += h->counts[b];
+        sample_start(out, name, "_bucket", labels, 1);
+        if (b < h->n_bounds)
+            kp_prom_value(out, h->bounds[b]);
+        else
+            kp_strbuf_puts(out, "+Inf");
+        kp_strbuf_printf(out, "\"} %llu\n", (unsigned long long)cumulative);
+    }
+    sample_start(out, name, "_sum", labels, 0);
+    kp_strbuf_puts(out, " ");
+    kp_prom_value(out, h->sum);
+    kp_strbuf_puts(out, "\n");
+    sample_start(out, name, "_count", labels, 0);
+    kp_strbuf_printf(out, " %llu\n", (unsigned long long)h->count);
+}

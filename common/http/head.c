@@ -1,4 +1,4 @@
-/* Head accumulation and header lookup; see http_head.h. Offsets instead of
+/* Head accumulation and header lookup; see head.h. Offsets instead of
  * pointers while parsing because the buffer may move when it grows. */
 #include "head.h"
 

@@ -1,6 +1,6 @@
 /* The listening socket of an HTTP server: bind (optionally SO_REUSEPORT),
  * accept, and on stop take in what the kernel had queued; the connections
- * themselves are http_server.c's. */
+ * themselves are server.c's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* HTTP/1.1 server connections; see http_server.h.
+/* HTTP/1.1 server connections; see server.h.
  *
  * One request at a time per connection: the parser pauses at the end of
  * each head and each message, so pipelined bytes wait in the read buffer
@@ -670,7 +670,7 @@ void kp_http_conn_pause_body(kp_http_conn_t *c)
     kp_conn_update_reading(c);
 }
 
-/* --- new connections (the listener is http_listener.c) --- */
+/* --- new connections (the listener is listener.c) --- */
 
 kp_http_conn_t *kp_http_conn_new(kp_http_server_t *s)
 {

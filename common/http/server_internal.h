@@ -1,5 +1,5 @@
-/* The HTTP server engine's internals, shared by http_server.c (parsing and
- * the connection's life), http_response.c (writing) and http_listener.c
+/* The HTTP server engine's internals, shared by server.c (parsing and
+ * the connection's life), response.c (writing) and listener.c
  * (the listening socket). */
 #ifndef KP_HTTP_SERVER_INTERNAL_H
 #define KP_HTTP_SERVER_INTERNAL_H
@@ -67,8 +67,8 @@ struct kp_http_conn {
     int peer_port;
 };
 
-/* Between the parts of the engine (http_server.c: parsing and the
- * connection's life; http_response.c: writing responses). */
+/* Between the parts of the engine (server.c: parsing and the
+ * connection's life; response.c: writing responses). */
 void kp_conn_write(kp_http_conn_t *c, const uv_buf_t *bufs, unsigned n);
 /* The handler's response is complete: next request, or close. */
 void kp_conn_response_ended(kp_http_conn_t *c);

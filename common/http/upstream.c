@@ -1,4 +1,4 @@
-/* Upstream connections and their keep-alive pool; see http_upstream.h.
+/* Upstream connections and their keep-alive pool; see upstream.h.
  *
  * Idle connections keep reading so a connection the upstream closed leaves
  * the pool at once instead of failing the next request. */

@@ -1,6 +1,6 @@
 /* Internals shared by common/kube_*.c, their unit tests and fuzz targets:
  * the request layer, lifetime helpers and the pure JSON parsers. Other
- * modules use kube_client.h. */
+ * modules use client.h. */
 #ifndef KP_KUBE_INTERNAL_H
 #define KP_KUBE_INTERNAL_H
 
@@ -8,7 +8,7 @@
 
 #include <cJSON.h>
 
-/* --- requests (kube_client.c) --- */
+/* --- requests (client.c) --- */
 
 typedef struct kp_kube_req kp_kube_req_t;
 
@@ -72,7 +72,7 @@ uint64_t kp_kube_backoff_ms(kp_kube_t *k, unsigned attempt, uint64_t base_ms, ui
 int kp_kube_track(kp_kube_t *k, void *obj, void (*stop)(void *obj));
 void kp_kube_untrack(kp_kube_t *k, void *obj);
 
-/* --- JSON (kube_json.c): pure, no I/O --- */
+/* --- JSON (json.c): pure, no I/O --- */
 
 /* The Status "message" of an error body; if the body is not a Status, its
  * first line (up to out_len). "" for an empty body. */

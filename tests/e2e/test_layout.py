@@ -103,6 +103,40 @@ def test_include_into_other_tests_folder(tmp_path):
     assert "under tests/" in out
 
 
+def test_modules_of_a_product_in_a_loop(tmp_path):
+    # The throttler calling the handler that called it: a call loop between
+    # files of one folder, seen through their headers.
+    root = tree(tmp_path, {
+        "activator/handler.h": "",
+        "activator/handler.c": '#include "handler.h"\n#include "revision.h"\n',
+        "activator/revision.h": "",
+        "activator/revision.c": '#include "revision.h"\n#include "handler.h"\n'})
+    out = assert_fails(root, 'activator/revision.c:2: #include "handler.h"',
+                       'activator/handler.c:2: #include "revision.h"')
+    assert "modules call each other in a loop: activator/handler -> activator/revision" in out
+
+
+def test_module_loop_through_a_third(tmp_path):
+    root = tree(tmp_path, {
+        "activator/a.h": '#include "b.h"\n',
+        "activator/b.h": "",
+        "activator/b.c": '#include "b.h"\n#include "c.h"\n',
+        "activator/c.h": "",
+        "activator/c.c": '#include "c.h"\n#include "a.h"\n'})
+    assert_fails(root, "activator/a -> activator/b -> activator/c -> activator/a")
+
+
+def test_module_headers_may_share_a_state_header(tmp_path):
+    # Many modules including one data header (act_t) is no loop.
+    root = tree(tmp_path, {
+        "activator/activator.h": "",
+        "activator/revision.h": '#include "activator.h"\n',
+        "activator/handler.c": '#include "activator.h"\n#include "revision.h"\n',
+        "activator/observe.c": '#include "activator.h"\n#include "revision.h"\n'})
+    code, out = run(root)
+    assert code == 0, out
+
+
 def test_graph(tmp_path):
     code, out = run(tree(tmp_path), "--graph")
     assert code == 0, out

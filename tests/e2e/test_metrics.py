@@ -45,7 +45,7 @@ def parse_prom(text):
 
 
 def decode_stat(buf):
-    """Knative's metrics.Stat (common/stat.proto) from protobuf wire bytes."""
+    """Knative's metrics.Stat (common/autoscaling/stat.proto) from protobuf wire bytes."""
     names = {1: "pod_name", 2: "average_concurrent_requests",
              3: "average_proxied_concurrent_requests", 4: "request_count",
              5: "proxied_request_count", 6: "process_uptime", 7: "timestamp"}

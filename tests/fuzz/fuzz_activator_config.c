@@ -1,4 +1,4 @@
-/* Fuzzes the activator's config file parser (activator/config.c) and the
+/* Fuzzes the activator's config file parser (activator/config/config.c) and the
  * router built from what it accepts (activator/router.c). Input: the JSON
  * file, optionally followed by a NUL byte and newline-separated Host values
  * to route; the hosts every accepted service and tag answer to are routed

@@ -1,5 +1,5 @@
-/* Fuzzes the HTTP/1.1 server (common/http_server.c with llhttp and
- * common/http_head.c) for real: one kp_http_server listens on 127.0.0.1
+/* Fuzzes the HTTP/1.1 server (common/http/server.c with llhttp and
+ * common/http/head.c) for real: one kp_http_server listens on 127.0.0.1
  * (an ephemeral port) in this process's libuv loop; each input is written
  * by a client connection, which then half-closes and reads every response
  * until the server closes. The server's handler answers in the ways the

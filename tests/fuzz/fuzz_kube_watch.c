@@ -1,5 +1,5 @@
-/* Fuzzes the Kubernetes watch-stream parsing (common/kube_json.c) the way
- * common/kube_watch.c drives it: the line splitter fed in chunks, each line
+/* Fuzzes the Kubernetes watch-stream parsing (common/kube/json.c) the way
+ * common/kube/watch.c drives it: the line splitter fed in chunks, each line
  * parsed as an event, EndpointSlice events applied to a set and the set
  * merged into endpoints; also a List body and a Status error body.
  * Input: the first byte picks the chunk size, the rest is the stream. */

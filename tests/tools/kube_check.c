@@ -1,4 +1,4 @@
-/* kube_check: drives common/kube_client.h against an API server (the e2e
+/* kube_check: drives common/kube/client.h against an API server (the e2e
  * tests' fake one, or kubectl proxy) from the command line.
  *   kube_check --api URL [--token-file F] [--ca-file F] CMD ...
  *   kube_check CMD ...    (no --api: the in-cluster configuration, as a pod;

@@ -1,4 +1,4 @@
-/* Tests for activator/config.c: the demo config loads as the docs describe;
+/* Tests for activator/config/config.c: the demo config loads as the docs describe;
  * each mistake stops the start with a message naming the path and what is
  * accepted. */
 #include <setjmp.h>

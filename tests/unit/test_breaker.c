@@ -1,4 +1,4 @@
-/* Tests for common/breaker.c: Knative's breaker semantics (capacity, FIFO
+/* Tests for queue-proxy/breaker.c: Knative's breaker semantics (capacity, FIFO
  * queue, queue-full refusal, cancel) on a single thread. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Tests for common/env.c: whole, strict parsing of environment values and
+/* Tests for common/base/env.c: whole, strict parsing of environment values and
  * error messages that name the variable and what it accepts. */
 #include <setjmp.h>
 #include <stdarg.h>

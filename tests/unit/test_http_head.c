@@ -1,4 +1,4 @@
-/* Unit tests for common/http_head.c: limits and lookups. */
+/* Unit tests for common/http/head.c: limits and lookups. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

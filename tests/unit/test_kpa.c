@@ -1,4 +1,4 @@
-/* Tests for common/kpa.c: Knative's KPA decisions (windows, panic, scale
+/* Tests for common/autoscaling/kpa.c: Knative's KPA decisions (windows, panic, scale
  * bounds, scale to zero) driven with synthetic monotonic times. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Tests for common/kube_json.c's Lease side: MicroTime both ways, a Lease
+/* Tests for common/kube/json.c's Lease side: MicroTime both ways, a Lease
  * read back from the JSON the elector writes. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Tests for common/kube_json.c's watch side: line splitting whatever the
+/* Tests for common/kube/json.c's watch side: line splitting whatever the
  * chunk boundaries, watch events, Status messages, EndpointSlices merged
  * across slices. */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* Tests for common/log.c: each line is one JSON object with Knative-like
+/* Tests for common/base/log.c: each line is one JSON object with Knative-like
  * keys, extra fields escaped, levels filtered and parsed. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Tests for common/req_metrics.c: Knative's request count and latency
+/* Tests for queue-proxy/req_metrics.c: Knative's request count and latency
  * histogram, checked line by line and by Prometheus' own promtool. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Tests for common/stat_report.c: the protobuf Stat Knative's autoscaler
+/* Tests for common/autoscaling/stat_report.c: the protobuf Stat Knative's autoscaler
  * decodes, and the Prometheus text Prometheus' own tool must accept. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Tests for common/stats.c: time-weighted concurrency and per-second
+/* Tests for common/autoscaling/stats.c: time-weighted concurrency and per-second
  * arrival rates per window, as Knative's autoscaler expects them. */
 #include <setjmp.h>
 #include <stdarg.h>

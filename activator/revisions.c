@@ -1,26 +1,16 @@
-/* The configuration over time: the first load and every later one. A new
- * config names revisions that are created, updated in place (their pods,
- * held requests and autoscaler history stay) or retired: a retired
- * revision is no longer routed to, finishes what it has and scales to
- * zero like any idle revision. Its spec lives in the config it came from,
- * which is kept until exit. Reloads come from the file changing (polled,
- * so a ConfigMap's symlink swap is seen too) or SIGHUP. */
-#include <signal.h>
+/* The set of revisions and the wiring of each: see revisions.h. A retired
+ * revision's spec lives in the config it came from, which is kept until
+ * exit. */
+#include "revisions.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "activator.h"
 #include "base/log.h"
-
-#define CONFIG_POLL_MS 1000
-
-act_revision_t *act_revision_for_spec(act_t *act, const kp_revision_spec_t *spec)
-{
-    (void)act;
-    act_revision_t *rev = spec->runtime;
-    return rev && rev->spec == spec && !rev->retired ? rev : NULL;
-}
+#include "collector.h"
+#include "pod_probe.h"
+#include "revision.h"
 
 static act_revision_t *revision_named(act_t *act, const kp_revision_spec_t *spec)
 {
@@ -47,11 +37,14 @@ static int revision_add(act_t *act, kp_revision_spec_t *spec)
         return -1;
     act->revisions[act->n_revisions++] = rev;
     act_revision_init(act, rev, spec);
+    rev->collector = act_collector_new(rev);
+    if (!rev->collector)
+        abort();
     spec->runtime = rev;
     return 0;
 }
 
-int act_config_apply(act_t *act, kp_activator_config_t *cfg)
+int act_revisions_apply(act_t *act, kp_activator_config_t *cfg)
 {
     kp_router_t *router = kp_router_new(cfg);
     kp_activator_config_t **old = realloc(act->old_cfgs, (act->n_old_cfgs + 1) * sizeof *old);
@@ -74,10 +67,9 @@ int act_config_apply(act_t *act, kp_activator_config_t *cfg)
             kp_revision_spec_t *spec = &cfg->services[i].revisions[j];
             act_revision_t *rev = revision_named(act, spec);
             if (rev) {
-                rev->spec = spec;
+                act_revision_reconfigure(rev, spec);
                 spec->runtime = rev;
                 rev->retired = 0;
-                act_scaler_reconfigure(rev);
                 kept++;
             } else if (revision_add(act, spec) == 0) {
                 added++;
@@ -101,59 +93,61 @@ int act_config_apply(act_t *act, kp_activator_config_t *cfg)
     return 0;
 }
 
-static void reload(act_t *act)
+static void on_pod_added(void *rev_ctx, const act_pod_info_t *info)
 {
-    kp_activator_config_t *cfg = calloc(1, sizeof *cfg);
-    char err[512];
-    if (!cfg)
+    act_pod_t *pod = act_revision_pod_add(rev_ctx, info);
+    if (pod)
+        act_pod_probe_start(pod);
+}
+
+static void remove_pod(act_pod_t *pod)
+{
+    act_pod_probe_stop(pod);
+    act_revision_pod_remove(pod);
+}
+
+static void on_pod_removed(void *rev_ctx, const char *pod_id)
+{
+    act_pod_t *pod = act_revision_pod_find(rev_ctx, pod_id);
+    if (pod)
+        remove_pod(pod);
+}
+
+const act_backend_events_t act_revisions_backend_events = {
+    .pod_added = on_pod_added,
+    .pod_removed = on_pod_removed,
+};
+
+void act_revisions_set_activator_count(act_t *act, int n)
+{
+    if (n < 1 || n == act->n_activators)
         return;
-    if (kp_activator_config_load_file(act->config_path, cfg, err, sizeof err) != 0) {
-        kp_log_kv(KP_LOG_ERROR, "config reload rejected; the running config stays", "error", err,
-                  NULL);
-        free(cfg);
-        return;
+    char count[16];
+    snprintf(count, sizeof count, "%d", n);
+    kp_log_kv(KP_LOG_INFO, "activator replicas changed", "ready", count, NULL);
+    act->n_activators = n;
+    for (size_t i = 0; i < act->n_revisions; i++)
+        act_revision_dispatch(act->revisions[i]);
+}
+
+void act_revisions_close(act_t *act)
+{
+    for (size_t i = 0; i < act->n_revisions; i++) {
+        act_revision_t *rev = act->revisions[i];
+        act_revision_close(rev);
+        if (rev->collector) {
+            act_collector_close(rev->collector);
+            rev->collector = NULL;
+        }
+        for (act_pod_t *pod = rev->pods, *next; pod; pod = next) {
+            next = pod->next;
+            if (!pod->removed)
+                remove_pod(pod);
+        }
     }
-    if (act_config_apply(act, cfg) != 0)
-        kp_log(KP_LOG_ERROR, "config reload failed: out of memory; the running config stays");
 }
 
-static void on_config_changed(uv_fs_poll_t *h, int status, const uv_stat_t *prev,
-                              const uv_stat_t *curr)
-{
-    act_t *act = h->data;
-    if (status < 0) {
-        kp_log_kv(KP_LOG_WARN, "config file unreadable; the running config stays", "file",
-                  act->config_path, "error", uv_strerror(status), NULL);
-        return;
-    }
-    reload(act);
-}
-
-static void on_sighup(uv_signal_t *s, int signum)
-{
-    reload(s->data);
-}
-
-void act_config_watch_start(act_t *act, const char *path)
-{
-    act->config_path = path;
-    uv_fs_poll_init(act->loop, &act->config_poll);
-    act->config_poll.data = act;
-    uv_fs_poll_start(&act->config_poll, on_config_changed, path, CONFIG_POLL_MS);
-    uv_signal_init(act->loop, &act->sighup);
-    act->sighup.data = act;
-    uv_signal_start(&act->sighup, on_sighup, SIGHUP);
-}
-
-void act_config_watch_stop(act_t *act)
-{
-    if (!act->config_path)
-        return;
-    uv_close((uv_handle_t *)&act->config_poll, NULL);
-    uv_close((uv_handle_t *)&act->sighup, NULL);
-}
-
-void act_config_free_all(act_t *act)
+void act_revisions_free(act_t *act)
 {
     for (size_t i = 0; i < act->n_revisions; i++)
         free(act->revisions[i]);

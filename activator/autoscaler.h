@@ -1,0 +1,60 @@
+/* One revision's autoscaler: Knative's KPA deciding a pod count from the
+ * numbers it is given (the pods' concurrency from the collector, the
+ * activator's own held and in-flight requests from read_demand) every two
+ * seconds, or at once when demand jumps. It knows no pods, no revision
+ * and no backend: its decisions leave through the scale hook. */
+#ifndef KP_ACT_AUTOSCALER_H
+#define KP_ACT_AUTOSCALER_H
+
+#include <uv.h>
+
+#include "activator/config/config.h"
+#include "autoscaling/kpa.h"
+
+/* What the activators carry for the revision, read when a decision is due. */
+typedef struct act_demand {
+    int ready_pods;
+    double held;      /* requests waiting here for a pod slot */
+    double in_flight; /* requests proxied from here, not done */
+    double peer_load; /* held + in flight at the other activator replicas */
+} act_demand_t;
+
+typedef struct act_autoscaler_hooks {
+    void (*read_demand)(void *ctx, act_demand_t *out);
+    /* The desired pod count changed from `from` to `to`, for `reason`. */
+    void (*scale)(void *ctx, int from, int to, const char *reason);
+    void *ctx;
+} act_autoscaler_hooks_t;
+
+typedef struct act_autoscaler act_autoscaler_t;
+
+/* Knative's defaults, then the global settings (the config's
+ * "autoscaler"), then the revision's annotations; values were checked when
+ * the config was loaded, so a bad one is only logged. */
+void act_autoscaler_config(const kp_activator_config_t *global, const kp_revision_spec_t *spec,
+                           kp_kpa_config_t *out);
+
+/* Starts deciding at once, then every two seconds. hooks is copied. NULL
+ * on allocation failure. */
+act_autoscaler_t *act_autoscaler_new(uv_loop_t *loop, const kp_kpa_config_t *cfg,
+                                     const act_autoscaler_hooks_t *hooks);
+/* New settings; the windows keep their history. */
+void act_autoscaler_reconfigure(act_autoscaler_t *as, const kp_kpa_config_t *cfg);
+/* One collection round: the pods' own concurrency, summed (the part the
+ * activators proxied left out, so that nothing counts twice). */
+void act_autoscaler_record(act_autoscaler_t *as, double pods_concurrency);
+/* The first request held while no pod is ready: decide now. */
+void act_autoscaler_poke(act_autoscaler_t *as);
+/* A request was held, here or at a peer: if the activators' load needs
+ * more pods than asked for, ask now rather than at the next tick. */
+void act_autoscaler_demand_rose(act_autoscaler_t *as);
+/* A pod is ready that this replica did not ask for (another one raised
+ * the revision from zero): keep it as if a request had come, so that the
+ * windows, not a stale decision of zero, say when it goes. */
+void act_autoscaler_adopt(act_autoscaler_t *as);
+/* Pods asked for by the last decision. */
+int act_autoscaler_desired(const act_autoscaler_t *as);
+/* Stops its timers; freed once they are closed. */
+void act_autoscaler_close(act_autoscaler_t *as);
+
+#endif

@@ -1,0 +1,136 @@
+/* A revision in the activator and its throttler: the pods with their free
+ * slots, the requests held while no pod has one, and load balancing as
+ * Knative's throttler does it (first free pod for small
+ * containerConcurrency, round robin above, the less loaded of two random
+ * pods when unlimited). A request enters as an act_claim_t; the throttler
+ * hands it on through the claim's own ops, never by calling whoever
+ * forwards it. */
+#ifndef KP_ACT_REVISION_H
+#define KP_ACT_REVISION_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "activator.h"
+#include "autoscaler.h"
+#include "base/histogram.h"
+#include "http/upstream.h"
+
+typedef struct act_pod act_pod_t;
+typedef struct act_claim act_claim_t;
+
+typedef struct act_claim_ops {
+    /* A slot on claim->pod is the claim's: send the request there. It
+     * holds the slot until act_revision_release. */
+    void (*granted)(act_claim_t *claim);
+    /* The revision will not serve it (queue full, held too long,
+     * shutdown): answer status with body. The revision has let it go. */
+    void (*refused)(act_claim_t *claim, int status, const char *body);
+} act_claim_ops_t;
+
+/* A request's claim on a pod slot, embedded in the caller's request
+ * (recovered with container_of): held until a pod has a free slot, then
+ * holding that slot until released. */
+struct act_claim {
+    const act_claim_ops_t *ops;
+    act_revision_t *rev;
+    act_pod_t *pod; /* the pod whose slot it holds, or NULL */
+    act_claim_t *next_held, *prev_held;
+    uint64_t start_ns; /* arrival: the revision timeout counts from here */
+    int held;
+};
+
+/* A pod of a revision. Owned by its revision; it lives on after the backend
+ * removed it until its last request, its probe and its scrape are done. */
+struct act_pod {
+    act_pod_t *next, *prev;
+    act_revision_t *rev;
+    act_pod_info_t info;
+    kp_upstream_pool_t *pool; /* keep-alive connections to its queue-proxy */
+    int in_flight;            /* requests we sent it that are not done */
+    int ready;                /* its queue-proxy answered our probe */
+    int removed;              /* the backend took it away: send nothing new */
+    uint64_t added_ns;
+    int closing;
+    /* Readiness probe (pod_probe.c); the timer is closed with the pod. */
+    int probing;
+    int probe_failures;
+    uv_timer_t probe_timer;
+    kp_upstream_t *probe_conn;
+    int probe_status;
+    size_t probe_body_len;
+    char probe_body[8];
+    /* Stats scrape (collector.c). */
+    kp_upstream_pool_t *metrics_pool;
+    int scraping;
+};
+
+struct act_revision {
+    act_t *act;
+    const kp_revision_spec_t *spec;
+    char key[300]; /* namespace/name */
+    act_backend_revision_t *backend_rev;
+    act_autoscaler_t *autoscaler; /* owned; NULL once closed */
+    struct act_collector *collector; /* collector.c's; set and closed by revisions.c */
+    act_pod_t *pods;
+    int n_pods;
+    int n_ready;
+    unsigned rr_next; /* round robin cursor */
+    /* Held requests, oldest first; all share the revision timeout, so the
+     * oldest expires first and one timer serves them all. */
+    act_claim_t *held_head, *held_tail;
+    int n_held;
+    uv_timer_t held_timer;
+    int in_flight; /* claims holding a slot */
+    double peer_load; /* held + in flight at the other activator replicas (peers.c) */
+    int retired;      /* no longer in the config: gets no new request */
+    /* Records, read by observe.c. */
+    uint64_t requests_by_class[6]; /* 1xx..5xx, [0] for no status (handler.c) */
+    uint64_t cold_starts;
+    kp_histogram_t cold_start_seconds; /* how long the first request of a start from zero was held */
+    int cold_start_pending; /* a request is held while no pod is ready */
+};
+
+/* The revision that serves spec now, or NULL (not applied, or retired). */
+static inline act_revision_t *act_revision_of(const kp_revision_spec_t *spec)
+{
+    act_revision_t *rev = spec->runtime;
+    return rev && rev->spec == spec && !rev->retired ? rev : NULL;
+}
+
+/* Registers the revision with the backend and starts its autoscaler. */
+void act_revision_init(act_t *act, act_revision_t *rev, const kp_revision_spec_t *spec);
+/* The spec or the global autoscaler settings changed. */
+void act_revision_reconfigure(act_revision_t *rev, const kp_revision_spec_t *spec);
+/* Refuses what is held and stops the autoscaler; pods are the caller's to
+ * remove (their probes first). */
+void act_revision_close(act_revision_t *rev);
+/* Pods its autoscaler asked for. */
+int act_revision_desired(const act_revision_t *rev);
+/* Slots per pod for this replica: containerConcurrency shared among the
+ * ready activators, at least one; 0 when unlimited. */
+int act_revision_capacity_per_pod(const act_revision_t *rev);
+
+/* A request (claim->ops and start_ns set): granted a slot now, or held. */
+void act_revision_admit(act_revision_t *rev, act_claim_t *claim);
+/* The client left while its claim was held (no-op if it is not). */
+void act_revision_cancel(act_claim_t *claim);
+/* A granted claim is done with its slot (no-op if it holds none). */
+void act_revision_release(act_claim_t *claim);
+/* Slots may have appeared (the replica count changed): serve the held. */
+void act_revision_dispatch(act_revision_t *rev);
+
+/* NULL when left out (an address that is not an IP, out of memory). */
+act_pod_t *act_revision_pod_add(act_revision_t *rev, const act_pod_info_t *info);
+act_pod_t *act_revision_pod_find(act_revision_t *rev, const char *pod_id);
+/* Sends nothing new to it; freed once settled. Its probe must be stopped. */
+void act_revision_pod_remove(act_pod_t *pod);
+void act_revision_pod_ready(act_pod_t *pod);
+void act_revision_pod_unready(act_pod_t *pod);
+/* A pod's probe or scrape ended: a removed pod may be freed now. */
+void act_revision_pod_settled(act_pod_t *pod);
+
+/* Demand here or at a peer rose: the autoscaler may want more pods now. */
+void act_revision_demand_rose(act_revision_t *rev);
+
+#endif
