@@ -31,10 +31,10 @@ typedef struct act {
     uv_signal_t sighup;
     kp_http_server_t server;       /* traffic (handler.c) */
     kp_http_server_t admin_server; /* /status, /metrics, /load (observe.c) */
-    int max_held;     /* per revision, Knative's 10 000 */
-    int n_activators; /* ready activator replicas sharing each pod (>= 1) */
-    struct act_peers *peers; /* peers.c; NULL when alone */
-    const char *identity;    /* this replica's pod name, or "" */
+    int max_held;                  /* per revision, Knative's 10 000 */
+    int n_activators;              /* ready activator replicas sharing each pod (>= 1) */
+    struct act_peers *peers;       /* peers.c; NULL when alone */
+    const char *identity;          /* this replica's pod name, or "" */
     int draining;
     uint32_t rng;
 } act_t;

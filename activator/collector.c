@@ -45,7 +45,8 @@ static void scrape_finished(scrape_t *s)
         if (stat) {
             /* Requests the activator proxied are counted by the activator
              * itself (held and in flight), so they are left out here. */
-            double own = stat->average_concurrent_requests - stat->average_proxied_concurrent_requests;
+            double own =
+                stat->average_concurrent_requests - stat->average_proxied_concurrent_requests;
             c->pods_concurrency += own > 0 ? own : 0;
             metrics__stat__free_unpacked(stat, NULL);
         }

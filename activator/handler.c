@@ -22,7 +22,7 @@ typedef struct act_request {
     char original_host[256];
 } act_request_t;
 
-#define request_of(c) ((act_request_t *)((char *)(c) - offsetof(act_request_t, claim)))
+#define request_of(c) ((act_request_t *)((char *)(c)-offsetof(act_request_t, claim)))
 
 /* Removed before the request reaches the pod, as Knative's activator does;
  * K-Original-Host is set anew from the client's Host. */
@@ -51,8 +51,8 @@ static void on_proxy_done(void *ctx, const kp_proxy_result_t *res)
     act_request_t *r = ctx;
     act_pod_t *pod = r->claim.pod;
     int unreachable = res->outcome == KP_PROXY_UNREACHABLE;
-    if ((unreachable || (res->outcome == KP_PROXY_UPSTREAM_FAILED && res->status == 502)) &&
-        pod && !pod->removed) {
+    if ((unreachable || (res->outcome == KP_PROXY_UPSTREAM_FAILED && res->status == 502)) && pod &&
+        !pod->removed) {
         /* The pod refused or reset before answering: stop sending to it
          * until its queue-proxy answers a probe again. */
         act_revision_pod_unready(pod);
@@ -150,9 +150,9 @@ void act_on_request(kp_http_request_t *req, void *ctx)
     const kp_http_header_t *rev_ns = find(req, "knative-serving-namespace");
     kp_route_t route;
     int found = kp_router_route(act->router, host ? host->value : "", host ? host->value_len : 0,
-                                rev_name ? rev_name->value : NULL, rev_name ? rev_name->value_len : 0,
-                                rev_ns ? rev_ns->value : NULL, rev_ns ? rev_ns->value_len : 0,
-                                act_random(act), &route) == 0;
+                                rev_name ? rev_name->value : NULL,
+                                rev_name ? rev_name->value_len : 0, rev_ns ? rev_ns->value : NULL,
+                                rev_ns ? rev_ns->value_len : 0, act_random(act), &route) == 0;
     act_revision_t *rev = found ? act_revision_of(route.revision) : NULL;
     if (!rev) {
         char body[400];

@@ -70,7 +70,7 @@ struct act_revision {
     const kp_revision_spec_t *spec;
     char key[300]; /* namespace/name */
     act_backend_revision_t *backend_rev;
-    act_autoscaler_t *autoscaler; /* owned; NULL once closed */
+    act_autoscaler_t *autoscaler;    /* owned; NULL once closed */
     struct act_collector *collector; /* collector.c's; set and closed by revisions.c */
     act_pod_t *pods;
     int n_pods;
@@ -81,13 +81,14 @@ struct act_revision {
     act_claim_t *held_head, *held_tail;
     int n_held;
     uv_timer_t held_timer;
-    int in_flight; /* claims holding a slot */
+    int in_flight;    /* claims holding a slot */
     double peer_load; /* held + in flight at the other activator replicas (peers.c) */
     int retired;      /* no longer in the config: gets no new request */
     /* Records, read by observe.c. */
     uint64_t requests_by_class[6]; /* 1xx..5xx, [0] for no status (handler.c) */
     uint64_t cold_starts;
-    kp_histogram_t cold_start_seconds; /* how long the first request of a start from zero was held */
+    /* How long the first request of each start from zero was held. */
+    kp_histogram_t cold_start_seconds;
     int cold_start_pending; /* a request is held while no pod is ready */
 };
 

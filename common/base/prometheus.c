@@ -55,8 +55,8 @@ void kp_prom_value(kp_strbuf_t *out, double v)
 }
 
 /* NAME SUFFIX {labels} with the brace left open when le follows. */
-static void sample_start(kp_strbuf_t *out, const char *name, const char *suffix,
-                         const char *labels, int le_follows)
+static void sample_start(kp_strbuf_t *out, const char *name, const char *suffix, const char *labels,
+                         int le_follows)
 {
     kp_strbuf_puts(out, name);
     kp_strbuf_puts(out, suffix);

@@ -81,9 +81,10 @@ static fixture_t *setup(int container_concurrency, int max_held)
     fixture_t *f = calloc(1, sizeof *f);
     assert_non_null(f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    f->backend.base = (act_backend_t){
-        .name = "stub", .add_revision = stub_add_revision, .set_scale = stub_set_scale,
-        .wake = stub_wake};
+    f->backend.base = (act_backend_t){.name = "stub",
+                                      .add_revision = stub_add_revision,
+                                      .set_scale = stub_set_scale,
+                                      .wake = stub_wake};
     f->spec.name = "hello-00001";
     f->spec.namespace_ = "default";
     f->spec.service = "hello";
