@@ -17,15 +17,15 @@ typedef struct act_revision act_revision_t;
 
 typedef struct act {
     uv_loop_t *loop;
-    kp_activator_config_t *cfg; /* the current one */
-    /* Earlier configs: revisions they named may still be draining, so
-     * they live until exit. */
-    kp_activator_config_t **old_cfgs;
-    size_t n_old_cfgs;
+    kp_activator_config_t *cfg; /* the current one; revisions keep copies of their specs */
     kp_router_t *router;
     act_backend_t *backend;
-    act_revision_t **revisions; /* every revision ever configured (revisions.c) */
+    /* The current config's revisions, and retired ones until they are idle
+     * (revisions.c). */
+    act_revision_t **revisions;
     size_t n_revisions, cap_revisions;
+    uv_timer_t reap_timer; /* frees idle retired revisions */
+    int reap_timer_on;
     const char *config_path;
     uv_fs_poll_t config_poll; /* config_watch.c */
     uv_signal_t sighup;

@@ -68,7 +68,10 @@ act_autoscaler_t *act_autoscaler_new(uv_loop_t *loop, const kp_kpa_config_t *cfg
         return NULL;
     as->hooks = *hooks;
     as->cfg = *cfg;
-    kp_kpa_init(&as->kpa, &as->cfg, kp_now_ns());
+    if (kp_kpa_init(&as->kpa, &as->cfg, kp_now_ns()) != 0) {
+        free(as);
+        return NULL;
+    }
     uv_timer_init(loop, &as->decide_timer);
     as->decide_timer.data = as;
     uv_timer_start(&as->decide_timer, on_decide_tick, 0, DECIDE_PERIOD_MS);
@@ -78,7 +81,9 @@ act_autoscaler_t *act_autoscaler_new(uv_loop_t *loop, const kp_kpa_config_t *cfg
 void act_autoscaler_reconfigure(act_autoscaler_t *as, const kp_kpa_config_t *cfg)
 {
     as->cfg = *cfg;
-    as->kpa.cfg = as->cfg;
+    if (kp_kpa_reconfigure(&as->kpa, &as->cfg) != 0)
+        kp_log(KP_LOG_WARN, "autoscaler: out of memory resizing the stable window's history; "
+                            "the window averages what the old one kept");
 }
 
 void act_autoscaler_record(act_autoscaler_t *as, double pods_concurrency)
@@ -123,7 +128,9 @@ int act_autoscaler_desired(const act_autoscaler_t *as)
 
 static void on_timer_closed(uv_handle_t *h)
 {
-    free(h->data);
+    act_autoscaler_t *as = h->data;
+    kp_kpa_free(&as->kpa);
+    free(as);
 }
 
 void act_autoscaler_close(act_autoscaler_t *as)

@@ -23,7 +23,7 @@
 #define PEER_BODY_MAX (1 << 20)
 
 typedef struct peer_load {
-    act_revision_t *rev;
+    act_revision_t *rev; /* NULL once the revision is gone */
     double load;
 } peer_load_t;
 
@@ -114,7 +114,8 @@ static void sum_loads(act_peers_t *set)
         if (!p->answered_ns || now - p->answered_ns > PEER_STALE_NS)
             continue;
         for (size_t i = 0; i < p->n_loads; i++)
-            p->loads[i].rev->peer_load += p->loads[i].load;
+            if (p->loads[i].rev)
+                p->loads[i].rev->peer_load += p->loads[i].load;
     }
     for (size_t i = 0; i < act->n_revisions; i++)
         if (act->revisions[i]->peer_load > 0)
@@ -291,4 +292,14 @@ void act_peers_stop(act_t *act)
         drop_peer(p);
     }
     uv_close((uv_handle_t *)&set->timer, on_timer_closed);
+}
+
+void act_peers_forget_revision(act_t *act, const act_revision_t *rev)
+{
+    if (!act->peers)
+        return;
+    for (act_peer_t *p = act->peers->peers; p; p = p->next)
+        for (size_t i = 0; i < p->n_loads; i++)
+            if (p->loads[i].rev == rev)
+                p->loads[i].rev = NULL;
 }

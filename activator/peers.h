@@ -14,5 +14,7 @@ void act_peers_start(act_t *act, int admin_port);
 /* The peers' addresses now (ours left out). */
 void act_peers_set(act_t *act, const char *const *ips, size_t n);
 void act_peers_stop(act_t *act);
+/* The revision is about to be freed: what peers said of it is dropped. */
+void act_peers_forget_revision(act_t *act, const act_revision_t *rev);
 
 #endif

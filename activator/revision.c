@@ -383,36 +383,85 @@ static void scale(void *ctx, int from, int to, const char *reason)
     rev->act->backend->set_scale(rev->act->backend, rev->backend_rev, to);
 }
 
-void act_revision_init(act_t *act, act_revision_t *rev, const kp_revision_spec_t *spec)
+static void autoscaler_config(const act_revision_t *rev, kp_kpa_config_t *cfg)
 {
-    memset(rev, 0, sizeof *rev);
+    act_autoscaler_config(rev->act->cfg, rev->spec, cfg);
+    if (rev->retired)
+        cfg->min_scale = 0;
+}
+
+act_revision_t *act_revision_new(act_t *act, const kp_revision_spec_t *spec)
+{
+    act_revision_t *rev = calloc(1, sizeof *rev);
+    if (!rev)
+        return NULL;
+    if (kp_revision_spec_copy(&rev->spec_storage, spec) != 0) {
+        free(rev);
+        return NULL;
+    }
     rev->act = act;
-    rev->spec = spec;
+    rev->spec = &rev->spec_storage;
     snprintf(rev->key, sizeof rev->key, "%s/%s", spec->namespace_, spec->name);
     kp_histogram_init(&rev->cold_start_seconds, cold_start_bounds,
                       sizeof cold_start_bounds / sizeof cold_start_bounds[0]);
-    uv_timer_init(act->loop, &rev->held_timer);
-    rev->held_timer.data = rev;
-    rev->backend_rev = act->backend->add_revision(act->backend, spec, rev);
     kp_kpa_config_t cfg;
-    act_autoscaler_config(act->cfg, spec, &cfg);
+    autoscaler_config(rev, &cfg);
     act_autoscaler_hooks_t hooks = {.read_demand = read_demand, .scale = scale, .ctx = rev};
     rev->autoscaler = act_autoscaler_new(act->loop, &cfg, &hooks);
-    if (!rev->autoscaler)
-        abort();
+    if (!rev->autoscaler) {
+        kp_revision_spec_free(&rev->spec_storage);
+        free(rev);
+        return NULL;
+    }
+    uv_timer_init(act->loop, &rev->held_timer);
+    rev->held_timer.data = rev;
+    rev->backend_rev = act->backend->add_revision(act->backend, rev->spec, rev);
+    return rev;
 }
 
-void act_revision_reconfigure(act_revision_t *rev, const kp_revision_spec_t *spec)
+int act_revision_reconfigure(act_revision_t *rev, const kp_revision_spec_t *spec)
 {
-    rev->spec = spec;
-    if (!rev->autoscaler)
-        return;
-    kp_kpa_config_t cfg;
-    act_autoscaler_config(rev->act->cfg, spec, &cfg);
-    act_autoscaler_reconfigure(rev->autoscaler, &cfg);
+    kp_revision_spec_t fresh;
+    if (kp_revision_spec_copy(&fresh, spec) != 0)
+        return -1;
+    /* In place: the backend holds the address. */
+    kp_revision_spec_free(&rev->spec_storage);
+    rev->spec_storage = fresh;
+    rev->retired = 0;
+    if (rev->autoscaler) {
+        kp_kpa_config_t cfg;
+        autoscaler_config(rev, &cfg);
+        act_autoscaler_reconfigure(rev->autoscaler, &cfg);
+    }
+    return 0;
 }
 
-void act_revision_close(act_revision_t *rev)
+void act_revision_retire(act_revision_t *rev)
+{
+    if (rev->retired)
+        return;
+    rev->retired = 1;
+    if (rev->autoscaler) {
+        kp_kpa_config_t cfg;
+        autoscaler_config(rev, &cfg);
+        act_autoscaler_reconfigure(rev->autoscaler, &cfg);
+    }
+}
+
+int act_revision_is_idle(const act_revision_t *rev)
+{
+    return rev->n_held == 0 && rev->in_flight == 0 && rev->n_pods == 0 &&
+           act_revision_desired(rev) == 0;
+}
+
+static void on_held_timer_closed(uv_handle_t *h)
+{
+    act_revision_t *rev = h->data;
+    if (rev->on_closed)
+        rev->on_closed(rev);
+}
+
+void act_revision_close(act_revision_t *rev, void (*on_closed)(act_revision_t *rev))
 {
     while (rev->held_head) {
         act_claim_t *claim = rev->held_head;
@@ -423,5 +472,12 @@ void act_revision_close(act_revision_t *rev)
         act_autoscaler_close(rev->autoscaler);
         rev->autoscaler = NULL;
     }
-    uv_close((uv_handle_t *)&rev->held_timer, NULL);
+    rev->on_closed = on_closed;
+    uv_close((uv_handle_t *)&rev->held_timer, on_held_timer_closed);
+}
+
+void act_revision_free(act_revision_t *rev)
+{
+    kp_revision_spec_free(&rev->spec_storage);
+    free(rev);
 }

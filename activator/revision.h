@@ -67,7 +67,11 @@ struct act_pod {
 
 struct act_revision {
     act_t *act;
+    /* Its own copy (spec_storage): the config it came from may be gone.
+     * The address stays the same for the revision's life, so the backend
+     * may keep it. */
     const kp_revision_spec_t *spec;
+    kp_revision_spec_t spec_storage;
     char key[300]; /* namespace/name */
     act_backend_revision_t *backend_rev;
     act_autoscaler_t *autoscaler;    /* owned; NULL once closed */
@@ -84,6 +88,7 @@ struct act_revision {
     int in_flight;    /* claims holding a slot */
     double peer_load; /* held + in flight at the other activator replicas (peers.c) */
     int retired;      /* no longer in the config: gets no new request */
+    void (*on_closed)(act_revision_t *rev); /* act_revision_close's */
     /* Records, read by observe.c. */
     uint64_t requests_by_class[6]; /* 1xx..5xx, [0] for no status (handler.c) */
     uint64_t cold_starts;
@@ -92,20 +97,31 @@ struct act_revision {
     int cold_start_pending; /* a request is held while no pod is ready */
 };
 
-/* The revision that serves spec now, or NULL (not applied, or retired). */
+/* The revision that serves a spec of the current config, or NULL (not
+ * applied: out of memory). */
 static inline act_revision_t *act_revision_of(const kp_revision_spec_t *spec)
 {
     act_revision_t *rev = spec->runtime;
-    return rev && rev->spec == spec && !rev->retired ? rev : NULL;
+    return rev && !rev->retired ? rev : NULL;
 }
 
-/* Registers the revision with the backend and starts its autoscaler. */
-void act_revision_init(act_t *act, act_revision_t *rev, const kp_revision_spec_t *spec);
-/* The spec or the global autoscaler settings changed. */
-void act_revision_reconfigure(act_revision_t *rev, const kp_revision_spec_t *spec);
+/* Copies spec, registers the revision with the backend and starts its
+ * autoscaler. NULL on allocation failure. */
+act_revision_t *act_revision_new(act_t *act, const kp_revision_spec_t *spec);
+/* The spec or the global autoscaler settings changed (and a retired
+ * revision may be back). -1 (nothing changed) on allocation failure. */
+int act_revision_reconfigure(act_revision_t *rev, const kp_revision_spec_t *spec);
+/* No longer in the config: it gets no new request, and min-scale no longer
+ * holds it up (Knative's rule for a revision no route reaches). */
+void act_revision_retire(act_revision_t *rev);
+/* Nothing held, nothing in flight, no pod and none asked for: retired, it
+ * can go. */
+int act_revision_is_idle(const act_revision_t *rev);
 /* Refuses what is held and stops the autoscaler; pods are the caller's to
- * remove (their probes first). */
-void act_revision_close(act_revision_t *rev);
+ * remove (their probes first). on_closed (may be NULL) runs once its
+ * handles are closed; from then on act_revision_free may be called. */
+void act_revision_close(act_revision_t *rev, void (*on_closed)(act_revision_t *rev));
+void act_revision_free(act_revision_t *rev);
 /* Pods its autoscaler asked for. */
 int act_revision_desired(const act_revision_t *rev);
 /* Slots per pod for this replica: containerConcurrency shared among the

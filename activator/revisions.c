@@ -1,6 +1,4 @@
-/* The set of revisions and the wiring of each: see revisions.h. A retired
- * revision's spec lives in the config it came from, which is kept until
- * exit. */
+/* The set of revisions and the wiring of each: see revisions.h. */
 #include "revisions.h"
 
 #include <stdio.h>
@@ -9,17 +7,21 @@
 
 #include "base/log.h"
 #include "collector.h"
+#include "peers.h"
 #include "pod_probe.h"
 #include "revision.h"
 
-static act_revision_t *revision_named(act_t *act, const kp_revision_spec_t *spec)
+/* How often retired revisions are looked at: one that is idle is freed. */
+#define REAP_PERIOD_MS 1000
+
+static long revision_named(act_t *act, const kp_revision_spec_t *spec)
 {
     for (size_t i = 0; i < act->n_revisions; i++) {
         const kp_revision_spec_t *s = act->revisions[i]->spec;
         if (strcmp(s->name, spec->name) == 0 && strcmp(s->namespace_, spec->namespace_) == 0)
-            return act->revisions[i];
+            return (long)i;
     }
-    return NULL;
+    return -1;
 }
 
 static int revision_add(act_t *act, kp_revision_spec_t *spec)
@@ -32,57 +34,104 @@ static int revision_add(act_t *act, kp_revision_spec_t *spec)
         act->revisions = grown;
         act->cap_revisions = cap;
     }
-    act_revision_t *rev = malloc(sizeof *rev);
+    act_revision_t *rev = act_revision_new(act, spec);
     if (!rev)
         return -1;
-    act->revisions[act->n_revisions++] = rev;
-    act_revision_init(act, rev, spec);
     rev->collector = act_collector_new(rev);
     if (!rev->collector)
         abort();
+    act->revisions[act->n_revisions++] = rev;
     spec->runtime = rev;
     return 0;
+}
+
+static void on_reaped(act_revision_t *rev)
+{
+    act_revision_free(rev);
+}
+
+/* A retired revision holds nothing and has no pod: everything of it goes. */
+static void reap(act_t *act, size_t i)
+{
+    act_revision_t *rev = act->revisions[i];
+    act->revisions[i] = act->revisions[--act->n_revisions];
+    kp_log_kv(KP_LOG_INFO, "revision freed", "revision", rev->key, NULL);
+    act_peers_forget_revision(act, rev);
+    if (act->backend->remove_revision)
+        act->backend->remove_revision(act->backend, rev->backend_rev);
+    act_collector_close(rev->collector);
+    rev->collector = NULL;
+    act_revision_close(rev, on_reaped);
+}
+
+static void on_reap_tick(uv_timer_t *t)
+{
+    act_t *act = t->data;
+    for (size_t i = 0; i < act->n_revisions;) {
+        act_revision_t *rev = act->revisions[i];
+        if (rev->retired && act_revision_is_idle(rev))
+            reap(act, i); /* another revision took index i */
+        else
+            i++;
+    }
 }
 
 int act_revisions_apply(act_t *act, kp_activator_config_t *cfg)
 {
     kp_router_t *router = kp_router_new(cfg);
-    kp_activator_config_t **old = realloc(act->old_cfgs, (act->n_old_cfgs + 1) * sizeof *old);
-    if (!router || !old) {
+    unsigned char *named = calloc(act->n_revisions + 1, 1);
+    if (!router || !named) {
         kp_router_free(router);
-        if (old)
-            act->old_cfgs = old;
+        free(named);
         kp_activator_config_free(cfg);
         free(cfg);
         return -1;
     }
-    act->old_cfgs = old;
     kp_activator_config_t *previous = act->cfg;
     act->cfg = cfg;
-    for (size_t i = 0; i < act->n_revisions; i++)
-        act->revisions[i]->retired = 1;
-    int added = 0, kept = 0;
+    size_t n_before = act->n_revisions;
+    int added = 0, kept = 0, retired = 0;
     for (size_t i = 0; i < cfg->n_services; i++) {
         for (size_t j = 0; j < cfg->services[i].n_revisions; j++) {
             kp_revision_spec_t *spec = &cfg->services[i].revisions[j];
-            act_revision_t *rev = revision_named(act, spec);
-            if (rev) {
-                act_revision_reconfigure(rev, spec);
+            long at = revision_named(act, spec);
+            if (at >= 0) {
+                act_revision_t *rev = act->revisions[at];
+                if (act_revision_reconfigure(rev, spec) != 0) {
+                    kp_log_kv(KP_LOG_ERROR, "revision kept its earlier settings: out of memory",
+                              "revision", rev->key, NULL);
+                    rev->retired = 0;
+                }
                 spec->runtime = rev;
-                rev->retired = 0;
+                if ((size_t)at < n_before)
+                    named[at] = 1;
                 kept++;
             } else if (revision_add(act, spec) == 0) {
                 added++;
             }
         }
     }
-    int retired = 0;
-    for (size_t i = 0; i < act->n_revisions; i++)
-        retired += act->revisions[i]->retired;
+    for (size_t i = 0; i < n_before; i++) {
+        if (named[i])
+            continue;
+        act_revision_retire(act->revisions[i]);
+        retired++;
+    }
+    free(named);
     kp_router_free(act->router);
     act->router = router;
-    if (previous)
-        act->old_cfgs[act->n_old_cfgs++] = previous;
+    /* Nothing refers into the previous config any more: revisions hold
+     * copies of their specs and the router is the new one's. */
+    if (previous) {
+        kp_activator_config_free(previous);
+        free(previous);
+    }
+    if (!act->reap_timer_on) {
+        uv_timer_init(act->loop, &act->reap_timer);
+        act->reap_timer.data = act;
+        uv_timer_start(&act->reap_timer, on_reap_tick, REAP_PERIOD_MS, REAP_PERIOD_MS);
+        act->reap_timer_on = 1;
+    }
     char a[16], k[16], r[16];
     snprintf(a, sizeof a, "%d", added);
     snprintf(k, sizeof k, "%d", kept);
@@ -132,9 +181,13 @@ void act_revisions_set_activator_count(act_t *act, int n)
 
 void act_revisions_close(act_t *act)
 {
+    if (act->reap_timer_on) {
+        uv_close((uv_handle_t *)&act->reap_timer, NULL);
+        act->reap_timer_on = 0;
+    }
     for (size_t i = 0; i < act->n_revisions; i++) {
         act_revision_t *rev = act->revisions[i];
-        act_revision_close(rev);
+        act_revision_close(rev, NULL);
         if (rev->collector) {
             act_collector_close(rev->collector);
             rev->collector = NULL;
@@ -150,13 +203,8 @@ void act_revisions_close(act_t *act)
 void act_revisions_free(act_t *act)
 {
     for (size_t i = 0; i < act->n_revisions; i++)
-        free(act->revisions[i]);
+        act_revision_free(act->revisions[i]);
     free(act->revisions);
-    for (size_t i = 0; i < act->n_old_cfgs; i++) {
-        kp_activator_config_free(act->old_cfgs[i]);
-        free(act->old_cfgs[i]);
-    }
-    free(act->old_cfgs);
     if (act->cfg) {
         kp_activator_config_free(act->cfg);
         free(act->cfg);

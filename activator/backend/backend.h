@@ -32,9 +32,15 @@ typedef struct act_backend_revision act_backend_revision_t;
 
 struct act_backend {
     const char *name; /* "local", "kubernetes" */
-    /* Registers a revision; the backend reports its pods through events. */
+    /* Registers a revision; the backend reports its pods through events.
+     * spec stays valid (its contents may change) until remove_revision. */
     act_backend_revision_t *(*add_revision)(act_backend_t *b, const kp_revision_spec_t *spec,
                                             void *rev_ctx);
+    /* The revision is gone from the activator (no pod left, none asked
+     * for): no event about it follows; the backend frees its state once
+     * its own work for it has ended (pods still stopping, a write under
+     * way). */
+    void (*remove_revision)(act_backend_t *b, act_backend_revision_t *r);
     /* Desired pod count; the backend converges to it and keeps it (a pod
      * that dies is replaced while the count says so). */
     void (*set_scale)(act_backend_t *b, act_backend_revision_t *r, int pods);

@@ -32,11 +32,16 @@ typedef struct kube_pod {
     int seen; /* in the latest endpoint set (scratch) */
 } kube_pod_t;
 
-/* Owned by the backend; freed when the client has closed. */
+/* Owned by the backend; freed when the client has closed, or once removed
+ * and no write of it is under way. After remove_revision, spec is
+ * gone_spec (names for the logs of a write still under way). */
 struct act_backend_revision {
     kube_backend_t *b;
     act_backend_revision_t *next;
     const kp_revision_spec_t *spec;
+    int removed;
+    kp_revision_spec_t gone_spec;
+    char gone_name[256], gone_namespace[256];
     void *rev_ctx;
     char deployment[256];
     char service[256];
@@ -86,11 +91,37 @@ static void on_retry_timer(uv_timer_t *t)
     rev_write(t->data);
 }
 
+static void on_removed_rev_closed(uv_handle_t *h)
+{
+    act_backend_revision_t *rev = h->data;
+    free(rev->pods);
+    free(rev);
+}
+
+/* A removed revision stays on the backend's list (so that a close frees
+ * it) until no write of it is under way. */
+static void rev_maybe_free(act_backend_revision_t *rev)
+{
+    kube_backend_t *b = rev->b;
+    if (!rev->removed || b->closing || rev->writing >= 0 || rev->waking)
+        return;
+    for (act_backend_revision_t **r = &b->revs; *r; r = &(*r)->next)
+        if (*r == rev) {
+            *r = rev->next;
+            break;
+        }
+    uv_close((uv_handle_t *)&rev->retry_timer, on_removed_rev_closed);
+}
+
 static void on_patched(void *ctx, int status, int replicas, const char *message)
 {
     act_backend_revision_t *rev = ctx;
     int sent = rev->writing;
     rev->writing = -1;
+    if (rev->removed) {
+        rev_maybe_free(rev);
+        return;
+    }
     if (status >= 200 && status < 300) {
         rev->written = sent;
         rev->backoff_ms = 0;
@@ -119,8 +150,8 @@ static void on_patched(void *ctx, int status, int replicas, const char *message)
 static void rev_write(act_backend_revision_t *rev)
 {
     kube_backend_t *b = rev->b;
-    if (b->closing || !b->is_leader || rev->writing >= 0 || rev->desired == rev->written ||
-        uv_is_active((uv_handle_t *)&rev->retry_timer))
+    if (b->closing || rev->removed || !b->is_leader || rev->writing >= 0 ||
+        rev->desired == rev->written || uv_is_active((uv_handle_t *)&rev->retry_timer))
         return;
     rev->writing = rev->desired;
     if (kp_kube_patch_scale(b->kube, rev->spec->namespace_, rev->deployment, rev->desired,
@@ -138,6 +169,10 @@ static void on_woken(void *ctx, int status, int replicas, const char *message)
 {
     act_backend_revision_t *rev = ctx;
     rev->waking = 0;
+    if (rev->removed) {
+        rev_maybe_free(rev);
+        return;
+    }
     char code[16], got[16];
     snprintf(code, sizeof code, "%d", status);
     snprintf(got, sizeof got, "%d", replicas);
@@ -272,6 +307,8 @@ static void on_leader(void *ctx, int is_leader)
                                      : "follower: another replica writes scale",
               "identity", b->opts.identity, NULL);
     for (act_backend_revision_t *rev = b->revs; rev; rev = rev->next) {
+        if (rev->removed)
+            continue;
         /* A new leader does not trust what an earlier term wrote. */
         rev->written = -1;
         rev_write(rev);
@@ -312,6 +349,23 @@ static act_backend_revision_t *kube_add_revision(act_backend_t *base, const kp_r
     kp_log_kv(KP_LOG_INFO, "revision on kubernetes", "revision", spec->name, "deployment",
               rev->deployment, "service", rev->service, NULL);
     return rev;
+}
+
+static void kube_remove_revision(act_backend_t *base, act_backend_revision_t *rev)
+{
+    if (!rev || rev->removed)
+        return;
+    snprintf(rev->gone_name, sizeof rev->gone_name, "%s", rev->spec->name);
+    snprintf(rev->gone_namespace, sizeof rev->gone_namespace, "%s", rev->spec->namespace_);
+    rev->gone_spec = (kp_revision_spec_t){.name = rev->gone_name, .namespace_ = rev->gone_namespace};
+    rev->spec = &rev->gone_spec;
+    rev->removed = 1;
+    kp_kube_watch_stop(rev->watch);
+    rev->watch = NULL;
+    uv_timer_stop(&rev->retry_timer);
+    for (size_t i = 0; i < rev->n_pods; i++)
+        rev->pods[i].reported = 0; /* the activator hears nothing more of it */
+    rev_maybe_free(rev);
 }
 
 static void kube_set_scale(act_backend_t *base, act_backend_revision_t *rev, int pods)
@@ -397,6 +451,7 @@ act_backend_t *act_backend_kubernetes_new(uv_loop_t *loop, const act_backend_eve
         return NULL;
     b->base.name = "kubernetes";
     b->base.add_revision = kube_add_revision;
+    b->base.remove_revision = kube_remove_revision;
     b->base.set_scale = kube_set_scale;
     b->base.close = kube_close;
     b->base.wake = kube_wake;

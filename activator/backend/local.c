@@ -66,12 +66,17 @@ struct local_pod {
     uint64_t started_ms;
 };
 
-/* Owned by the backend; freed with it. spec and rev_ctx belong to the
- * activator and must outlive the backend. */
+/* Owned by the backend; freed with it, or once removed and its last pod
+ * is closed. spec and rev_ctx belong to the activator until
+ * remove_revision; after it, spec is gone_spec (a name for the logs of
+ * pods still stopping). */
 struct act_backend_revision {
     local_backend_t *b;
     act_backend_revision_t *next;
     const kp_revision_spec_t *spec;
+    int removed;
+    kp_revision_spec_t gone_spec;
+    char gone_name[256];
     void *rev_ctx;
     int desired;
     unsigned next_pod_n;
@@ -311,6 +316,22 @@ static void backend_maybe_finish(local_backend_t *b)
         cb(ctx);
 }
 
+static void on_removed_rev_closed(uv_handle_t *h)
+{
+    act_backend_revision_t *rev = h->data;
+    local_backend_t *b = rev->b;
+    free(rev);
+    b->n_handles--;
+    backend_maybe_finish(b);
+}
+
+/* A removed revision whose last pod is closed. */
+static void rev_free(act_backend_revision_t *rev)
+{
+    rev->restart_timer.data = rev;
+    uv_close((uv_handle_t *)&rev->restart_timer, on_removed_rev_closed);
+}
+
 static void pod_on_close(uv_handle_t *h)
 {
     local_pod_t *pod = h->data;
@@ -328,6 +349,8 @@ static void pod_on_close(uv_handle_t *h)
         rev->tail = pod->prev;
     free(pod);
     b->n_pods--;
+    if (rev->removed && !rev->head)
+        rev_free(rev);
     backend_maybe_finish(b);
 }
 
@@ -646,6 +669,32 @@ static act_backend_revision_t *local_add_revision(act_backend_t *base,
     return rev;
 }
 
+static void local_remove_revision(act_backend_t *base, act_backend_revision_t *rev)
+{
+    local_backend_t *b = (local_backend_t *)base;
+    if (!rev || rev->removed)
+        return;
+    snprintf(rev->gone_name, sizeof rev->gone_name, "%s", rev->spec->name);
+    rev->gone_spec = (kp_revision_spec_t){.name = rev->gone_name};
+    rev->spec = &rev->gone_spec;
+    rev->removed = 1;
+    rev->desired = 0;
+    uv_timer_stop(&rev->restart_timer);
+    for (act_backend_revision_t **r = &b->revs; *r; r = &(*r)->next)
+        if (*r == rev) {
+            *r = rev->next;
+            break;
+        }
+    /* Stops what still runs (nothing, as the activator asked for no pod),
+     * telling the activator nothing more. */
+    for (local_pod_t *p = rev->head; p; p = p->next) {
+        p->reported = 0;
+        pod_stop(p);
+    }
+    if (!rev->head)
+        rev_free(rev);
+}
+
 static void local_set_scale(act_backend_t *base, act_backend_revision_t *rev, int pods)
 {
     local_backend_t *b = (local_backend_t *)base;
@@ -709,6 +758,7 @@ act_backend_t *act_backend_local_new(uv_loop_t *loop, const act_backend_events_t
         return NULL;
     b->base.name = "local";
     b->base.add_revision = local_add_revision;
+    b->base.remove_revision = local_remove_revision;
     b->base.set_scale = local_set_scale;
     b->base.close = local_close;
     b->loop = loop;

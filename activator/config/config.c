@@ -705,15 +705,6 @@ int kp_activator_config_load_file(const char *path, kp_activator_config_t *cfg, 
     return rc;
 }
 
-static void cfg_free_kv(kp_kv_t *kv, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(kv[i].key);
-        free(kv[i].value);
-    }
-    free(kv);
-}
-
 void kp_activator_config_free(kp_activator_config_t *cfg)
 {
     if (!cfg)
@@ -721,15 +712,7 @@ void kp_activator_config_free(kp_activator_config_t *cfg)
     for (size_t i = 0; i < cfg->n_services; i++) {
         kp_service_spec_t *s = &cfg->services[i];
         for (size_t j = 0; j < s->n_revisions; j++) {
-            kp_revision_spec_t *r = &s->revisions[j];
-            free(r->name);
-            free(r->namespace_);
-            free(r->service);
-            cfg_free_kv(r->annotations, r->n_annotations);
-            cfg_free_kv(r->env, r->n_env);
-            for (size_t k = 0; k < r->n_command; k++)
-                free(r->command[k]);
-            free(r->command);
+            kp_revision_spec_free(&s->revisions[j]);
         }
         free(s->revisions);
         for (size_t j = 0; j < s->n_traffic; j++) {
@@ -741,7 +724,7 @@ void kp_activator_config_free(kp_activator_config_t *cfg)
         free(s->namespace_);
     }
     free(cfg->services);
-    cfg_free_kv(cfg->autoscaler, cfg->n_autoscaler);
+    kp_kv_free(cfg->autoscaler, cfg->n_autoscaler);
     free(cfg->domain);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -70,4 +70,11 @@ int kp_activator_config_load_file(const char *path, kp_activator_config_t *cfg, 
                                   size_t err_len);
 void kp_activator_config_free(kp_activator_config_t *cfg);
 
+/* spec.c: a deep copy that owns its strings (runtime is not copied), or
+ * -1 on allocation failure with nothing held; and the free of a spec's
+ * strings (the struct itself is the caller's). */
+int kp_revision_spec_copy(kp_revision_spec_t *dst, const kp_revision_spec_t *src);
+void kp_revision_spec_free(kp_revision_spec_t *spec);
+void kp_kv_free(kp_kv_t *kv, size_t n);
+
 #endif

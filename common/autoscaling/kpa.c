@@ -1,6 +1,7 @@
 /* Knative's KPA decision logic (pkg/autoscaler/scaling/autoscaler.go, the
  * 1 s bucket averaging of pkg/autoscaler/aggregation and the scale-to-zero
  * rules of pkg/reconciler/autoscaling/kpa/scaler.go), with no I/O. */
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -427,10 +428,10 @@ static int bucket_value(const kp_kpa_t *kpa, int64_t sec, double *v)
 {
     if (sec < 0)
         return 0;
-    size_t i = (size_t)(sec % KP_KPA_MAX_BUCKETS);
-    if (kpa->bucket_sec[i] != sec || kpa->bucket_n[i] == 0)
+    const kp_kpa_bucket_t *b = &kpa->buckets[(size_t)sec % kpa->n_buckets];
+    if (b->sec != sec || b->n == 0)
         return 0;
-    *v = kpa->bucket_sum[i] / kpa->bucket_n[i];
+    *v = b->sum / b->n;
     return 1;
 }
 
@@ -460,8 +461,8 @@ static double window_average(const kp_kpa_t *kpa, int64_t now_s, int64_t w)
         return 0;
     /* A record no more than w before the first one in the window means the
      * data runs on past the window's start: divide by the whole span. The
-     * ring only remembers the last hour, which bounds this look-back. */
-    int64_t oldest = kpa->last_write_sec - KP_KPA_MAX_BUCKETS + 1;
+     * ring holds two stable windows, which bounds this look-back. */
+    int64_t oldest = kpa->last_write_sec - (int64_t)kpa->n_buckets + 1;
     for (int64_t s = first - 1; s >= first - w && s >= oldest; s--) {
         if (bucket_value(kpa, s, &v)) {
             first = lo;
@@ -471,16 +472,63 @@ static double window_average(const kp_kpa_t *kpa, int64_t now_s, int64_t w)
     return sum / (double)(last - first + 1);
 }
 
-void kp_kpa_init(kp_kpa_t *kpa, const kp_kpa_config_t *cfg, uint64_t now_ns)
+/* Two stable windows and a second each side: window_average looks back up
+ * to a window before the first second it sums. */
+static size_t ring_size(const kp_kpa_config_t *cfg)
+{
+    double w = ceil(cfg->stable_window_s);
+    return (size_t)(w > 1 ? w : 1) * 2 + 2;
+}
+
+static kp_kpa_bucket_t *ring_new(size_t n)
+{
+    kp_kpa_bucket_t *ring = malloc(n * sizeof *ring);
+    for (size_t i = 0; ring && i < n; i++)
+        ring[i] = (kp_kpa_bucket_t){.sec = -1};
+    return ring;
+}
+
+int kp_kpa_init(kp_kpa_t *kpa, const kp_kpa_config_t *cfg, uint64_t now_ns)
 {
     memset(kpa, 0, sizeof *kpa);
     kpa->cfg = *cfg;
-    for (size_t i = 0; i < KP_KPA_MAX_BUCKETS; i++)
-        kpa->bucket_sec[i] = -1;
+    kpa->n_buckets = ring_size(cfg);
+    kpa->buckets = ring_new(kpa->n_buckets);
+    if (!kpa->buckets)
+        return -ENOMEM;
     kpa->last_write_sec = -1;
     kpa->start_ns = now_ns;
     kpa->last_request_ns = now_ns;
     kpa->last_desired = -1;
+    return 0;
+}
+
+void kp_kpa_free(kp_kpa_t *kpa)
+{
+    free(kpa->buckets);
+    kpa->buckets = NULL;
+    kpa->n_buckets = 0;
+}
+
+int kp_kpa_reconfigure(kp_kpa_t *kpa, const kp_kpa_config_t *cfg)
+{
+    kpa->cfg = *cfg;
+    size_t n = ring_size(cfg);
+    if (n == kpa->n_buckets)
+        return 0;
+    kp_kpa_bucket_t *ring = ring_new(n);
+    if (!ring)
+        return -ENOMEM;
+    /* Seconds that still fit move to their slot in the new ring. */
+    for (size_t i = 0; i < kpa->n_buckets; i++) {
+        const kp_kpa_bucket_t *b = &kpa->buckets[i];
+        if (b->sec >= 0 && b->sec > kpa->last_write_sec - (int64_t)n)
+            ring[(size_t)b->sec % n] = *b;
+    }
+    free(kpa->buckets);
+    kpa->buckets = ring;
+    kpa->n_buckets = n;
+    return 0;
 }
 
 void kp_kpa_record(kp_kpa_t *kpa, uint64_t now_ns, double concurrency)
@@ -488,16 +536,13 @@ void kp_kpa_record(kp_kpa_t *kpa, uint64_t now_ns, double concurrency)
     if (!(concurrency >= 0) || isinf(concurrency))
         concurrency = 0;
     int64_t s = sec_of(now_ns);
-    if (kpa->last_write_sec >= 0 && s <= kpa->last_write_sec - KP_KPA_MAX_BUCKETS)
+    if (kpa->last_write_sec >= 0 && s <= kpa->last_write_sec - (int64_t)kpa->n_buckets)
         return; /* older than the ring: its slot holds a newer second */
-    size_t i = (size_t)(s % KP_KPA_MAX_BUCKETS);
-    if (kpa->bucket_sec[i] != s) {
-        kpa->bucket_sec[i] = s;
-        kpa->bucket_sum[i] = 0;
-        kpa->bucket_n[i] = 0;
-    }
-    kpa->bucket_sum[i] += concurrency;
-    kpa->bucket_n[i]++;
+    kp_kpa_bucket_t *b = &kpa->buckets[(size_t)s % kpa->n_buckets];
+    if (b->sec != s)
+        *b = (kp_kpa_bucket_t){.sec = s};
+    b->sum += concurrency;
+    b->n++;
     if (s > kpa->last_write_sec)
         kpa->last_write_sec = s;
     if (concurrency > 0 && now_ns > kpa->last_request_ns)

@@ -7,7 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KP_KPA_MAX_BUCKETS 3600 /* 1 s buckets: a stable window up to 1 h */
 #define KP_KPA_MAX_DELAY 256    /* scale-down-delay: distinct falling wishes kept */
 
 typedef struct kp_kpa_config {
@@ -47,16 +46,21 @@ int kp_kpa_config_set(kp_kpa_config_t *cfg, const char *key, const char *value, 
  * 0; else CC; else target_default) × percentage / 100, at least 0.01. */
 double kp_kpa_config_target(const kp_kpa_config_t *cfg);
 
+/* One second of observed concurrency: the average of its observations. */
+typedef struct kp_kpa_bucket {
+    double sum;
+    int n;
+    int64_t sec; /* which second the slot holds; -1 none */
+} kp_kpa_bucket_t;
+
 /* One revision's autoscaler state; embedded by its owner (the activator's
- * scaler), no allocation, no handles. */
+ * autoscaler), no handles. Its ring of buckets is sized by the stable
+ * window (two windows' worth), so an idle revision costs little. */
 typedef struct kp_kpa {
     kp_kpa_config_t cfg;
-    /* 1 s buckets of observed concurrency (ring indexed by second), each the
-     * average of the observations within that second. */
-    double bucket_sum[KP_KPA_MAX_BUCKETS];
-    int bucket_n[KP_KPA_MAX_BUCKETS];
-    int64_t bucket_sec[KP_KPA_MAX_BUCKETS]; /* which second each slot holds; -1 none */
-    int64_t last_write_sec;                 /* -1 before the first record */
+    kp_kpa_bucket_t *buckets; /* ring indexed by second */
+    size_t n_buckets;
+    int64_t last_write_sec; /* -1 before the first record */
     uint64_t start_ns;
     int panicking;
     uint64_t panic_time_ns; /* last decision over the panic threshold */
@@ -87,7 +91,12 @@ typedef struct kp_kpa_decision {
     const char *reason; /* short, static: "stable", "panic", "min-scale", ... */
 } kp_kpa_decision_t;
 
-void kp_kpa_init(kp_kpa_t *kpa, const kp_kpa_config_t *cfg, uint64_t now_ns);
+/* 0, or -ENOMEM (nothing held). */
+int kp_kpa_init(kp_kpa_t *kpa, const kp_kpa_config_t *cfg, uint64_t now_ns);
+void kp_kpa_free(kp_kpa_t *kpa);
+/* New settings; the observations are kept (as far as a smaller window's
+ * ring holds them). -ENOMEM: the settings changed, the ring did not. */
+int kp_kpa_reconfigure(kp_kpa_t *kpa, const kp_kpa_config_t *cfg);
 /* One observation of total concurrency (pods + held + in flight). */
 void kp_kpa_record(kp_kpa_t *kpa, uint64_t now_ns, double concurrency);
 /* A request is held for a revision with no pod: the next decision asks for

@@ -3,8 +3,9 @@
 #include <malloc.h>
 
 #define TRIM_PERIOD_MS 5000
-/* Below this, a trim would give back little and cost a heap walk. */
-#define TRIM_MIN_FREE_BYTES (1u << 20)
+/* Below this, a trim would give back little and cost a heap walk; above
+ * it, free heap pages are handed back so RSS follows what is in use. */
+#define TRIM_MIN_FREE_BYTES (64u << 10)
 
 static uv_timer_t trim_timer;
 static int trim_running;

@@ -30,11 +30,17 @@ static sim_t *sim_new(const kp_kpa_config_t *cfg, int ready)
 {
     sim_t *s = calloc(1, sizeof *s);
     assert_non_null(s);
-    kp_kpa_init(&s->kpa, cfg, NS(T0));
+    assert_int_equal(kp_kpa_init(&s->kpa, cfg, NS(T0)), 0);
     s->t = T0;
     s->ready = ready;
     s->follow = 1;
     return s;
+}
+
+static void sim_free(sim_t *s)
+{
+    kp_kpa_free(&s->kpa);
+    free(s);
 }
 
 /* One simulated second: record at .5, decide at .9 of odd seconds. */
@@ -226,7 +232,36 @@ static void windows_average_what_exists_since_the_first_record(void **state)
     kp_kpa_decide(&s->kpa, NS(T0 + 10.1), 1, &s->d);
     assert_float_equal(s->d.observed_panic, 0, 1e-9);
     assert_true(s->d.observed_stable > 0);
-    free(s);
+    sim_free(s);
+}
+
+/* The ring of 1 s buckets is sized by the stable window (two windows'
+ * worth), and a new window keeps the seconds that still fit. */
+static void history_ring_follows_the_stable_window(void **state)
+{
+    kp_kpa_config_t cfg = cfg_cc(10);
+    sim_t *s = sim_new(&cfg, 1);
+    assert_int_equal(s->kpa.n_buckets, 122); /* 60 s: an idle revision holds 122 seconds */
+    sim_run(s, 60, 35);
+    assert_true(s->d.observed_stable > 34.9 && s->d.observed_stable < 35.1);
+
+    set_ok(&cfg, "stable-window", "180s");
+    assert_int_equal(kp_kpa_reconfigure(&s->kpa, &cfg), 0);
+    assert_int_equal(s->kpa.n_buckets, 362);
+    /* The 60 s of 35 moved over: the longer window averages what exists. */
+    sim_run(s, 2, 35);
+    assert_true(s->d.observed_stable > 34.9 && s->d.observed_stable < 35.1);
+    sim_run(s, 60, 0); /* 62 s of 35, then 60 s of 0 */
+    assert_true(s->d.observed_stable > 17 && s->d.observed_stable < 19);
+
+    set_ok(&cfg, "stable-window", "6s");
+    assert_int_equal(kp_kpa_reconfigure(&s->kpa, &cfg), 0);
+    assert_int_equal(s->kpa.n_buckets, 14);
+    sim_run(s, 2, 0);
+    assert_true(s->d.observed_stable == 0);
+    sim_run(s, 6, 70);
+    assert_true(s->d.observed_stable > 69.9 && s->d.observed_stable < 70.1);
+    sim_free(s);
 }
 
 static void steady_load_35_at_cc_10_wants_5_pods(void **state)
@@ -239,7 +274,7 @@ static void steady_load_35_at_cc_10_wants_5_pods(void **state)
     assert_float_equal(s->d.observed_stable, 35, 1e-9);
     assert_int_equal(s->d.panicking, 0);
     assert_string_equal(s->d.reason, "stable");
-    free(s);
+    sim_free(s);
 }
 
 static void step_to_high_load_panics_within_the_panic_window(void **state)
@@ -262,7 +297,7 @@ static void step_to_high_load_panics_within_the_panic_window(void **state)
      * alone would still ask for 2. */
     assert_int_equal(s->d.desired_scale, 10);
     assert_true(s->d.observed_stable < 20);
-    free(s);
+    sim_free(s);
 }
 
 static void panic_never_scales_down(void **state)
@@ -287,7 +322,7 @@ static void panic_never_scales_down(void **state)
     sim_run(s, 80, 7);
     assert_int_equal(s->d.panicking, 0);
     assert_true(s->d.desired_scale < peak);
-    free(s);
+    sim_free(s);
 }
 
 static void pods_stay_until_the_grace_period_then_zero(void **state)
@@ -310,7 +345,7 @@ static void pods_stay_until_the_grace_period_then_zero(void **state)
     /* The last load leaves the 60 s stable window, then 30 s of grace. */
     assert_true(zero_at >= 60 + 30);
     assert_true(zero_at <= 60 + 30 + 4);
-    free(s);
+    sim_free(s);
 }
 
 static void retention_period_counts_from_the_last_request(void **state)
@@ -326,7 +361,7 @@ static void retention_period_counts_from_the_last_request(void **state)
             assert_int_equal(s->d.desired_scale, 1);
     }
     assert_int_equal(s->d.desired_scale, 0);
-    free(s);
+    sim_free(s);
 }
 
 static void scale_to_zero_disabled_keeps_one_pod(void **state)
@@ -337,7 +372,7 @@ static void scale_to_zero_disabled_keeps_one_pod(void **state)
     sim_run(s, 60, 7);
     sim_run(s, 300, 0);
     assert_int_equal(s->d.desired_scale, 1);
-    free(s);
+    sim_free(s);
 }
 
 static void min_scale_keeps_pods_without_load(void **state)
@@ -348,7 +383,7 @@ static void min_scale_keeps_pods_without_load(void **state)
     sim_run(s, 300, 0);
     assert_int_equal(s->d.desired_scale, 2);
     assert_string_equal(s->d.reason, "min-scale");
-    free(s);
+    sim_free(s);
 }
 
 static void max_scale_caps_the_wish(void **state)
@@ -359,7 +394,7 @@ static void max_scale_caps_the_wish(void **state)
     sim_run(s, 120, 1000);
     assert_int_equal(s->d.desired_scale, 3);
     assert_string_equal(s->d.reason, "max-scale");
-    free(s);
+    sim_free(s);
 }
 
 static void scale_down_rate_halves_at_most_per_decision(void **state)
@@ -382,7 +417,7 @@ static void scale_down_rate_halves_at_most_per_decision(void **state)
     set_ok(&k->cfg, "max-scale-down-rate", "4");
     kp_kpa_decide(k, NS(T0 + 9), 9, &s->d);
     assert_int_equal(s->d.desired_scale, 2);
-    free(s);
+    sim_free(s);
 }
 
 static void scale_up_rate_bounds_each_decision(void **state)
@@ -395,7 +430,7 @@ static void scale_up_rate_bounds_each_decision(void **state)
     assert_int_equal(s->d.desired_scale, 2);
     kp_kpa_decide(&s->kpa, NS(T0 + 0.95), 3, &s->d);
     assert_int_equal(s->d.desired_scale, 6);
-    free(s);
+    sim_free(s);
 }
 
 static void scale_down_delay_holds_the_recent_max(void **state)
@@ -416,7 +451,7 @@ static void scale_down_delay_holds_the_recent_max(void **state)
     sim_run(s, 20, 0);
     assert_true(s->d.desired_scale < 10);
     assert_string_equal(s->d.reason, "scale-down delay");
-    free(s);
+    sim_free(s);
 }
 
 static void burst_of_held_requests_scales_out_at_once_and_holds(void **state)
@@ -443,7 +478,7 @@ static void burst_of_held_requests_scales_out_at_once_and_holds(void **state)
         if (s->decided)
             assert_true(s->d.desired_scale >= 8);
     }
-    free(s);
+    sim_free(s);
 }
 
 static void poke_at_zero_asks_for_one_pod_at_once(void **state)
@@ -472,7 +507,7 @@ static void poke_at_zero_asks_for_one_pod_at_once(void **state)
     /* Idle again: back to zero after the stable window and grace. */
     sim_run(s, 120, 0);
     assert_int_equal(s->d.desired_scale, 0);
-    free(s);
+    sim_free(s);
 }
 
 static void initial_scale_holds_until_that_many_pods_were_ready(void **state)
@@ -489,7 +524,7 @@ static void initial_scale_holds_until_that_many_pods_were_ready(void **state)
     /* Reached once: from now on the windows decide (rate-limited). */
     kp_kpa_decide(k, NS(T0 + 5), 3, &s->d);
     assert_int_equal(s->d.desired_scale, 1);
-    free(s);
+    sim_free(s);
 
     /* initial-scale 0 needs allow-zero-initial-scale; else it means 1. */
     cfg = cfg_cc(10);
@@ -497,7 +532,7 @@ static void initial_scale_holds_until_that_many_pods_were_ready(void **state)
     s = sim_new(&cfg, 0);
     kp_kpa_decide(&s->kpa, NS(T0 + 1), 0, &s->d);
     assert_int_equal(s->d.desired_scale, 1);
-    free(s);
+    sim_free(s);
 }
 
 static void idle_new_revision_goes_to_zero_after_stable_window_and_grace(void **state)
@@ -516,7 +551,7 @@ static void idle_new_revision_goes_to_zero_after_stable_window_and_grace(void **
     /* The first pod serves a whole stable window, then the grace period. */
     assert_true(zero_at >= 60 + 30);
     assert_true(zero_at <= 60 + 30 + 4);
-    free(s);
+    sim_free(s);
 }
 
 int main(void)
@@ -528,6 +563,7 @@ int main(void)
         cmocka_unit_test(bad_values_say_key_value_and_what_is_accepted),
         cmocka_unit_test(accepted_and_ignored_keys_return_zero),
         cmocka_unit_test(windows_average_what_exists_since_the_first_record),
+        cmocka_unit_test(history_ring_follows_the_stable_window),
         cmocka_unit_test(steady_load_35_at_cc_10_wants_5_pods),
         cmocka_unit_test(step_to_high_load_panics_within_the_panic_window),
         cmocka_unit_test(panic_never_scales_down),

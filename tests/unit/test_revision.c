@@ -72,7 +72,7 @@ typedef struct fixture {
     kp_activator_config_t cfg;
     kp_revision_spec_t spec;
     act_t act;
-    act_revision_t rev;
+    act_revision_t *rev;
     int next_port;
 } fixture_t;
 
@@ -96,7 +96,8 @@ static fixture_t *setup(int container_concurrency, int max_held)
     f->act.max_held = max_held;
     f->act.n_activators = 1;
     f->act.rng = 12345;
-    act_revision_init(&f->act, &f->rev, &f->spec);
+    f->rev = act_revision_new(&f->act, &f->spec);
+    assert_non_null(f->rev);
     f->next_port = 20000;
     grants_so_far = 0;
     return f;
@@ -107,7 +108,7 @@ static act_pod_t *add_ready_pod(fixture_t *f, const char *id)
     act_pod_info_t info = {.serving_port = f->next_port++, .metrics_port = 9090};
     strcpy(info.id, id);
     strcpy(info.ip, "127.0.0.1");
-    act_pod_t *pod = act_revision_pod_add(&f->rev, &info);
+    act_pod_t *pod = act_revision_pod_add(f->rev, &info);
     assert_non_null(pod);
     act_revision_pod_ready(pod);
     return pod;
@@ -118,21 +119,22 @@ static void admit(fixture_t *f, test_request_t *r)
     memset(r, 0, sizeof *r);
     r->claim.ops = &ops;
     r->claim.start_ns = kp_now_ns();
-    act_revision_admit(&f->rev, &r->claim);
+    act_revision_admit(f->rev, &r->claim);
 }
 
 /* Closes the revision and its pods and runs the loop until every handle is
  * closed, so the sanitizer build sees nothing leak. */
 static void teardown(fixture_t *f)
 {
-    act_revision_close(&f->rev);
-    for (act_pod_t *pod = f->rev.pods, *next; pod; pod = next) {
+    act_revision_close(f->rev, NULL);
+    for (act_pod_t *pod = f->rev->pods, *next; pod; pod = next) {
         next = pod->next;
         if (!pod->removed)
             act_revision_pod_remove(pod);
     }
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
+    act_revision_free(f->rev);
     free(f);
 }
 
@@ -142,7 +144,7 @@ static void held_until_a_pod_is_ready_then_granted_in_arrival_order(void **state
     test_request_t r[3];
     for (int i = 0; i < 3; i++)
         admit(f, &r[i]);
-    assert_int_equal(f->rev.n_held, 3);
+    assert_int_equal(f->rev->n_held, 3);
     assert_false(r[0].granted);
 
     act_pod_t *pod = add_ready_pod(f, "pod-1");
@@ -153,7 +155,7 @@ static void held_until_a_pod_is_ready_then_granted_in_arrival_order(void **state
     assert_false(r[2].granted);
     assert_ptr_equal(r[0].claim.pod, pod);
     assert_int_equal(pod->in_flight, 2);
-    assert_int_equal(f->rev.n_held, 1);
+    assert_int_equal(f->rev->n_held, 1);
 
     act_revision_release(&r[0].claim);
     assert_true(r[2].granted);
@@ -161,7 +163,7 @@ static void held_until_a_pod_is_ready_then_granted_in_arrival_order(void **state
     act_revision_release(&r[1].claim);
     act_revision_release(&r[2].claim);
     assert_int_equal(pod->in_flight, 0);
-    assert_int_equal(f->rev.in_flight, 0);
+    assert_int_equal(f->rev->in_flight, 0);
     teardown(f);
 }
 
@@ -183,7 +185,7 @@ static void no_pod_gets_more_than_its_slots(void **state)
     assert_int_equal(granted, 12);
     for (int i = 0; i < 4; i++)
         assert_int_equal(pods[i]->in_flight, 3);
-    assert_int_equal(f->rev.n_held, 8);
+    assert_int_equal(f->rev->n_held, 8);
     /* Each release lets exactly one held request in, to the freed pod. */
     for (int i = 0; i < 20; i++)
         if (r[i].granted && r[i].claim.pod)
@@ -193,7 +195,7 @@ static void no_pod_gets_more_than_its_slots(void **state)
             act_revision_release(&r[i].claim);
     for (int i = 0; i < 4; i++)
         assert_int_equal(pods[i]->in_flight, 0);
-    assert_int_equal(f->rev.n_held, 0);
+    assert_int_equal(f->rev->n_held, 0);
     teardown(f);
 }
 
@@ -204,12 +206,12 @@ static void first_request_at_zero_asks_the_backend_for_a_pod(void **state)
     admit(f, &r);
     assert_int_equal(f->backend.last_scale, 1);
     assert_int_equal(f->backend.wakes, 1);
-    assert_int_equal(act_revision_desired(&f->rev), 1);
-    assert_int_equal(f->rev.cold_start_pending, 1);
+    assert_int_equal(act_revision_desired(f->rev), 1);
+    assert_int_equal(f->rev->cold_start_pending, 1);
     add_ready_pod(f, "pod-1");
     assert_true(r.granted);
-    assert_int_equal(f->rev.cold_starts, 1);
-    assert_int_equal(f->rev.cold_start_seconds.count, 1);
+    assert_int_equal(f->rev->cold_starts, 1);
+    assert_int_equal(f->rev->cold_start_seconds.count, 1);
     act_revision_release(&r.claim);
     teardown(f);
 }
@@ -223,7 +225,7 @@ static void a_full_queue_refuses_with_503(void **state)
     assert_int_equal(r[0].refused_status, 0);
     assert_int_equal(r[2].refused_status, 503);
     assert_string_equal(r[2].refused_body, "pending request queue full\n");
-    assert_int_equal(f->rev.n_held, 2);
+    assert_int_equal(f->rev->n_held, 2);
     teardown(f);
     /* teardown refused the two held ones as the activator stops */
     assert_int_equal(r[0].refused_status, 503);
@@ -240,7 +242,7 @@ static void a_removed_or_unready_pod_gets_nothing_new(void **state)
     test_request_t r;
     admit(f, &r);
     assert_false(r.granted);
-    assert_int_equal(f->rev.n_held, 1);
+    assert_int_equal(f->rev->n_held, 1);
     act_revision_pod_ready(b);
     assert_true(r.granted);
     assert_ptr_equal(r.claim.pod, b);
@@ -255,7 +257,7 @@ static void a_cancelled_claim_leaves_the_queue(void **state)
     admit(f, &r[0]);
     admit(f, &r[1]);
     act_revision_cancel(&r[0].claim);
-    assert_int_equal(f->rev.n_held, 1);
+    assert_int_equal(f->rev->n_held, 1);
     add_ready_pod(f, "pod-1");
     assert_false(r[0].granted);
     assert_true(r[1].granted);
@@ -267,11 +269,11 @@ static void replicas_share_each_pods_slots(void **state)
 {
     fixture_t *f = setup(10, 100);
     f->act.n_activators = 3;
-    assert_int_equal(act_revision_capacity_per_pod(&f->rev), 3);
+    assert_int_equal(act_revision_capacity_per_pod(f->rev), 3);
     f->act.n_activators = 20;
-    assert_int_equal(act_revision_capacity_per_pod(&f->rev), 1);
-    f->spec.container_concurrency = 0;
-    assert_int_equal(act_revision_capacity_per_pod(&f->rev), 0);
+    assert_int_equal(act_revision_capacity_per_pod(f->rev), 1);
+    f->rev->spec_storage.container_concurrency = 0;
+    assert_int_equal(act_revision_capacity_per_pod(f->rev), 0);
     f->act.n_activators = 1;
     teardown(f);
 }
