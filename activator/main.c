@@ -327,7 +327,7 @@ int main(int argc, char **argv)
     act.loop = uv_default_loop();
     act.max_held = o.max_held;
     act.n_activators = 1;
-    act.rng = (uint32_t)uv_hrtime() | 1u;
+    kp_rng_init(&act.rng);
     act.identity = o.identity && *o.identity ? o.identity : "";
     act.backend = make_backend(&o, &act_revisions_backend_events);
     act.config_path = o.config;

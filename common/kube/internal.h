@@ -8,6 +8,8 @@
 
 #include <cJSON.h>
 
+#include "base/rng.h"
+
 /* --- requests (client.c) --- */
 
 typedef struct kp_kube_req kp_kube_req_t;
@@ -67,6 +69,8 @@ uv_loop_t *kp_kube_loop(kp_kube_t *k);
 /* Jittered exponential backoff: base_ms doubled per attempt up to max_ms,
  * times a random factor in [0.8, 1.2], never above max_ms. */
 uint64_t kp_kube_backoff_ms(kp_kube_t *k, unsigned attempt, uint64_t base_ms, uint64_t max_ms);
+/* The same from a given generator (the client's is seeded per process). */
+uint64_t kp_kube_backoff_jitter(kp_rng_t *r, unsigned attempt, uint64_t base_ms, uint64_t max_ms);
 /* Registers a watch / elector so kp_kube_close stops it; -1 when the
  * client is closing (or out of memory). */
 int kp_kube_track(kp_kube_t *k, void *obj, void (*stop)(void *obj));

@@ -95,7 +95,7 @@ static fixture_t *setup(int container_concurrency, int max_held)
     f->act.backend = &f->backend.base;
     f->act.max_held = max_held;
     f->act.n_activators = 1;
-    f->act.rng = 12345;
+    kp_rng_seed(&f->act.rng, 12345);
     act_revision_init(&f->act, &f->rev, &f->spec);
     f->next_port = 20000;
     grants_so_far = 0;
