@@ -311,7 +311,7 @@ int main(int argc, char **argv)
     }
     kp_log_init("activator", level);
     signal(SIGPIPE, SIG_IGN);
-    char err[512];
+    char err[1024];
     kp_activator_config_t *cfg = calloc(1, sizeof *cfg);
     if (!cfg || kp_activator_config_load_file(o.config, cfg, err, sizeof err) != 0) {
         fprintf(stderr, "activator: %s\n", cfg ? err : "out of memory");
