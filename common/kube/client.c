@@ -76,7 +76,7 @@ struct kp_kube {
     int busy;
     int closing, torn_down;
     unsigned pending; /* uv handles whose close callback has not run */
-    kp_rng_t rng; /* backoff jitter, seeded per process */
+    kp_rng_t rng;     /* backoff jitter, seeded per process */
     void (*on_closed)(void *ctx);
     void *closed_ctx;
 };

@@ -38,7 +38,7 @@ struct kp_kube_elector {
     kp_kube_lease_t lease; /* as last read or written */
     int have_lease;
     kp_kube_lease_seen_t seen; /* the record and when it last changed, local time */
-    int conflicts; /* 409s in this round */
+    int conflicts;             /* 409s in this round */
     void (*released)(void *ctx);
     void *released_ctx;
 };

@@ -76,7 +76,6 @@ static void lease_without_spec_fields_reads_as_free(void **state)
     assert_int_equal(kp_kube_lease_parse("nope", 4, &l), -1);
 }
 
-
 /* --- expiry: client-go's observedTime rule --- */
 
 #define DURATION_S 3
