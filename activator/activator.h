@@ -10,6 +10,7 @@
 
 #include "activator/backend/backend.h"
 #include "activator/config/config.h"
+#include "base/rng.h"
 #include "http/server.h"
 #include "router.h"
 
@@ -36,19 +37,12 @@ typedef struct act {
     struct act_peers *peers;       /* peers.c; NULL when alone */
     const char *identity;          /* this replica's pod name, or "" */
     int draining;
-    uint32_t rng;
+    kp_rng_t rng; /* load balancing and the traffic split; seeded per process */
 } act_t;
 
-/* xorshift32: load balancing and the traffic split need speed, not
- * secrecy. */
 static inline uint32_t act_random(act_t *act)
 {
-    uint32_t x = act->rng;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    act->rng = x;
-    return x;
+    return (uint32_t)(kp_rng_next(&act->rng) >> 32);
 }
 
 #endif

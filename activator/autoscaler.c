@@ -24,15 +24,23 @@ void act_autoscaler_config(const kp_activator_config_t *global, const kp_revisio
                            kp_kpa_config_t *cfg)
 {
     kp_kpa_config_defaults(cfg);
-    char err[256];
-    for (size_t i = 0; i < global->n_autoscaler; i++)
-        if (kp_kpa_config_set(cfg, global->autoscaler[i].key, global->autoscaler[i].value, err,
-                              sizeof err) != 0)
-            kp_log(KP_LOG_WARN, "autoscaler: %s", err);
-    for (size_t i = 0; i < spec->n_annotations; i++)
-        if (kp_kpa_config_set(cfg, spec->annotations[i].key, spec->annotations[i].value, err,
-                              sizeof err) != 0)
-            kp_log(KP_LOG_WARN, "revision %s/%s: %s", spec->namespace_, spec->name, err);
+    /* The config loader refused whatever is invalid; what is left to say
+     * is which valid Knative settings have no effect here, and why. */
+    char err[768];
+    for (size_t i = 0; i < global->n_autoscaler; i++) {
+        int rc = kp_kpa_config_set(cfg, global->autoscaler[i].key, global->autoscaler[i].value, err,
+                                   sizeof err);
+        if (rc != 0)
+            kp_log_kv(rc < 0 ? KP_LOG_WARN : KP_LOG_INFO, "autoscaler setting", "revision",
+                      spec->name, "note", err, NULL);
+    }
+    for (size_t i = 0; i < spec->n_annotations; i++) {
+        int rc = kp_kpa_annotation_set(cfg, spec->annotations[i].key, spec->annotations[i].value,
+                                       err, sizeof err);
+        if (rc != 0)
+            kp_log_kv(rc < 0 ? KP_LOG_WARN : KP_LOG_INFO, "autoscaling annotation", "revision",
+                      spec->name, "note", err, NULL);
+    }
     cfg->container_concurrency = spec->container_concurrency;
 }
 

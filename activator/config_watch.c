@@ -12,7 +12,7 @@
 static void reload(act_t *act)
 {
     kp_activator_config_t *cfg = calloc(1, sizeof *cfg);
-    char err[512];
+    char err[1024];
     if (!cfg)
         return;
     if (kp_activator_config_load_file(act->config_path, cfg, err, sizeof err) != 0) {

@@ -311,7 +311,7 @@ int main(int argc, char **argv)
     }
     kp_log_init("activator", level);
     signal(SIGPIPE, SIG_IGN);
-    char err[512];
+    char err[1024];
     kp_activator_config_t *cfg = calloc(1, sizeof *cfg);
     if (!cfg || kp_activator_config_load_file(o.config, cfg, err, sizeof err) != 0) {
         fprintf(stderr, "activator: %s\n", cfg ? err : "out of memory");
@@ -327,7 +327,7 @@ int main(int argc, char **argv)
     act.loop = uv_default_loop();
     act.max_held = o.max_held;
     act.n_activators = 1;
-    act.rng = (uint32_t)uv_hrtime() | 1u;
+    kp_rng_init(&act.rng);
     act.identity = o.identity && *o.identity ? o.identity : "";
     act.backend = make_backend(&o, &act_revisions_backend_events);
     act.config_path = o.config;

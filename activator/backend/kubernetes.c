@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/rng.h"
 
 #define KUBE_RETRY_FIRST_MS 200
 #define KUBE_RETRY_MAX_MS 10000
@@ -67,6 +68,7 @@ struct kube_backend {
     kp_kube_elector_t *elector;
     kp_kube_watch_t *activators_watch;
     int is_leader;
+    kp_rng_t rng; /* retry jitter, seeded per process */
     act_backend_revision_t *revs;
     int closing;
     int pending_closes;
@@ -142,8 +144,9 @@ static void on_patched(void *ctx, int status, int replicas, const char *message)
     rev->backoff_ms = rev->backoff_ms ? rev->backoff_ms * 2 : KUBE_RETRY_FIRST_MS;
     if (rev->backoff_ms > KUBE_RETRY_MAX_MS)
         rev->backoff_ms = KUBE_RETRY_MAX_MS;
-    /* Jitter keeps replicas and revisions from retrying in step. */
-    uint64_t delay = rev->backoff_ms / 2 + (uint64_t)rand() % (rev->backoff_ms / 2 + 1);
+    /* Jitter keeps replicas and revisions from retrying in step: the
+     * generator is seeded per process, so two replicas draw apart. */
+    uint64_t delay = kp_rng_between(&rev->b->rng, rev->backoff_ms / 2, rev->backoff_ms);
     uv_timer_start(&rev->retry_timer, on_retry_timer, delay, 0);
 }
 
@@ -456,6 +459,7 @@ act_backend_t *act_backend_kubernetes_new(uv_loop_t *loop, const act_backend_eve
     b->base.close = kube_close;
     b->base.wake = kube_wake;
     b->loop = loop;
+    kp_rng_init(&b->rng);
     b->events = events;
     b->opts = *opts;
     b->kube = kp_kube_new(loop, &opts->kube);

@@ -20,10 +20,12 @@
 #define CFG_MAX_CC 1000
 #define CFG_MAX_FILE_BYTES (16u << 20)
 #define CFG_PATH_MAX 160
+#define CFG_ERR_MAX 768 /* an unknown key's error lists the accepted ones */
 
 typedef struct cfg_parser {
     char *err;
     size_t err_len;
+    const kp_activator_config_t *cfg; /* its "autoscaler" is read before any revision */
 } cfg_parser_t;
 
 static int cfg_fail(cfg_parser_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -39,16 +41,31 @@ static int cfg_fail(cfg_parser_t *p, const char *fmt, ...)
     return -1;
 }
 
-/* Autoscaling values are checked now, with the autoscaler's own parser, so
- * that a bad one stops the activator at start instead of being ignored. */
-static int cfg_check_autoscaling(cfg_parser_t *p, const char *path, const kp_kv_t *kv, size_t n)
+/* Autoscaling settings are checked now, with the autoscaler's own parser
+ * and the way Knative's webhook checks them, so that a bad one stops the
+ * start (or is a rejected reload) instead of being ignored: every
+ * config-autoscaler key and autoscaling.knative.dev/ annotation known,
+ * every value in range, then the rules across keys. A revision's
+ * annotations go on top of the "autoscaler" settings, as they will when
+ * its autoscaler runs. Settings accepted but not acted on pass; the
+ * autoscaler logs them. */
+static int cfg_check_autoscaling(cfg_parser_t *p, const char *path, const kp_kv_t *annotations,
+                                 size_t n_annotations)
 {
     kp_kpa_config_t scratch;
     kp_kpa_config_defaults(&scratch);
-    char why[256];
-    for (size_t i = 0; i < n; i++)
-        if (kp_kpa_config_set(&scratch, kv[i].key, kv[i].value, why, sizeof why) != 0)
+    char why[CFG_ERR_MAX];
+    for (size_t i = 0; i < p->cfg->n_autoscaler; i++) {
+        const kp_kv_t *kv = &p->cfg->autoscaler[i];
+        if (kp_kpa_config_set(&scratch, kv->key, kv->value, why, sizeof why) < 0)
+            return cfg_fail(p, "autoscaler: %s", why);
+    }
+    for (size_t i = 0; i < n_annotations; i++)
+        if (kp_kpa_annotation_set(&scratch, annotations[i].key, annotations[i].value, why,
+                                  sizeof why) < 0)
             return cfg_fail(p, "%s: %s", path, why);
+    if (kp_kpa_config_check(&scratch, why, sizeof why) != 0)
+        return cfg_fail(p, "%s: %s", path, why);
     return 0;
 }
 
@@ -533,31 +550,6 @@ static int cfg_check_unique(cfg_parser_t *p, const kp_activator_config_t *cfg)
     return 0;
 }
 
-/* Knative's config-autoscaler ConfigMap keys (v1.12), including those this
- * data plane accepts but does not act on (pod-autoscaler-class...). */
-static const char *const autoscaler_keys[] = {
-    "container-concurrency-target-default",
-    "container-concurrency-target-percentage",
-    "requests-per-second-target-default",
-    "target-burst-capacity",
-    "activator-capacity",
-    "stable-window",
-    "panic-window-percentage",
-    "panic-threshold-percentage",
-    "max-scale-up-rate",
-    "max-scale-down-rate",
-    "enable-scale-to-zero",
-    "scale-to-zero-grace-period",
-    "scale-to-zero-pod-retention-period",
-    "scale-down-delay",
-    "initial-scale",
-    "allow-zero-initial-scale",
-    "min-scale",
-    "max-scale",
-    "max-scale-limit",
-    "pod-autoscaler-class",
-    NULL,
-};
 static const char *const top_keys[] = {"domain", "autoscaler", "services", NULL};
 
 static int cfg_parse_root(cfg_parser_t *p, const cJSON *root, kp_activator_config_t *cfg)
@@ -581,24 +573,9 @@ static int cfg_parse_root(cfg_parser_t *p, const cJSON *root, kp_activator_confi
     }
     if (!cfg->domain)
         return cfg_oom(p);
-    /* Values are checked by the autoscaler (kp_kpa_config_set), which knows
-     * what each accepts; the names are checked here since it ignores
-     * unknown ones (annotations share its parser). */
     if ((f = cJSON_GetObjectItemCaseSensitive(root, "autoscaler"))) {
-        if (cfg_get_map(p, f, "autoscaler", 0, &cfg->autoscaler, &cfg->n_autoscaler) != 0)
-            return -1;
-        for (size_t i = 0; i < cfg->n_autoscaler; i++) {
-            size_t k = 0;
-            while (autoscaler_keys[k] && strcmp(autoscaler_keys[k], cfg->autoscaler[i].key) != 0)
-                k++;
-            if (!autoscaler_keys[k])
-                return cfg_fail(p,
-                                "autoscaler.\"%.64s\": unknown field (expected a Knative "
-                                "config-autoscaler key such as stable-window, "
-                                "scale-to-zero-grace-period, max-scale-up-rate)",
-                                cfg->autoscaler[i].key);
-        }
-        if (cfg_check_autoscaling(p, "autoscaler", cfg->autoscaler, cfg->n_autoscaler) != 0)
+        if (cfg_get_map(p, f, "autoscaler", 0, &cfg->autoscaler, &cfg->n_autoscaler) != 0 ||
+            cfg_check_autoscaling(p, "autoscaler", NULL, 0) != 0)
             return -1;
     }
 
@@ -627,7 +604,7 @@ static int cfg_parse_root(cfg_parser_t *p, const cJSON *root, kp_activator_confi
 int kp_activator_config_parse(const char *json, size_t len, kp_activator_config_t *cfg, char *err,
                               size_t err_len)
 {
-    cfg_parser_t p = {err, err_len};
+    cfg_parser_t p = {err, err_len, cfg};
     memset(cfg, 0, sizeof *cfg);
     if (err && err_len)
         err[0] = '\0';
@@ -697,7 +674,7 @@ int kp_activator_config_load_file(const char *path, kp_activator_config_t *cfg, 
                  CFG_MAX_FILE_BYTES);
         return -1;
     }
-    char msg[512];
+    char msg[CFG_ERR_MAX + CFG_PATH_MAX];
     int rc = kp_activator_config_parse(buf, n, cfg, msg, sizeof msg);
     free(buf);
     if (rc != 0)

@@ -20,7 +20,9 @@ typedef struct kp_revision_spec {
     int timeout_s;                /* timeoutSeconds, default 300 */
     int response_start_timeout_s; /* responseStartTimeoutSeconds, 0 = off */
     int idle_timeout_s;           /* idleTimeoutSeconds, 0 = off */
-    /* metadata.annotations, e.g. autoscaling.knative.dev/min-scale. */
+    /* metadata.annotations, e.g. autoscaling.knative.dev/min-scale; the
+     * autoscaling.knative.dev/ ones are checked at load as Knative's
+     * webhook would (kp_kpa_annotation_set), the others kept as given. */
     kp_kv_t *annotations;
     size_t n_annotations;
     /* The app container's environment (TARGET=World...), in file order. */

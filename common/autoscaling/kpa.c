@@ -36,6 +36,8 @@ void kp_kpa_config_defaults(kp_kpa_config_t *cfg)
         .allow_zero_initial_scale = 0,
         .min_scale = 0,
         .max_scale = 0,
+        .max_scale_limit = 0,
+        .activation_scale = 1,
         .enable_scale_to_zero = 1,
     };
 }
@@ -156,7 +158,15 @@ static int parse_duration(const char *s, double *out)
 
 /* ---- keys ------------------------------------------------------------- */
 
-enum key_kind { KEY_NUMBER, KEY_INT, KEY_DURATION, KEY_BOOL, KEY_METRIC, KEY_CLASS };
+enum key_kind {
+    KEY_NUMBER,
+    KEY_INT,
+    KEY_DURATION,
+    KEY_BOOL,
+    KEY_METRIC,
+    KEY_CLASS,
+    KEY_AGGREGATION,
+};
 
 #define NO_FIELD ((size_t)-1) /* validated, then ignored */
 
@@ -170,14 +180,29 @@ typedef struct key_spec {
     int lo_open;       /* lo itself is refused */
     int whole_seconds; /* durations: Knative asks for second precision */
     int allow_minus_one;
+    int int_min;        /* integers: the smallest accepted */
     const char *expect; /* the accepted values, for the error */
+    const char *unused; /* accepted but not acted on: why (NULL: acted on) */
 } key_spec_t;
 
 #define F(field) offsetof(kp_kpa_config_t, field)
 
-/* Ranges are Knative's (pkg/autoscaler/config and the annotation
- * validation in pkg/apis/autoscaling). */
+#define KPA_CLASS "kpa.autoscaling.knative.dev"
+#define ACTIVATOR_ALWAYS_IN_PATH "the activator stays in the request path at every scale"
+
+/* Keys, ranges and older spellings are Knative's: pkg/autoscaler/config
+ * (config-autoscaler), pkg/apis/autoscaling/register.go and
+ * annotation_validation.go (annotations). */
 static const key_spec_t keys[] = {
+    {.annotation = "class",
+     .config = "pod-autoscaler-class",
+     .kind = KEY_CLASS,
+     .off = NO_FIELD,
+     .expect = "expected " KPA_CLASS ": this autoscaler is Knative's KPA, not HPA or another"},
+    {.annotation = "metric",
+     .kind = KEY_METRIC,
+     .off = NO_FIELD,
+     .expect = "expected concurrency: scaling on rps, cpu or memory is not supported"},
     {.config = "container-concurrency-target-default",
      .kind = KEY_NUMBER,
      .off = F(target_default),
@@ -209,7 +234,8 @@ static const key_spec_t keys[] = {
      .off = NO_FIELD,
      .lo = TARGET_MIN,
      .hi = HUGE_VAL,
-     .expect = "expected a number of 0.01 or more"},
+     .expect = "expected a number of 0.01 or more",
+     .unused = "only the concurrency metric is supported"},
     {.config = "stable-window",
      .annotation = "window",
      .kind = KEY_DURATION,
@@ -256,6 +282,7 @@ static const key_spec_t keys[] = {
      .expect = "expected a duration of 6s or more"},
     {.config = "scale-to-zero-pod-retention-period",
      .annotation = "scale-to-zero-pod-retention-period",
+     .legacy = "scaleToZeroPodRetentionPeriod",
      .kind = KEY_DURATION,
      .off = F(scale_to_zero_retention_s),
      .lo = 0,
@@ -263,6 +290,7 @@ static const key_spec_t keys[] = {
      .expect = "expected a duration from 0s to 1h"},
     {.config = "scale-down-delay",
      .annotation = "scale-down-delay",
+     .legacy = "scaleDownDelay",
      .kind = KEY_DURATION,
      .off = F(scale_down_delay_s),
      .lo = 0,
@@ -291,6 +319,15 @@ static const key_spec_t keys[] = {
      .kind = KEY_INT,
      .off = F(max_scale),
      .expect = "expected 0 or more, 0 for no limit"},
+    {.config = "max-scale-limit",
+     .kind = KEY_INT,
+     .off = F(max_scale_limit),
+     .expect = "expected 0 or more, 0 for no limit"},
+    {.annotation = "activation-scale",
+     .kind = KEY_INT,
+     .off = F(activation_scale),
+     .int_min = 1,
+     .expect = "expected 1 or more"},
     {.config = "enable-scale-to-zero",
      .kind = KEY_BOOL,
      .off = F(enable_scale_to_zero),
@@ -303,29 +340,35 @@ static const key_spec_t keys[] = {
      .lo = 0,
      .hi = HUGE_VAL,
      .allow_minus_one = 1,
-     .expect = "expected a number of 0 or more, or -1"},
+     .expect = "expected a number of 0 or more, or -1",
+     .unused = ACTIVATOR_ALWAYS_IN_PATH},
     {.config = "activator-capacity",
      .kind = KEY_NUMBER,
      .off = NO_FIELD,
      .lo = 1,
      .hi = HUGE_VAL,
-     .expect = "expected a number of 1 or more"},
-    {.annotation = "metric",
-     .kind = KEY_METRIC,
+     .expect = "expected a number of 1 or more",
+     .unused = "every activator replica serves every revision"},
+    {.annotation = "metric-aggregation-algorithm",
+     .legacy = "metricAggregationAlgorithm",
+     .kind = KEY_AGGREGATION,
      .off = NO_FIELD,
-     .expect = "only concurrency is supported"},
-    {.annotation = "class",
-     .kind = KEY_CLASS,
-     .off = NO_FIELD,
-     .expect = "only kpa.autoscaling.knative.dev is supported"},
+     .expect = "expected linear, weightedExponential or weighted-exponential"},
 };
+
+#define N_KEYS (sizeof keys / sizeof keys[0])
+_Static_assert(N_KEYS <= 64, "kp_kpa_config_t.annotated has a bit per key");
+
+static int is_annotation(const char *key)
+{
+    return strncmp(key, ANNOTATION_PREFIX, sizeof ANNOTATION_PREFIX - 1) == 0;
+}
 
 static const key_spec_t *key_find(const char *key)
 {
-    size_t plen = sizeof ANNOTATION_PREFIX - 1;
-    int annotation = strncmp(key, ANNOTATION_PREFIX, plen) == 0;
-    const char *name = annotation ? key + plen : key;
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    int annotation = is_annotation(key);
+    const char *name = annotation ? key + sizeof ANNOTATION_PREFIX - 1 : key;
+    for (size_t i = 0; i < N_KEYS; i++) {
         const key_spec_t *k = &keys[i];
         if (annotation ? (k->annotation && strcmp(name, k->annotation) == 0) ||
                              (k->legacy && strcmp(name, k->legacy) == 0)
@@ -343,6 +386,32 @@ static int key_fail(char *err, size_t err_len, const char *key, const char *valu
     return -1;
 }
 
+/* "unknown ... (expected one of a, b, c)", the names from the table. */
+static int unknown_key(char *err, size_t err_len, const char *key, int annotation)
+{
+    if (!err || !err_len)
+        return -1;
+    int n = annotation ? snprintf(err, err_len,
+                                  "%s: unknown autoscaling annotation (expected " ANNOTATION_PREFIX
+                                  " followed by one of: ",
+                                  key)
+                       : snprintf(err, err_len,
+                                  "%s: unknown config-autoscaler key (expected one of: ", key);
+    size_t used = n > 0 ? (size_t)n : 0;
+    const char *sep = "";
+    for (size_t i = 0; i < N_KEYS && used < err_len; i++) {
+        const char *name = annotation ? keys[i].annotation : keys[i].config;
+        if (!name)
+            continue;
+        used += (size_t)snprintf(err + used, err_len - used, "%s%s", sep, name);
+        sep = ", ";
+    }
+    if (used < err_len)
+        snprintf(err + used, err_len - used, "%s)",
+                 annotation ? "; or an older camelCase spelling such as minScale" : "");
+    return -1;
+}
+
 static int in_range(const key_spec_t *k, double v)
 {
     if (k->allow_minus_one && v == -1)
@@ -352,16 +421,34 @@ static int in_range(const key_spec_t *k, double v)
     return v <= k->hi;
 }
 
+static int ignored(char *err, size_t err_len, const char *key, const char *value, const char *why)
+{
+    if (err && err_len)
+        snprintf(err, err_len, "%s=\"%s\": accepted, not acted on (%s)", key, value, why);
+    return KP_KPA_IGNORED;
+}
+
 int kp_kpa_config_set(kp_kpa_config_t *cfg, const char *key, const char *value, char *err,
                       size_t err_len)
 {
     if (!key || !value)
         return 0;
+    int annotation = is_annotation(key);
     const key_spec_t *k = key_find(key);
     if (!k)
-        return 0;
+        return unknown_key(err, err_len, key, annotation);
+    uint64_t bit = 1ull << (k - keys);
+    if (annotation && (cfg->annotated & bit)) {
+        char what[160];
+        snprintf(what, sizeof what, "sets %s a second time",
+                 k->annotation ? k->annotation : k->legacy);
+        return key_fail(err, err_len, key, value, what,
+                        "expected one spelling of each annotation, the older camelCase one or "
+                        "the kebab-case one");
+    }
     double d = 0;
     int i = 0;
+    const char *unused = k->unused;
     switch (k->kind) {
     case KEY_NUMBER:
         if (parse_number(value, &d) != 0)
@@ -379,6 +466,8 @@ int kp_kpa_config_set(kp_kpa_config_t *cfg, const char *key, const char *value, 
     case KEY_INT:
         if (parse_int(value, &i) != 0)
             return key_fail(err, err_len, key, value, "not an integer", k->expect);
+        if (i < k->int_min)
+            return key_fail(err, err_len, key, value, "out of range", k->expect);
         break;
     case KEY_BOOL:
         if (parse_bool(value, &i) != 0)
@@ -387,19 +476,64 @@ int kp_kpa_config_set(kp_kpa_config_t *cfg, const char *key, const char *value, 
     case KEY_METRIC:
         if (strcmp(value, "concurrency") != 0)
             return key_fail(err, err_len, key, value, "unsupported metric", k->expect);
-        return 0;
+        break;
     case KEY_CLASS:
-        if (strcmp(value, "kpa.autoscaling.knative.dev") != 0)
+        if (strcmp(value, KPA_CLASS) != 0)
             return key_fail(err, err_len, key, value, "unsupported autoscaler class", k->expect);
-        return 0;
+        break;
+    case KEY_AGGREGATION:
+        /* Knative's two algorithms: ours is the linear one. */
+        if (strcmp(value, "weightedExponential") == 0 || strcmp(value, "weighted-exponential") == 0)
+            unused = "windows are averaged linearly";
+        else if (strcmp(value, "linear") != 0)
+            return key_fail(err, err_len, key, value, "unknown algorithm", k->expect);
+        break;
     }
-    if (k->off == NO_FIELD)
-        return 0;
-    char *field = (char *)cfg + k->off;
-    if (k->kind == KEY_INT || k->kind == KEY_BOOL)
-        memcpy(field, &i, sizeof i);
-    else
-        memcpy(field, &d, sizeof d);
+    if (annotation)
+        cfg->annotated |= bit;
+    if (k->off != NO_FIELD) {
+        char *field = (char *)cfg + k->off;
+        if (k->kind == KEY_INT || k->kind == KEY_BOOL)
+            memcpy(field, &i, sizeof i);
+        else
+            memcpy(field, &d, sizeof d);
+    }
+    return unused ? ignored(err, err_len, key, value, unused) : 0;
+}
+
+int kp_kpa_annotation_set(kp_kpa_config_t *cfg, const char *key, const char *value, char *err,
+                          size_t err_len)
+{
+    if (!key || !is_annotation(key))
+        return 0; /* someone else's (serving.knative.dev/..., user labels) */
+    return kp_kpa_config_set(cfg, key, value, err, err_len);
+}
+
+int kp_kpa_config_check(const kp_kpa_config_t *cfg, char *err, size_t err_len)
+{
+    /* config.go validate and annotation_validation.go validateInitialScale. */
+    if (cfg->initial_scale == 0 && !cfg->allow_zero_initial_scale) {
+        snprintf(err, err_len,
+                 "initial-scale=0 needs allow-zero-initial-scale: true in the autoscaler "
+                 "settings (expected initial-scale 1 or more)");
+        return -1;
+    }
+    /* validateMinMaxScale. */
+    if (cfg->max_scale != 0 && cfg->max_scale < cfg->min_scale) {
+        snprintf(err, err_len,
+                 "max-scale=%d is less than min-scale=%d (expected max-scale 0 for no limit, or "
+                 "at least min-scale)",
+                 cfg->max_scale, cfg->min_scale);
+        return -1;
+    }
+    /* validateMaxScaleWithinLimit: with a limit, max-scale must be set. */
+    if (cfg->max_scale_limit > 0 &&
+        (cfg->max_scale == 0 || cfg->max_scale > cfg->max_scale_limit)) {
+        snprintf(err, err_len, "max-scale=%d%s is beyond max-scale-limit=%d (expected 1 to %d)",
+                 cfg->max_scale, cfg->max_scale == 0 ? " (unlimited)" : "", cfg->max_scale_limit,
+                 cfg->max_scale_limit);
+        return -1;
+    }
     return 0;
 }
 
@@ -582,7 +716,6 @@ void kp_kpa_burst(kp_kpa_t *kpa, uint64_t now_ns, double concurrency)
 
 /* ---- decision --------------------------------------------------------- */
 
-
 /* scale-down-delay as Knative's max.TimeWindow: the result is the max of
  * the wishes of the last delay seconds. Only a falling run of wishes can
  * each be that max later, so that is all that is kept. */
@@ -660,6 +793,14 @@ int kp_kpa_decide(kp_kpa_t *kpa, uint64_t now_ns, int ready_pods, kp_kpa_decisio
     double dspc = ceil(stable / target), dppc = ceil(panic / target);
     int stable_wish = to_count(fmin(fmax(dspc, max_down), max_up));
     int panic_wish = to_count(fmin(fmax(dppc, max_down), max_up));
+    /* activation-scale: a revision with any demand runs at least that
+     * many pods (autoscaler.go applies it after the rate limits). */
+    if (cfg->activation_scale > 1) {
+        if (dspc > 0 && stable_wish < cfg->activation_scale)
+            stable_wish = cfg->activation_scale;
+        if (dppc > 0 && panic_wish < cfg->activation_scale)
+            panic_wish = cfg->activation_scale;
+    }
     int over = dppc / ready >= cfg->panic_threshold_pct / 100;
 
     if (over) {
@@ -708,8 +849,14 @@ int kp_kpa_decide(kp_kpa_t *kpa, uint64_t now_ns, int ready_pods, kp_kpa_decisio
         reason = "max-scale";
     }
 
-    if (kpa->poked && want < 1) {
-        want = 1;
+    /* A request waiting at zero is demand the windows have not seen yet:
+     * it wakes the revision to its activation scale (max-scale still
+     * bounds it). */
+    int wake = cfg->activation_scale > 1 ? cfg->activation_scale : 1;
+    if (cfg->max_scale > 0 && wake > cfg->max_scale)
+        wake = cfg->max_scale;
+    if (kpa->poked && want < wake) {
+        want = wake;
         reason = "poke: request waiting";
     }
 

@@ -28,20 +28,36 @@ typedef struct kp_kpa_config {
     int allow_zero_initial_scale;     /* false; initial-scale 0 without it means 1 */
     int min_scale;                    /* min-scale, 0 */
     int max_scale;                    /* max-scale, 0 = unbounded */
+    int max_scale_limit;              /* max-scale-limit, 0 = none */
+    int activation_scale;             /* activation-scale: pods when leaving zero, 1 */
     int enable_scale_to_zero;         /* true */
+    uint64_t annotated;               /* settings given by an annotation (one bit per key) */
 } kp_kpa_config_t;
 
+/* kp_kpa_config_set's "accepted, validated, not acted on": err says why. */
+#define KP_KPA_IGNORED 1
+
 void kp_kpa_config_defaults(kp_kpa_config_t *cfg);
-/* key: a config-autoscaler key ("stable-window") or its annotation form
- * ("autoscaling.knative.dev/window", "autoscaling.knative.dev/min-scale").
+/* key: a config-autoscaler key ("stable-window") or an annotation
+ * ("autoscaling.knative.dev/window", "autoscaling.knative.dev/min-scale",
+ * or its older camelCase spelling "autoscaling.knative.dev/minScale").
  * Durations accept Go forms ("60s", "1m30s", "500ms") and bare seconds.
- * Unknown keys are ignored (return 0) so that other annotations may pass.
- * A malformed value: -1, cfg unchanged, and err names key, value and what
- * is accepted. Cross-key rules (min > max, initial-scale 0 without
- * allow-zero-initial-scale) are settled when deciding, as keys come in any
- * order. */
+ * Returns 0 when applied; KP_KPA_IGNORED when the key and value are valid
+ * Knative but this autoscaler does not act on them (err says why); -1 for
+ * an unknown key, a malformed value or a setting given twice through two
+ * spellings of one annotation: cfg unchanged, err names the key, the
+ * value and what is accepted. */
 int kp_kpa_config_set(kp_kpa_config_t *cfg, const char *key, const char *value, char *err,
                       size_t err_len);
+/* A revision annotation: keys outside autoscaling.knative.dev/ belong to
+ * others and are left alone (0); the rest as kp_kpa_config_set. */
+int kp_kpa_annotation_set(kp_kpa_config_t *cfg, const char *key, const char *value, char *err,
+                          size_t err_len);
+/* The rules across keys that Knative's webhook and config-autoscaler check
+ * once all are in (they come in any order): min-scale <= max-scale,
+ * initial-scale 0 only with allow-zero-initial-scale, max-scale within
+ * max-scale-limit. 0, or -1 with err naming the keys. */
+int kp_kpa_config_check(const kp_kpa_config_t *cfg, char *err, size_t err_len);
 /* Knative's ResolveMetricTarget: (annotation target, capped at CC when CC >
  * 0; else CC; else target_default) × percentage / 100, at least 0.01. */
 double kp_kpa_config_target(const kp_kpa_config_t *cfg);

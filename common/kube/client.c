@@ -76,7 +76,7 @@ struct kp_kube {
     int busy;
     int closing, torn_down;
     unsigned pending; /* uv handles whose close callback has not run */
-    uint64_t rng;
+    kp_rng_t rng;     /* backoff jitter, seeded per process */
     void (*on_closed)(void *ctx);
     void *closed_ctx;
 };
@@ -591,20 +591,21 @@ static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
     return 0;
 }
 
-uint64_t kp_kube_backoff_ms(kp_kube_t *k, unsigned attempt, uint64_t base_ms, uint64_t max_ms)
+uint64_t kp_kube_backoff_jitter(kp_rng_t *r, unsigned attempt, uint64_t base_ms, uint64_t max_ms)
 {
     uint64_t d = base_ms;
     for (unsigned i = 0; i < attempt && d < max_ms; i++)
         d *= 2;
     if (d > max_ms)
         d = max_ms;
-    /* xorshift64: a jitter source per client, no global state. */
-    k->rng ^= k->rng << 13;
-    k->rng ^= k->rng >> 7;
-    k->rng ^= k->rng << 17;
-    double f = 0.8 + 0.4 * (double)(k->rng >> 11) / (double)(1ull << 53);
+    double f = 0.8 + 0.4 * kp_rng_unit(r);
     uint64_t j = (uint64_t)((double)d * f);
     return j > max_ms ? max_ms : j;
+}
+
+uint64_t kp_kube_backoff_ms(kp_kube_t *k, unsigned attempt, uint64_t base_ms, uint64_t max_ms)
+{
+    return kp_kube_backoff_jitter(&k->rng, attempt, base_ms, max_ms);
 }
 
 static char *dup_or_null(const char *s)
@@ -642,9 +643,7 @@ kp_kube_t *kp_kube_new(uv_loop_t *loop, const kp_kube_config_t *cfg)
     curl_multi_setopt(k->multi, CURLMOPT_TIMERDATA, k);
     uv_timer_init(loop, &k->timer);
     k->timer.data = k;
-    k->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)k;
-    if (k->rng == 0)
-        k->rng = 0x9e3779b97f4a7c15ull;
+    kp_rng_init(&k->rng);
     token_refresh(k);
     return k;
 fail:

@@ -81,7 +81,11 @@ typedef struct kp_kube_elector kp_kube_elector_t;
 /* Tries to acquire or renew the Lease {ns}/{name} as identity every
  * duration/3 seconds (create on 404, update with the read resourceVersion;
  * 409 means someone else moved first: re-read). Takes the lease over when
- * its renewTime + leaseDurationSeconds has passed. Leader until renewals
+ * it has not changed for leaseDurationSeconds of local monotonic time
+ * (client-go's rule: the holder's renewTime is its own clock, so a skewed
+ * holder is neither taken over early nor waited for forever; a replica
+ * that starts while another holds the Lease waits a full duration).
+ * Leader until renewals
  * have failed for two thirds of duration: it steps down before anyone else
  * may take over. cb runs on every change. */
 kp_kube_elector_t *kp_kube_elect(kp_kube_t *k, const char *ns, const char *name,

@@ -8,6 +8,8 @@
 
 #include <cJSON.h>
 
+#include "base/rng.h"
+
 /* --- requests (client.c) --- */
 
 typedef struct kp_kube_req kp_kube_req_t;
@@ -67,6 +69,8 @@ uv_loop_t *kp_kube_loop(kp_kube_t *k);
 /* Jittered exponential backoff: base_ms doubled per attempt up to max_ms,
  * times a random factor in [0.8, 1.2], never above max_ms. */
 uint64_t kp_kube_backoff_ms(kp_kube_t *k, unsigned attempt, uint64_t base_ms, uint64_t max_ms);
+/* The same from a given generator (the client's is seeded per process). */
+uint64_t kp_kube_backoff_jitter(kp_rng_t *r, unsigned attempt, uint64_t base_ms, uint64_t max_ms);
 /* Registers a watch / elector so kp_kube_close stops it; -1 when the
  * client is closing (or out of memory). */
 int kp_kube_track(kp_kube_t *k, void *obj, void (*stop)(void *obj));
@@ -153,6 +157,25 @@ typedef struct kp_kube_lease {
 } kp_kube_lease_t;
 
 int kp_kube_lease_parse(const char *body, size_t len, kp_kube_lease_t *l);
+
+/* What a candidate knows of a Lease (lease_expiry.c): the record as last
+ * read and the local monotonic time when it last changed (client-go's
+ * observedRecord and observedTime). Start zeroed. */
+typedef struct kp_kube_lease_seen {
+    kp_kube_lease_t record;
+    uint64_t changed_ms;
+    int have;
+} kp_kube_lease_seen_t;
+
+/* Notes a read (or our own successful write) at local time now_ms: a
+ * record whose spec differs from the last one restarts the clock, whatever
+ * its renewTime says. */
+void kp_kube_lease_observe(kp_kube_lease_seen_t *s, const kp_kube_lease_t *l, uint64_t now_ms);
+/* How long the holder's claim stays valid from now_ms: leaseDurationSeconds
+ * (default_duration_s when the record has none) after the last change.
+ * 0 when it has run out or no one holds the Lease. */
+uint64_t kp_kube_lease_valid_ms(const kp_kube_lease_seen_t *s, int default_duration_s,
+                                uint64_t now_ms);
 /* A Lease object as JSON (malloc'ed); resource_version "" for a create. */
 char *kp_kube_lease_json(const char *ns, const char *name, const char *holder, int duration_s,
                          double acquire_time, double renew_time, int transitions,

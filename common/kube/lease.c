@@ -1,8 +1,10 @@
 /* Leader election on a coordination.k8s.io/v1 Lease, as client-go's
  * leaderelection does it: read, then create (404) or update with the read
  * resourceVersion (the API's optimistic lock: 409 when someone moved
- * first); take over a lease whose renewTime + leaseDurationSeconds has
- * passed; step down before anyone else may take over. */
+ * first); take over a lease that has not changed for leaseDurationSeconds
+ * of our own monotonic time (lease_expiry.c: renewTime is another
+ * machine's clock, so only its changes count); step down before anyone
+ * else may take over. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,12 +37,14 @@ struct kp_kube_elector {
     uint64_t write_sent;   /* uv_now when the write in flight was sent */
     kp_kube_lease_t lease; /* as last read or written */
     int have_lease;
-    int conflicts; /* 409s in this round */
+    kp_kube_lease_seen_t seen; /* the record and when it last changed, local time */
+    int conflicts;             /* 409s in this round */
     void (*released)(void *ctx);
     void *released_ctx;
 };
 
 static void lease_get(kp_kube_elector_t *e);
+static void on_tick(uv_timer_t *t);
 
 static double wall_now(void)
 {
@@ -88,6 +92,7 @@ static void write_done(void *ctx, int status, const char *body, size_t len, cons
         if (kp_kube_lease_parse(body, len, &l) == 0) {
             e->lease = l;
             e->have_lease = 1;
+            kp_kube_lease_observe(&e->seen, &l, uv_now(kp_kube_loop(e->k)));
         }
         e->renewed_at = e->write_sent;
         e->conflicts = 0;
@@ -158,17 +163,24 @@ static void get_done(void *ctx, int status, const char *body, size_t len, const 
     }
     e->lease = l;
     e->have_lease = 1;
+    uint64_t now = uv_now(kp_kube_loop(e->k));
+    kp_kube_lease_observe(&e->seen, &l, now);
     if (strcmp(l.holder, e->identity) == 0) {
         lease_write(e, 0, 0);
         return;
     }
-    int dur = l.duration_s > 0 ? l.duration_s : e->duration_s;
-    if (!l.holder[0] || l.renew_time + dur < wall_now()) {
+    uint64_t valid_ms = kp_kube_lease_valid_ms(&e->seen, e->duration_s, now);
+    if (valid_ms == 0) {
         lease_write(e, 0, 1);
         return;
     }
     /* Held by someone else, and still valid. */
     set_leader(e, 0);
+    /* Look again the moment it would run out rather than up to a period
+     * later: a takeover then comes one leaseDuration after the holder's
+     * last change reached us. */
+    if (e->state == E_IDLE && valid_ms < e->period_ms)
+        uv_timer_start(&e->timer, on_tick, valid_ms, e->period_ms);
 }
 
 static void lease_get(kp_kube_elector_t *e)

@@ -4,6 +4,7 @@ split, and its 404/503 answers."""
 
 import concurrent.futures
 import json
+import os
 import time
 
 from activator_harness import ASAN, HOST, hey, helloworld_config
@@ -231,3 +232,53 @@ def test_config_reload_moves_traffic_and_rejects_a_bad_file(activator_factory):
     assert act.request("/", host="candidate-" + HOST) == (200, "Hello Knative!\n")
     names = [r["name"] for r in act.status()["services"][0]["revisions"]]
     assert names == ["helloworld-go-00001", "helloworld-go-00002", "helloworld-go-00003"]
+
+
+def test_reload_refuses_bad_autoscaling_annotations_and_keeps_running(activator_factory):
+    """Knative's webhook rules on reload: an unknown autoscaling.knative.dev/
+    key or a bad value is refused with a log line naming the key and what
+    is accepted, and the running config stays; a valid Knative setting this
+    autoscaler does not act on is applied with a note saying why."""
+    act = activator_factory(helloworld_config())
+    assert act.request("/") == (200, "Hello World!\n")
+
+    def rewrite(annotations):
+        cfg = helloworld_config(split=(0, 100))  # would move the traffic
+        cfg["services"][0]["revisions"][1]["annotations"] = annotations
+        tmp = act.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(cfg, f)
+        os.replace(tmp, act.config_path)
+
+    def rejections():
+        return [line["error"] for line in act.log_lines()
+                if line.get("message", "").startswith("config reload rejected")]
+
+    rewrite({"autoscaling.knative.dev/min-scael": "1"})
+    act.wait_for(lambda: len(rejections()) == 1, 10, "the unknown key refused")
+    err = rejections()[0]
+    assert "services[0].revisions[1].annotations: autoscaling.knative.dev/min-scael: unknown " \
+        "autoscaling annotation" in err, err
+    assert "min-scale, max-scale" in err and "activation-scale" in err, err
+    assert act.request("/") == (200, "Hello World!\n")  # the running config stays
+
+    rewrite({"autoscaling.knative.dev/max-scale": "many"})
+    act.wait_for(lambda: len(rejections()) == 2, 10, "the bad value refused")
+    err = rejections()[1]
+    assert 'autoscaling.knative.dev/max-scale="many": not an integer (expected 0 or more' in err, \
+        err
+    assert act.request("/") == (200, "Hello World!\n")
+
+    rewrite({"autoscaling.knative.dev/maxScale": "3", "autoscaling.knative.dev/max-scale": "3"})
+    act.wait_for(lambda: len(rejections()) == 3, 10, "two spellings of one setting refused")
+    assert "sets max-scale a second time" in rejections()[2], rejections()[2]
+
+    rewrite({"autoscaling.knative.dev/max-scale": "3",
+             "autoscaling.knative.dev/target-burst-capacity": "200"})
+    act.wait_for(lambda: act.request("/")[1] == "Hello Knative!\n", 10, "the valid one applied")
+    notes = [line.get("note", "") for line in act.log_lines()
+             if line.get("message") == "autoscaling annotation"
+             and line.get("revision") == "helloworld-go-00002"]
+    assert any('autoscaling.knative.dev/target-burst-capacity="200": accepted, not acted on '
+               "(the activator stays in the request path" in n for n in notes), notes
+    assert len(rejections()) == 3

@@ -5,8 +5,11 @@ revision's EndpointSlices. Same checks as the local backend, plus API
 faults and two activator replicas."""
 
 import concurrent.futures
+import http.client
 import json
 import os
+import ssl
+import threading
 import time
 
 import pytest
@@ -217,6 +220,103 @@ def test_leader_hands_the_lease_back_when_it_stops(cluster):
     new_writes = [p for p in cluster.fake.patches("default", "helloworld-go-00002-deployment")
                   if p["monotonic"] > stopped]
     assert new_writes and {p["user"] for p in new_writes} == {"activator-b"}, new_writes
+
+
+class SkewedHolder:
+    """Another replica holding the Lease, whose clock is `skew_s` seconds
+    off ours: every second it reads the Lease and writes it back (with the
+    read resourceVersion, through the API with its own token) as holder,
+    renewTime its own wall clock. The fake stores the times it is given,
+    as a real API server does."""
+    IDENTITY = "other-replica"
+    PATH = "/apis/coordination.k8s.io/v1/namespaces/default/leases/kp-activator"
+
+    def __init__(self, fake, skew_s, duration_s=3):
+        self.fake, self.skew_s, self.duration_s = fake, skew_s, duration_s
+        self.token = fake.add_user(self.IDENTITY, activator_rules("default"))
+        self.stop_event = threading.Event()
+        self.thread = None
+
+    def _call(self, method, path, body=None):
+        ctx = ssl.create_default_context(cafile=self.fake.ca_file)
+        conn = http.client.HTTPSConnection("127.0.0.1", self.fake.port, timeout=5, context=ctx)
+        try:
+            headers = {"Authorization": "Bearer " + self.token}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+                body = json.dumps(body)
+            conn.request(method, path, body=body, headers=headers)
+            r = conn.getresponse()
+            return r.status, json.loads(r.read() or b"null")
+        finally:
+            conn.close()
+
+    def renew(self):
+        t = time.time() + self.skew_s
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%06dZ" % (
+            int(t * 1e6) % 1000000)
+        status, lease = self._call("GET", self.PATH)
+        meta = {"name": "kp-activator", "namespace": "default"}
+        if status == 200:
+            meta["resourceVersion"] = lease["metadata"]["resourceVersion"]
+        spec = {"holderIdentity": self.IDENTITY, "leaseDurationSeconds": self.duration_s,
+                "acquireTime": stamp, "renewTime": stamp, "leaseTransitions": 0}
+        obj = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
+               "spec": spec}
+        if status == 200:
+            status, _ = self._call("PUT", self.PATH, obj)
+        else:
+            status, _ = self._call("POST", self.PATH.rsplit("/", 1)[0], obj)
+        assert status in (200, 201, 409), status
+
+    def start(self):
+        self.renew()
+
+        def loop():
+            while not self.stop_event.wait(1.0):
+                self.renew()
+        self.thread = threading.Thread(target=loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join()
+
+    def last_write(self):
+        writes = [w for w in self.fake.lease_writes
+                  if w["user"] == self.IDENTITY and w["status"] in (200, 201)]
+        return writes[-1]
+
+
+@pytest.mark.parametrize("skew_s", [-300, 300], ids=["holder-5min-behind", "holder-5min-ahead"])
+def test_lease_expiry_ignores_the_holders_clock(cluster, skew_s):
+    """client-go's rule: a Lease expires leaseDuration after its record last
+    changed, by our own clock. A holder whose renewTime is five minutes in
+    our past is not taken over while it keeps renewing; one five minutes in
+    our future is taken over a lease duration after it stops, not five
+    minutes later."""
+    holder = SkewedHolder(cluster.fake, skew_s).start()
+    try:
+        act = cluster.activator(identity="activator-a",
+                                token_path=token_for(cluster, "activator-a"))
+        time.sleep(8)  # more than two lease durations of renewals
+        ours = [w for w in cluster.fake.lease_writes if w["user"] == "activator-a"]
+        assert ours == [], "wrote the lease of a holder that keeps renewing: %s" % ours
+        lease = cluster.fake.get_lease("default", "kp-activator")
+        assert lease["spec"]["holderIdentity"] == SkewedHolder.IDENTITY, lease
+        assert "acquired leadership" not in act.logs()
+    finally:
+        holder.stop()
+    last = holder.last_write()
+    wait_for_holder(cluster.fake, "activator-a", 15 * SLOW)
+    taken = [w for w in cluster.fake.lease_writes
+             if w["user"] == "activator-a" and w["status"] == 200]
+    waited = taken[0]["monotonic"] - last["monotonic"]
+    # Its last change reached us within a renewal period (1 s) of being
+    # written; the takeover comes one lease duration (3 s) after that.
+    assert waited >= 3 - 0.2, "took over %.2f s after the last renewal" % waited
+    assert waited <= 3 + 1 + 1.5 * SLOW, "took over %.2f s after the last renewal" % waited
 
 
 def two_replicas(cluster, cfg=None):

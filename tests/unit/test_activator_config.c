@@ -38,7 +38,7 @@ static const char *kv_get(const kp_kv_t *kv, size_t n, const char *key)
 static void expect_error(const char *json, const char *want)
 {
     kp_activator_config_t cfg;
-    char err[512];
+    char err[1024];
     int rc = kp_activator_config_parse(json, strlen(json), &cfg, err, sizeof err);
     if (rc != -1 || !strstr(err, want))
         fail_msg("rc %d, error \"%s\"\nwanted it to contain \"%s\"", rc, err, want);
@@ -178,8 +178,8 @@ static void unknown_fields_are_rejected(void **state)
                  "services[0].traffic[0].percentage: unknown field (expected revisionName, "
                  "latestRevision, percent, tag)");
     expect_error("{\"autoscaler\": {\"stable-windw\": \"60s\"}, \"services\": []}",
-                 "autoscaler.\"stable-windw\": unknown field (expected a Knative "
-                 "config-autoscaler key");
+                 "autoscaler: stable-windw: unknown config-autoscaler key (expected one of: "
+                 "pod-autoscaler-class, container-concurrency-target-default, ");
     expect_error("{\"domain\": \"a.io\", \"domain\": \"b.io\", \"services\": []}",
                  "domain: given twice");
 }
@@ -295,6 +295,76 @@ static void autoscaling_values_are_checked_at_load(void **state)
                  "services[0].revisions[0].annotations: autoscaling.knative.dev/min-scale");
 }
 
+#define ANN_PRE SVC_PRE ", \"annotations\": {"
+#define ANN_POST "}" SVC_POST
+
+static void autoscaling_annotations_are_validated_like_knatives_webhook(void **state)
+{
+    /* An unknown key names itself and every accepted one. */
+    expect_error(ANN_PRE "\"autoscaling.knative.dev/min-scael\": \"1\"" ANN_POST,
+                 "services[0].revisions[0].annotations: autoscaling.knative.dev/min-scael: unknown "
+                 "autoscaling annotation (expected autoscaling.knative.dev/ followed by one of: "
+                 "class, metric, target-utilization-percentage, target, window, ");
+    expect_error(ANN_PRE "\"autoscaling.knative.dev/min-scael\": \"1\"" ANN_POST,
+                 "metric-aggregation-algorithm; or an older camelCase spelling such as minScale)");
+    /* A bad value: the key, the value and what is accepted. */
+    expect_error(ANN_PRE "\"autoscaling.knative.dev/max-scale\": \"-1\"" ANN_POST,
+                 "annotations: autoscaling.knative.dev/max-scale=\"-1\": not an integer "
+                 "(expected 0 or more, 0 for no limit)");
+    expect_error(ANN_PRE "\"autoscaling.knative.dev/metric\": \"rps\"" ANN_POST,
+                 "autoscaling.knative.dev/metric=\"rps\": unsupported metric (expected "
+                 "concurrency: scaling on rps, cpu or memory is not supported)");
+    expect_error(ANN_PRE
+                 "\"autoscaling.knative.dev/class\": \"hpa.autoscaling.knative.dev\"" ANN_POST,
+                 "unsupported autoscaler class");
+    /* Two spellings of one setting. */
+    expect_error(ANN_PRE "\"autoscaling.knative.dev/minScale\": \"1\", "
+                         "\"autoscaling.knative.dev/min-scale\": \"2\"" ANN_POST,
+                 "autoscaling.knative.dev/min-scale=\"2\": sets min-scale a second time");
+    /* Rules across keys, the revision's on top of the autoscaler's. */
+    expect_error(ANN_PRE "\"autoscaling.knative.dev/min-scale\": \"3\", "
+                         "\"autoscaling.knative.dev/max-scale\": \"2\"" ANN_POST,
+                 "services[0].revisions[0].annotations: max-scale=2 is less than min-scale=3");
+    expect_error("{\"autoscaler\": {\"max-scale\": \"2\"}, \"services\": [{\"name\": \"web\", "
+                 "\"revisions\": [{\"name\": \"web-1\", \"annotations\": "
+                 "{\"autoscaling.knative.dev/min-scale\": \"3\"}}]}]}",
+                 "services[0].revisions[0].annotations: max-scale=2 is less than min-scale=3");
+    expect_error(ANN_PRE "\"autoscaling.knative.dev/initial-scale\": \"0\"" ANN_POST,
+                 "initial-scale=0 needs allow-zero-initial-scale: true");
+    expect_error("{\"autoscaler\": {\"max-scale-limit\": \"10\"}, \"services\": []}",
+                 "autoscaler: max-scale=0 (unlimited) is beyond max-scale-limit=10 (expected 1 "
+                 "to 10)");
+    expect_error("{\"autoscaler\": {\"max-scale-limit\": \"10\", \"max-scale\": \"5\"}, "
+                 "\"services\": [{\"name\": \"web\", \"revisions\": [{\"name\": \"web-1\", "
+                 "\"annotations\": {\"autoscaling.knative.dev/max-scale\": \"20\"}}]}]}",
+                 "annotations: max-scale=20 is beyond max-scale-limit=10");
+}
+
+static void valid_annotations_load_whatever_their_effect(void **state)
+{
+    kp_activator_config_t cfg;
+    parse_ok("{\"autoscaler\": {\"allow-zero-initial-scale\": true, \"target-burst-capacity\": "
+             "-1}, \"services\": [{\"name\": \"web\", \"revisions\": [{\"name\": \"web-1\", "
+             "\"annotations\": {"
+             "\"autoscaling.knative.dev/class\": \"kpa.autoscaling.knative.dev\", "
+             "\"autoscaling.knative.dev/metric\": \"concurrency\", "
+             "\"autoscaling.knative.dev/target\": \"20\", "
+             "\"autoscaling.knative.dev/targetUtilizationPercentage\": \"80\", "
+             "\"autoscaling.knative.dev/window\": \"2m\", "
+             "\"autoscaling.knative.dev/min-scale\": \"1\", "
+             "\"autoscaling.knative.dev/maxScale\": \"5\", "
+             "\"autoscaling.knative.dev/initial-scale\": \"0\", "
+             "\"autoscaling.knative.dev/activation-scale\": \"2\", "
+             "\"autoscaling.knative.dev/scale-down-delay\": \"30s\", "
+             "\"autoscaling.knative.dev/target-burst-capacity\": \"200\", "
+             "\"autoscaling.knative.dev/metric-aggregation-algorithm\": \"weightedExponential\", "
+             "\"serving.knative.dev/creator\": \"someone\", "
+             "\"min-scale\": \"not ours to judge\"}}]}]}",
+             &cfg);
+    assert_int_equal(cfg.services[0].revisions[0].n_annotations, 14);
+    kp_activator_config_free(&cfg);
+}
+
 static void tags_are_unique_within_a_service(void **state)
 {
     expect_error("{\"services\": [{\"name\": \"a\", \"revisions\": [{\"name\": \"a-1\"}, "
@@ -368,6 +438,8 @@ int main(void)
         cmocka_unit_test(traffic_must_name_a_revision_of_the_service),
         cmocka_unit_test(percents_must_sum_to_100),
         cmocka_unit_test(autoscaling_values_are_checked_at_load),
+        cmocka_unit_test(autoscaling_annotations_are_validated_like_knatives_webhook),
+        cmocka_unit_test(valid_annotations_load_whatever_their_effect),
         cmocka_unit_test(tags_are_unique_within_a_service),
         cmocka_unit_test(maps_and_commands_are_typed),
         cmocka_unit_test(load_file_names_the_file),

@@ -101,6 +101,8 @@ static void defaults_match_knative_compat(void **state)
     assert_int_equal(c.allow_zero_initial_scale, 0);
     assert_int_equal(c.min_scale, 0);
     assert_int_equal(c.max_scale, 0);
+    assert_int_equal(c.max_scale_limit, 0);
+    assert_int_equal(c.activation_scale, 1);
     assert_int_equal(c.enable_scale_to_zero, 1);
 }
 
@@ -183,32 +185,217 @@ static void bad_values_say_key_value_and_what_is_accepted(void **state)
     expect_refused("autoscaling.knative.dev/target", "1e3", "not a number");
     expect_refused("enable-scale-to-zero", "maybe", "not a boolean (expected true or false)");
     expect_refused("target-burst-capacity", "-2", "or -1");
-    expect_refused("autoscaling.knative.dev/metric", "rps", "only concurrency is supported");
+    expect_refused("autoscaling.knative.dev/metric", "rps",
+                   "expected concurrency: scaling on rps, cpu or memory is not supported");
     expect_refused("autoscaling.knative.dev/class", "hpa.autoscaling.knative.dev",
-                   "only kpa.autoscaling.knative.dev");
+                   "expected kpa.autoscaling.knative.dev: this autoscaler is Knative's KPA");
+    expect_refused("pod-autoscaler-class", "custom.example.com",
+                   "pod-autoscaler-class=\"custom.example.com\": unsupported autoscaler class");
+    expect_refused("autoscaling.knative.dev/metric", "cpu",
+                   "expected concurrency: scaling on rps, cpu or memory is not supported");
+    expect_refused("autoscaling.knative.dev/activation-scale", "0",
+                   "activation-scale=\"0\": out of range (expected 1 or more)");
+    expect_refused("autoscaling.knative.dev/metric-aggregation-algorithm", "median",
+                   "unknown algorithm (expected linear, weightedExponential or "
+                   "weighted-exponential)");
+    expect_refused("max-scale-limit", "ten", "max-scale-limit=\"ten\": not an integer");
+    expect_refused("autoscaling.knative.dev/scaleDownDelay", "1.5s", "whole seconds");
 }
 
-static void accepted_and_ignored_keys_return_zero(void **state)
+static void expect_ignored(kp_kpa_config_t *c, const char *key, const char *value,
+                           const char *want_note)
+{
+    char err[256] = "";
+    int rc = kp_kpa_config_set(c, key, value, err, sizeof err);
+    if (rc != KP_KPA_IGNORED || !strstr(err, "accepted, not acted on") || !strstr(err, want_note))
+        fail_msg("%s=%s: rc %d, note \"%s\" (wanted \"%s\")", key, value, rc, err, want_note);
+}
+
+static void valid_knative_settings_without_effect_are_accepted_with_the_reason(void **state)
+{
+    kp_kpa_config_t c;
+    kp_kpa_config_defaults(&c);
+    expect_ignored(&c, "target-burst-capacity", "-1", "the activator stays in the request path");
+    expect_ignored(&c, "autoscaling.knative.dev/target-burst-capacity", "0",
+                   "the activator stays in the request path");
+    expect_ignored(&c, "activator-capacity", "50", "every activator replica serves");
+    expect_ignored(&c, "requests-per-second-target-default", "150", "only the concurrency metric");
+    expect_ignored(&c, "autoscaling.knative.dev/metric-aggregation-algorithm",
+                   "weightedExponential", "averaged linearly");
+    kp_kpa_config_defaults(&c);
+    expect_ignored(&c, "autoscaling.knative.dev/metricAggregationAlgorithm", "weighted-exponential",
+                   "averaged linearly");
+    /* What we do is what they ask for: applied. */
+    kp_kpa_config_defaults(&c);
+    set_ok(&c, "autoscaling.knative.dev/metric-aggregation-algorithm", "linear");
+    set_ok(&c, "autoscaling.knative.dev/metric", "concurrency");
+    set_ok(&c, "autoscaling.knative.dev/class", "kpa.autoscaling.knative.dev");
+    set_ok(&c, "pod-autoscaler-class", "kpa.autoscaling.knative.dev");
+    set_ok(&c, "enable-scale-to-zero", "false");
+    assert_int_equal(c.enable_scale_to_zero, 0);
+}
+
+static void unknown_keys_are_refused_naming_the_accepted_ones(void **state)
 {
     kp_kpa_config_t c, before;
     kp_kpa_config_defaults(&c);
     before = c;
-    char err[64];
+    char err[1024] = "";
     assert_int_equal(
-        kp_kpa_config_set(&c, "autoscaling.knative.dev/metric", "concurrency", err, sizeof err), 0);
-    assert_int_equal(kp_kpa_config_set(&c, "autoscaling.knative.dev/class",
-                                       "kpa.autoscaling.knative.dev", err, sizeof err),
-                     0);
-    assert_int_equal(kp_kpa_config_set(&c, "serving.knative.dev/creator", "x", err, sizeof err), 0);
-    assert_int_equal(kp_kpa_config_set(&c, "autoscaling.knative.dev/unknown", "x", err, sizeof err),
-                     0);
-    assert_int_equal(kp_kpa_config_set(&c, "no-such-key", "x", err, sizeof err), 0);
+        kp_kpa_config_set(&c, "autoscaling.knative.dev/min-scael", "1", err, sizeof err), -1);
+    assert_non_null(strstr(err, "autoscaling.knative.dev/min-scael: unknown autoscaling "
+                                "annotation (expected autoscaling.knative.dev/ followed by one "
+                                "of: class, metric, "));
+    const char *names[] = {"target-utilization-percentage",
+                           "window",
+                           "panic-window-percentage",
+                           "panic-threshold-percentage",
+                           "scale-to-zero-pod-retention-period",
+                           "scale-down-delay",
+                           "initial-scale",
+                           "min-scale",
+                           "max-scale",
+                           "activation-scale",
+                           "target-burst-capacity",
+                           "metric-aggregation-algorithm",
+                           "older camelCase spelling"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strstr(err, names[i]))
+            fail_msg("\"%s\" not named in: %s", names[i], err);
+    assert_null(strstr(err, "stable-window")); /* a config key, not an annotation */
+    /* Through the annotation door too, whatever the case of the rest. */
+    assert_int_equal(
+        kp_kpa_annotation_set(&c, "autoscaling.knative.dev/Min-Scale", "1", err, sizeof err), -1);
+    assert_int_equal(kp_kpa_config_set(&c, "stable-windw", "60s", err, sizeof err), -1);
+    assert_non_null(strstr(err, "stable-windw: unknown config-autoscaler key (expected one of: "));
+    assert_non_null(strstr(err, "stable-window"));
+    assert_non_null(strstr(err, "max-scale-limit"));
+    assert_null(strstr(err, "activation-scale")); /* an annotation, not a config key */
     assert_memory_equal(&c, &before, sizeof c);
-    set_ok(&c, "target-burst-capacity", "-1");
-    set_ok(&c, "enable-scale-to-zero", "false");
-    assert_int_equal(c.enable_scale_to_zero, 0);
-    set_ok(&c, "autoscaling.knative.dev/minScale", "2"); /* legacy spelling */
+}
+
+static void other_annotations_are_left_alone(void **state)
+{
+    kp_kpa_config_t c, before;
+    kp_kpa_config_defaults(&c);
+    before = c;
+    char err[64] = "";
+    /* Other groups' annotations, and a config key's name without the
+     * prefix, are not this autoscaler's business. */
+    assert_int_equal(kp_kpa_annotation_set(&c, "serving.knative.dev/creator", "x", err, sizeof err),
+                     0);
+    assert_int_equal(kp_kpa_annotation_set(&c, "min-scale", "5", err, sizeof err), 0);
+    assert_int_equal(kp_kpa_annotation_set(&c, "stable-window", "x", err, sizeof err), 0);
+    assert_memory_equal(&c, &before, sizeof c);
+    assert_int_equal(
+        kp_kpa_annotation_set(&c, "autoscaling.knative.dev/min-scale", "5", err, sizeof err), 0);
+    assert_int_equal(c.min_scale, 5);
+}
+
+static void older_spellings_are_accepted_once(void **state)
+{
+    kp_kpa_config_t c;
+    kp_kpa_config_defaults(&c);
+    set_ok(&c, "autoscaling.knative.dev/minScale", "2");
     assert_int_equal(c.min_scale, 2);
+    set_ok(&c, "autoscaling.knative.dev/maxScale", "4");
+    set_ok(&c, "autoscaling.knative.dev/initialScale", "3");
+    set_ok(&c, "autoscaling.knative.dev/scaleDownDelay", "30s");
+    set_ok(&c, "autoscaling.knative.dev/scaleToZeroPodRetentionPeriod", "1m");
+    set_ok(&c, "autoscaling.knative.dev/targetUtilizationPercentage", "80");
+    set_ok(&c, "autoscaling.knative.dev/panicWindowPercentage", "20");
+    set_ok(&c, "autoscaling.knative.dev/panicThresholdPercentage", "300");
+    assert_int_equal(c.max_scale, 4);
+    assert_int_equal(c.initial_scale, 3);
+    assert_true(c.scale_down_delay_s == 30);
+    assert_true(c.scale_to_zero_retention_s == 60);
+    assert_true(c.target_percentage == 80);
+    assert_true(c.panic_window_pct == 20);
+    assert_true(c.panic_threshold_pct == 300);
+    /* Both spellings of one setting: which one wins would be a guess. */
+    kp_kpa_config_t before = c;
+    char err[256] = "";
+    assert_int_equal(
+        kp_kpa_config_set(&c, "autoscaling.knative.dev/min-scale", "3", err, sizeof err), -1);
+    assert_non_null(strstr(err, "autoscaling.knative.dev/min-scale=\"3\": sets min-scale a "
+                                "second time"));
+    assert_memory_equal(&c, &before, sizeof c);
+    /* A config-autoscaler default under an annotation is no repeat. */
+    kp_kpa_config_defaults(&c);
+    set_ok(&c, "min-scale", "1");
+    set_ok(&c, "autoscaling.knative.dev/min-scale", "2");
+    assert_int_equal(c.min_scale, 2);
+}
+
+static void expect_rules(const char *const *kv, size_t n, const char *want)
+{
+    kp_kpa_config_t c;
+    kp_kpa_config_defaults(&c);
+    for (size_t i = 0; i < n; i += 2)
+        set_ok(&c, kv[i], kv[i + 1]);
+    char err[256] = "";
+    int rc = kp_kpa_config_check(&c, err, sizeof err);
+    if (want ? rc != -1 || !strstr(err, want) : rc != 0)
+        fail_msg("rc %d, \"%s\" (wanted %s)", rc, err, want ? want : "no error");
+}
+
+#define CHECK(want, ...)                                                                           \
+    do {                                                                                           \
+        const char *kv_[] = {__VA_ARGS__};                                                         \
+        expect_rules(kv_, sizeof kv_ / sizeof kv_[0], want);                                       \
+    } while (0)
+
+static void rules_across_keys_follow_knatives_webhook(void **state)
+{
+    CHECK(NULL, "autoscaling.knative.dev/min-scale", "3", "autoscaling.knative.dev/max-scale", "3");
+    CHECK(NULL, "autoscaling.knative.dev/min-scale", "3", "autoscaling.knative.dev/max-scale", "0");
+    CHECK("max-scale=2 is less than min-scale=3", "autoscaling.knative.dev/min-scale", "3",
+          "autoscaling.knative.dev/max-scale", "2");
+    CHECK("max-scale=2 is less than min-scale=3", "max-scale", "2",
+          "autoscaling.knative.dev/minScale", "3");
+    CHECK("initial-scale=0 needs allow-zero-initial-scale", "autoscaling.knative.dev/initial-scale",
+          "0");
+    CHECK(NULL, "allow-zero-initial-scale", "true", "autoscaling.knative.dev/initial-scale", "0");
+    CHECK("max-scale=0 (unlimited) is beyond max-scale-limit=10 (expected 1 to 10)",
+          "max-scale-limit", "10");
+    CHECK("max-scale=11 is beyond max-scale-limit=10", "max-scale-limit", "10",
+          "autoscaling.knative.dev/max-scale", "11");
+    CHECK(NULL, "max-scale-limit", "10", "max-scale", "5", "autoscaling.knative.dev/max-scale",
+          "10");
+}
+
+static void activation_scale_wakes_a_revision_to_that_many_pods(void **state)
+{
+    kp_kpa_config_t cfg = cfg_cc(10);
+    set_ok(&cfg, "autoscaling.knative.dev/activation-scale", "3");
+    set_ok(&cfg, "allow-zero-initial-scale", "true");
+    set_ok(&cfg, "autoscaling.knative.dev/initial-scale", "0");
+    sim_t *s = sim_new(&cfg, 0);
+    s->follow = 0;
+    sim_run(s, 40, 0);
+    assert_int_equal(s->d.desired_scale, 0); /* no demand: zero stays zero */
+    kp_kpa_poke(&s->kpa, NS(s->t + 0.1));
+    kp_kpa_decide(&s->kpa, NS(s->t + 0.1), 0, &s->d);
+    assert_int_equal(s->d.desired_scale, 3);
+    /* A trickle (one pod's worth) still runs three. */
+    s->ready = 3;
+    s->follow = 1;
+    sim_run(s, 70, 1);
+    assert_int_equal(s->d.desired_scale, 3);
+    /* More than three pods' worth: the windows decide. */
+    sim_run(s, 70, 50);
+    assert_int_equal(s->d.desired_scale, 8);
+    /* Idle: down to zero, not to three. */
+    sim_run(s, 200, 0);
+    assert_int_equal(s->d.desired_scale, 0);
+    free(s);
+    /* max-scale bounds it. */
+    set_ok(&cfg, "autoscaling.knative.dev/max-scale", "2");
+    s = sim_new(&cfg, 0);
+    kp_kpa_poke(&s->kpa, NS(T0 + 0.1));
+    kp_kpa_decide(&s->kpa, NS(T0 + 0.1), 0, &s->d);
+    assert_int_equal(s->d.desired_scale, 2);
+    free(s);
 }
 
 static void windows_average_what_exists_since_the_first_record(void **state)
@@ -561,7 +748,12 @@ int main(void)
         cmocka_unit_test(target_follows_knative_resolve_metric_target),
         cmocka_unit_test(durations_accept_go_forms_and_bare_seconds),
         cmocka_unit_test(bad_values_say_key_value_and_what_is_accepted),
-        cmocka_unit_test(accepted_and_ignored_keys_return_zero),
+        cmocka_unit_test(valid_knative_settings_without_effect_are_accepted_with_the_reason),
+        cmocka_unit_test(unknown_keys_are_refused_naming_the_accepted_ones),
+        cmocka_unit_test(other_annotations_are_left_alone),
+        cmocka_unit_test(older_spellings_are_accepted_once),
+        cmocka_unit_test(rules_across_keys_follow_knatives_webhook),
+        cmocka_unit_test(activation_scale_wakes_a_revision_to_that_many_pods),
         cmocka_unit_test(windows_average_what_exists_since_the_first_record),
         cmocka_unit_test(history_ring_follows_the_stable_window),
         cmocka_unit_test(steady_load_35_at_cc_10_wants_5_pods),

@@ -95,7 +95,7 @@ static fixture_t *setup(int container_concurrency, int max_held)
     f->act.backend = &f->backend.base;
     f->act.max_held = max_held;
     f->act.n_activators = 1;
-    f->act.rng = 12345;
+    kp_rng_seed(&f->act.rng, 12345);
     f->rev = act_revision_new(&f->act, &f->spec);
     assert_non_null(f->rev);
     f->next_port = 20000;
