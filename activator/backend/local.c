@@ -5,12 +5,14 @@
  * the app) and replaced, with a crash-loop backoff, when they die.
  *
  * Pods live and die with the activator. Each process runs in a session of
- * its own (setsid), so a terminal's Ctrl-C, Ctrl-\ or hang-up, which go to
- * its foreground process group, reach only the activator, which drains them;
- * a new session rather than a process group in the terminal's, because a
- * background group that writes to the terminal is stopped by SIGTTOU under
- * `stty tostop`. And each is started through pod_exec.c, which sets
- * PR_SET_PDEATHSIG: a SIGKILLed activator leaves no orphan holding its
+ * its own (setsid), so what a terminal sends its foreground process group
+ * (Ctrl-C, Ctrl-\, Ctrl-Z, hang-up) reaches only the activator: on Ctrl-C
+ * it drains them. A new session rather than a process group in the
+ * terminal's session, because a background group that writes to the
+ * terminal is stopped by SIGTTOU under `stty tostop`, and has the terminal
+ * to read from. And each is started through pod_exec.c, which sets
+ * PR_SET_PDEATHSIG: an activator that dies without stopping its pods
+ * (SIGKILL, Ctrl-\) takes them with it, and leaves no orphan holding its
  * ports. */
 #include "local.h"
 
