@@ -60,6 +60,8 @@ static void write_request_log(qp_t *qp, const kp_http_request_t *req, int status
         .method = req->method,
         .uri = req->target, /* Go's RequestURI: the target as received */
         .uri_len = req->target_len,
+        .host = req->host,
+        .host_len = req->host_len,
         .proto = proto,
         .remote_addr = remote,
         .headers = req->headers,
