@@ -25,7 +25,8 @@ typedef struct act_request {
 #define request_of(c) ((act_request_t *)((char *)(c)-offsetof(act_request_t, claim)))
 
 /* Removed before the request reaches the pod, as Knative's activator does;
- * K-Original-Host is set anew from the client's Host. */
+ * K-Original-Host is set anew from the target's host (Host, or the authority
+ * of an absolute-form target). */
 static const char *const activator_only_headers[] = {
     "Knative-Serving-Revision", "Knative-Serving-Namespace", "K-Original-Host", "K-Proxy-Request"};
 
@@ -145,12 +146,14 @@ void act_on_request(kp_http_request_t *req, void *ctx)
             kp_http_conn_respond(req->conn, 200, "text/plain", "ok", 2);
         return;
     }
-    const kp_http_header_t *host = find(req, "host");
+    /* req->host: an absolute-form target's authority replaces Host (RFC
+     * 9112 §3.2.2), as Go's net/http (Knative's activator) reads it too. */
+    const char *host = req->host ? req->host : "";
+    size_t host_len = req->host ? req->host_len : 0;
     const kp_http_header_t *rev_name = find(req, "knative-serving-revision");
     const kp_http_header_t *rev_ns = find(req, "knative-serving-namespace");
     kp_route_t route;
-    int found = kp_router_route(act->router, host ? host->value : "", host ? host->value_len : 0,
-                                rev_name ? rev_name->value : NULL,
+    int found = kp_router_route(act->router, host, host_len, rev_name ? rev_name->value : NULL,
                                 rev_name ? rev_name->value_len : 0, rev_ns ? rev_ns->value : NULL,
                                 rev_ns ? rev_ns->value_len : 0, act_random(act), &route) == 0;
     act_revision_t *rev = found ? act_revision_of(route.revision) : NULL;
@@ -161,8 +164,7 @@ void act_on_request(kp_http_request_t *req, void *ctx)
                      rev_ns->value, (int)rev_name->value_len, rev_name->value);
         else
             snprintf(body, sizeof body, "no service for host \"%.*s\"\n",
-                     host ? (int)(host->value_len > 255 ? 255 : host->value_len) : 0,
-                     host ? host->value : "");
+                     (int)(host_len > 255 ? 255 : host_len), host);
         kp_http_conn_respond(req->conn, 404, "text/plain; charset=utf-8", body, strlen(body));
         return;
     }
@@ -174,11 +176,9 @@ void act_on_request(kp_http_request_t *req, void *ctx)
     r->claim.ops = &claim_ops;
     r->claim.start_ns = req->start_ns;
     r->req = req;
-    if (host)
-        snprintf(r->original_host, sizeof r->original_host, "%.*s",
-                 (int)(host->value_len < sizeof r->original_host ? host->value_len
-                                                                 : sizeof r->original_host - 1),
-                 host->value);
+    snprintf(r->original_host, sizeof r->original_host, "%.*s",
+             (int)(host_len < sizeof r->original_host ? host_len : sizeof r->original_host - 1),
+             host);
     kp_http_conn_bind(req->conn, &held_ops, r);
     act_revision_admit(rev, &r->claim);
 }

@@ -10,6 +10,7 @@
 #include "activator.h"
 #include "activator/backend/kubernetes.h"
 #include "activator/backend/local.h"
+#include "activator/backend/pod_exec.h"
 #include "base/log.h"
 #include "base/mem_trim.h"
 #include "config_watch.h"
@@ -58,7 +59,9 @@ static const char usage[] =
     "Route a request by Host {service}.{namespace}.{any domain} (tagged:\n"
     "{tag}-{service}.{namespace}.{domain}) or by the headers Knative-Serving-Revision\n"
     "and Knative-Serving-Namespace. SIGTERM or SIGINT: stop accepting, finish what\n"
-    "was accepted, stop every pod, exit.\n";
+    "was accepted, stop every pod, exit. Local pods run in sessions of their own\n"
+    "(a terminal's Ctrl-C reaches only the activator) and are killed by the kernel\n"
+    "if the activator dies without stopping them.\n";
 
 typedef struct act_opts {
     const char *config;
@@ -301,6 +304,9 @@ static act_backend_t *make_backend(const act_opts_t *o, const act_backend_events
 
 int main(int argc, char **argv)
 {
+    /* A local pod's process on its way to exec (before anything else). */
+    if (argc > 1 && strcmp(argv[1], ACT_POD_EXEC_FLAG) == 0)
+        return act_pod_exec_main(argc, argv);
     act_opts_t o;
     if (parse_args(argc, argv, &o) != 0)
         return 2;

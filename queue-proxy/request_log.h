@@ -32,7 +32,8 @@ typedef struct kp_reqlog_entry {
     const char *method; /* NUL-terminated, e.g. "GET" */
     const char *uri;    /* request-target as received; not NUL-terminated */
     size_t uri_len;
-    const char *host;        /* NULL: the Host header */
+    const char *host;        /* Go's r.Host: an absolute-form target's authority, else */
+    size_t host_len;         /* the Host value; not NUL-terminated. NULL: the Host header */
     const char *proto;       /* NULL: "HTTP/1.1" */
     const char *remote_addr; /* "ip:port", as Go's RemoteAddr; NULL: "" */
     const kp_reqlog_header_t *headers;

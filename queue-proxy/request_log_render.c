@@ -139,9 +139,11 @@ static void rl_eval_field(enum rl_field f, const kp_reqlog_entry_t *e,
         break;
     }
     case F_HOST:
-        if (e->host)
-            rl_set_cstr(v, e->host);
-        else
+        if (e->host) {
+            v->type = T_STR;
+            v->s = e->host;
+            v->len = e->host_len;
+        } else
             rl_set_header(v, e, "Host", 4, 0);
         break;
     case F_CONTENT_LENGTH:

@@ -58,8 +58,10 @@ static void write_request_log(qp_t *qp, const kp_http_request_t *req, int status
     snprintf(proto, sizeof proto, "HTTP/%u.%u", req->http_major, req->http_minor);
     kp_reqlog_entry_t e = {
         .method = req->method,
-        .uri = req->url,
-        .uri_len = req->url_len,
+        .uri = req->target, /* Go's RequestURI: the target as received */
+        .uri_len = req->target_len,
+        .host = req->host,
+        .host_len = req->host_len,
         .proto = proto,
         .remote_addr = remote,
         .headers = req->headers,
@@ -200,7 +202,7 @@ static void start_proxy(qp_request_t *r)
     const kp_http_header_t *orig = kp_http_header_find(req->headers, req->n_headers, "k-original-host");
     const char *host = orig ? orig->value : NULL;
     size_t host_len = orig ? orig->value_len : 0;
-    if (!host && !kp_http_header_find(req->headers, req->n_headers, "host")) {
+    if (!host && !req->host) {
         /* HTTP/1.0 may come without Host; the app gets HTTP/1.1, which
          * must carry one (RFC 9112 §3.2): name the app itself. */
         host = qp->app_host;

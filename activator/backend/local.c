@@ -4,10 +4,16 @@
  * follow the desired count, drained on the way out (queue-proxy first, then
  * the app) and replaced, with a crash-loop backoff, when they die.
  *
- * Orphans: uv_spawn cannot set PR_SET_PDEATHSIG, so children that outlive a
- * SIGKILLed activator keep running. They are not detached: they share the
- * activator's process group, so Ctrl-C, a terminal hang-up or a harness that
- * kills the group (`kill -- -PGID`) reaches them too. */
+ * Pods live and die with the activator. Each process runs in a session of
+ * its own (setsid), so what a terminal sends its foreground process group
+ * (Ctrl-C, Ctrl-\, Ctrl-Z, hang-up) reaches only the activator: on Ctrl-C
+ * it drains them. A new session rather than a process group in the
+ * terminal's session, because a background group that writes to the
+ * terminal is stopped by SIGTTOU under `stty tostop`, and has the terminal
+ * to read from. And each is started through pod_exec.c, which sets
+ * PR_SET_PDEATHSIG: an activator that dies without stopping its pods
+ * (SIGKILL, Ctrl-\) takes them with it, and leaves no orphan holding its
+ * ports. */
 #include "local.h"
 
 #include <errno.h>
@@ -22,6 +28,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "pod_exec.h"
 
 /* A process that outlives its SIGTERM by this much gets SIGKILL. */
 #define LOCAL_STOP_GRACE_MS 10000
@@ -92,6 +99,8 @@ struct local_backend {
     act_local_opts_t opts;
     char qp_path[PATH_MAX];
     char app_path[PATH_MAX];
+    char self_path[PATH_MAX]; /* our own binary, pod_exec's argv[0] */
+    char self_pid[16];        /* pod_exec's ACTIVATOR_PID */
     act_backend_revision_t *revs;
     int next_port;
     /* close(): what is still alive; on_closed runs when both reach 0. */
@@ -255,12 +264,13 @@ static int port_held_by_pod(const local_backend_t *b, int port)
 }
 
 /* The queue-proxy listens on 0.0.0.0 with SO_REUSEADDR (libuv's bind), so
- * test the same way: a port only in TIME_WAIT counts as free. */
-static int port_bindable(int port)
+ * test the same way: a port only in TIME_WAIT counts as free. 0, or the
+ * errno of the failure. */
+static int port_bind_error(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return 0;
+        return errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in sa;
@@ -268,16 +278,17 @@ static int port_bindable(int port)
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_ANY);
-    int ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    int err = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 ? 0 : errno;
     close(fd);
-    return ok;
+    return err;
 }
 
 /* Ports come from a counter starting at first_port, below Linux's
  * ephemeral range (32768+), so the kernel does not hand one to an outgoing
  * connection between our check and the child's bind (which a bind-to-0
  * pick from the ephemeral range would risk). The counter never reuses a
- * port soon, and skips ports held by our live pods and ports someone binds. */
+ * port soon, and skips ports held by our live pods and, with a warning
+ * that names them, ports another process holds. */
 static int port_alloc(local_backend_t *b, int *out)
 {
     int span = 65536 - b->opts.first_port;
@@ -285,10 +296,22 @@ static int port_alloc(local_backend_t *b, int *out)
         int port = b->next_port++;
         if (b->next_port > 65535)
             b->next_port = b->opts.first_port;
-        if (!port_held_by_pod(b, port) && port_bindable(port)) {
+        if (port_held_by_pod(b, port))
+            continue;
+        int err = port_bind_error(port);
+        if (err == 0) {
             *out = port;
             return 0;
         }
+        if (err != EADDRINUSE && err != EACCES)
+            return -err; /* out of descriptors or memory: no port would do */
+        char port_s[12];
+        snprintf(port_s, sizeof port_s, "%d", port);
+        kp_log_kv(KP_LOG_WARN, "pod port taken by another process; skipping it", "port", port_s,
+                  "error", strerror(err), "hint",
+                  "another activator's pods or another program holds it: stop it, or give "
+                  "each activator a --pod-port-base of its own",
+                  NULL);
     }
     return UV_EADDRINUSE;
 }
@@ -488,8 +511,22 @@ static void pod_on_exit(uv_process_t *p, int64_t exit_status, int term_signal)
     pod_step(pod);
 }
 
+/* Starts args[0] with args through pod_exec (see pod_exec.h), in a session
+ * of its own. */
 static int pod_spawn(local_pod_t *pod, uv_process_t *proc, char **args, env_list_t *env)
 {
+    local_backend_t *b = pod->rev->b;
+    size_t argc = 0;
+    while (args[argc])
+        argc++;
+    char **exec_args = calloc(argc + 4, sizeof *exec_args);
+    if (!exec_args)
+        return UV_ENOMEM;
+    exec_args[0] = b->self_path;
+    exec_args[1] = ACT_POD_EXEC_FLAG;
+    exec_args[2] = b->self_pid;
+    memcpy(exec_args + 3, args, argc * sizeof *args);
+
     uv_stdio_container_t stdio[3];
     stdio[0].flags = UV_IGNORE;
     /* Both processes log to the activator's stderr; the queue-proxy's
@@ -502,13 +539,18 @@ static int pod_spawn(local_pod_t *pod, uv_process_t *proc, char **args, env_list
     uv_process_options_t o;
     memset(&o, 0, sizeof o);
     o.exit_cb = pod_on_exit;
-    o.file = args[0];
-    o.args = args;
+    /* In the child, before exec, this is still our own image, even if the
+     * file it came from was replaced since. */
+    o.file = "/proc/self/exe";
+    o.args = exec_args;
     o.env = env->v;
     o.stdio_count = 3;
     o.stdio = stdio;
+    o.flags = UV_PROCESS_DETACHED; /* setsid() */
     proc->data = pod;
-    return uv_spawn(pod->rev->b->loop, proc, &o);
+    int rc = uv_spawn(b->loop, proc, &o);
+    free(exec_args);
+    return rc;
 }
 
 static void log_spawn_error(const local_pod_t *pod, const char *what, const char *file, int rc)
@@ -782,6 +824,10 @@ act_backend_t *act_backend_local_new(uv_loop_t *loop, const act_backend_events_t
         snprintf(b->app_path, sizeof b->app_path, "%s", b->opts.app_path);
     else
         path_next_to_exe(b->app_path, sizeof b->app_path, "helloworld");
+    size_t self_len = sizeof b->self_path;
+    if (uv_exepath(b->self_path, &self_len) != 0)
+        snprintf(b->self_path, sizeof b->self_path, "activator");
+    snprintf(b->self_pid, sizeof b->self_pid, "%d", (int)uv_os_getpid());
     uv_timer_init(loop, &b->anchor);
     b->anchor.data = b;
     b->n_handles = 1;

@@ -26,10 +26,13 @@ void kp_http_head_reset(kp_http_head_t *h)
     h->spans[0].name_len = 0;
     h->in_value = 0;
     h->error = KP_HEAD_OK;
-    h->url = NULL;
+    h->origin_off = h->origin_len = 0;
+    h->authority_off = h->authority_len = 0;
+    h->url = h->origin = h->authority = NULL;
 }
 
-static int append(kp_http_head_t *h, const char *at, size_t len)
+/* Room for len more bytes, within KP_HTTP_MAX_HEAD; the buffer may move. */
+static int reserve(kp_http_head_t *h, size_t len)
 {
     if ((size_t)h->len + len > KP_HTTP_MAX_HEAD) {
         h->error = KP_HEAD_TOO_LARGE;
@@ -49,6 +52,13 @@ static int append(kp_http_head_t *h, const char *at, size_t len)
         h->buf = buf;
         h->cap = cap;
     }
+    return 0;
+}
+
+static int append(kp_http_head_t *h, const char *at, size_t len)
+{
+    if (reserve(h, len) != 0)
+        return -1;
     memcpy(h->buf + h->len, at, len);
     h->len += (uint32_t)len;
     return 0;
@@ -65,6 +75,8 @@ int kp_http_head_add_url(kp_http_head_t *h, const char *at, size_t len)
     if (append(h, at, len) != 0)
         return -1;
     h->url_len += (uint32_t)len;
+    h->origin_off = h->url_off;
+    h->origin_len = h->url_len;
     return 0;
 }
 
@@ -104,6 +116,13 @@ int kp_http_head_add_value(kp_http_head_t *h, const char *at, size_t len)
 
 int kp_http_head_value_done(kp_http_head_t *h)
 {
+    /* RFC 9110 §5.5: a field value excludes the whitespace (SP or HTAB,
+     * §5.6.3 OWS) around it. llhttp drops the leading OWS and hands over
+     * the trailing. */
+    uint32_t off = h->spans[h->n_headers].value_off;
+    uint32_t *len = &h->spans[h->n_headers].value_len;
+    while (*len > 0 && (h->buf[off + *len - 1] == ' ' || h->buf[off + *len - 1] == '\t'))
+        (*len)--;
     h->in_value = 0;
     h->n_headers++;
     if (h->n_headers < KP_HTTP_MAX_HEADERS)
@@ -111,9 +130,24 @@ int kp_http_head_value_done(kp_http_head_t *h)
     return 0;
 }
 
+int kp_http_head_set_origin(kp_http_head_t *h, const char *prefix, uint32_t off, uint32_t len)
+{
+    size_t plen = strlen(prefix);
+    if (reserve(h, plen + len) != 0)
+        return -1;
+    h->origin_off = h->len;
+    h->origin_len = (uint32_t)(plen + len);
+    memcpy(h->buf + h->len, prefix, plen);
+    memcpy(h->buf + h->len + plen, h->buf + off, len); /* off + len <= h->len: no overlap */
+    h->len += h->origin_len;
+    return 0;
+}
+
 void kp_http_head_finish(kp_http_head_t *h)
 {
     h->url = h->buf ? h->buf + h->url_off : "";
+    h->origin = h->buf ? h->buf + h->origin_off : "";
+    h->authority = h->authority_len && h->buf ? h->buf + h->authority_off : NULL;
     for (uint32_t i = 0; i < h->n_headers; i++) {
         h->headers[i].name = h->buf + h->spans[i].name_off;
         h->headers[i].name_len = h->spans[i].name_len;
@@ -134,6 +168,16 @@ const kp_http_header_t *kp_http_header_find(const kp_http_header_t *hs, size_t n
         if (kp_http_name_eq(hs[i].name, hs[i].name_len, name))
             return &hs[i];
     return NULL;
+}
+
+int kp_http_head_has_token(const kp_http_header_t *hs, size_t n, const char *name,
+                           const char *token)
+{
+    for (size_t i = 0; i < n; i++)
+        if (kp_http_name_eq(hs[i].name, hs[i].name_len, name) &&
+            kp_http_value_has_token(hs[i].value, hs[i].value_len, token))
+            return 1;
+    return 0;
 }
 
 int kp_http_value_has_token(const char *value, size_t len, const char *token)

@@ -1,8 +1,9 @@
 /* The rules of RFC 9110/9112 a request head must meet that llhttp (strict
- * mode) leaves to its user: version, method and target form, field names
- * and values, Host. */
+ * mode) leaves to its user, or reads otherwise than the RFC: version, method
+ * and target form, field names and values, Host, transfer codings. */
 #include <llhttp.h>
 #include <string.h>
+#include <strings.h>
 
 #include "head.h"
 
@@ -17,7 +18,7 @@ int kp_http_is_tchar(unsigned char ch)
 /* RFC 9112 §3.2: Host = uri-host [ ":" port ], where uri-host is an
  * IP-literal in brackets or a reg-name of unreserved, pct-encoded and
  * sub-delims characters. An empty value is allowed. */
-static int host_valid(const char *v, size_t len)
+int kp_http_host_valid(const char *v, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)v[i];
@@ -48,6 +49,77 @@ int kp_http_version_check(int major, int minor, const char **reject_msg)
     return 0;
 }
 
+static int is_ows(char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+/* RFC 9112 §6.1 and §7: the transfer codings of a request, every
+ * Transfer-Encoding line read as one list (RFC 9110 §5.3), OWS being SP or
+ * HTAB (§5.6.3). llhttp 8 only takes SP after "chunked", so "chunked<HTAB>"
+ * is an unknown coding to it: this reading is the one the server follows. */
+static int transfer_codings_check(const kp_http_head_t *h, const char **reject_msg)
+{
+    /* Called for a head with at least one Transfer-Encoding line. */
+    int codings = 0, chunked = 0, last_chunked = 0, others = 0;
+    for (size_t i = 0; i < h->n_headers; i++) {
+        const kp_http_header_t *f = &h->headers[i];
+        if (!kp_http_name_eq(f->name, f->name_len, "transfer-encoding"))
+            continue;
+        const char *v = f->value, *end = f->value + f->value_len;
+        while (v < end) {
+            /* One list member: OWS coding [ OWS ";" parameters ] OWS; an
+             * empty member is allowed and means nothing (§5.6.1). */
+            while (v < end && (is_ows(*v) || *v == ','))
+                v++;
+            if (v == end)
+                break;
+            const char *name = v;
+            while (v < end && kp_http_is_tchar((unsigned char)*v))
+                v++;
+            size_t name_len = (size_t)(v - name);
+            const char *member_end = memchr(v, ',', (size_t)(end - v));
+            if (!member_end)
+                member_end = end;
+            const char *rest = v;
+            while (rest < member_end && is_ows(*rest))
+                rest++;
+            if (name_len == 0 || (rest < member_end && *rest != ';')) {
+                *reject_msg = "bad request: invalid Transfer-Encoding\n";
+                return 400;
+            }
+            /* chunked has no parameters (§7.1): "chunked;x" is some other coding. */
+            last_chunked =
+                name_len == 7 && strncasecmp(name, "chunked", 7) == 0 && rest == member_end;
+            codings++;
+            chunked += last_chunked;
+            others += !last_chunked;
+            v = member_end;
+        }
+    }
+    if (codings == 0) {
+        *reject_msg = "bad request: empty Transfer-Encoding\n";
+        return 400;
+    }
+    /* §6.3 rule 4: a request whose final coding is not chunked has no
+     * length the server can know; §7: chunked is applied only once. */
+    if (!last_chunked) {
+        *reject_msg = "bad request: the final transfer coding is not chunked\n";
+        return 400;
+    }
+    if (chunked > 1) {
+        *reject_msg = "bad request: chunked is applied more than once\n";
+        return 400;
+    }
+    /* §6.1: a coding the server does not understand is a 501 (Go's
+     * net/http, whose server Knative's queue-proxy runs, does the same). */
+    if (others) {
+        *reject_msg = "transfer coding not implemented (only chunked is)\n";
+        return 501;
+    }
+    return 0;
+}
+
 int kp_http_head_check(const kp_http_head_t *h, int major, int minor, int method,
                        const char **reject_msg)
 {
@@ -64,7 +136,7 @@ int kp_http_head_check(const kp_http_head_t *h, int major, int minor, int method
         *reject_msg = "bad request: \"*\" is a request target for OPTIONS only\n";
         return 400;
     }
-    size_t hosts = 0;
+    size_t hosts = 0, lengths = 0, codings = 0;
     const kp_http_header_t *host = NULL;
     for (size_t i = 0; i < h->n_headers; i++) {
         const kp_http_header_t *f = &h->headers[i];
@@ -93,12 +165,24 @@ int kp_http_head_check(const kp_http_head_t *h, int major, int minor, int method
             hosts++;
             host = f;
         }
-        /* RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing. */
-        if (minor == 0 && kp_http_name_eq(f->name, f->name_len, "transfer-encoding")) {
-            *reject_msg = "bad request: Transfer-Encoding in an HTTP/1.0 request\n";
-            return 400;
+        if (kp_http_name_eq(f->name, f->name_len, "transfer-encoding")) {
+            /* RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing. */
+            if (minor == 0) {
+                *reject_msg = "bad request: Transfer-Encoding in an HTTP/1.0 request\n";
+                return 400;
+            }
+            codings++;
         }
+        lengths += kp_http_name_eq(f->name, f->name_len, "content-length");
     }
+    /* RFC 9112 §6.1: both framings in one request ought to be an error (a
+     * smuggling shape); llhttp says so too. */
+    if (codings && lengths) {
+        *reject_msg = "bad request: both Content-Length and Transfer-Encoding\n";
+        return 400;
+    }
+    if (codings && (status = transfer_codings_check(h, reject_msg)) != 0)
+        return status;
     /* RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, with more
      * than one, or with an invalid one. */
     if (hosts > 1) {
@@ -109,9 +193,69 @@ int kp_http_head_check(const kp_http_head_t *h, int major, int minor, int method
         *reject_msg = "bad request: missing Host header\n";
         return 400;
     }
-    if (host && !host_valid(host->value, host->value_len)) {
+    if (host && !kp_http_host_valid(host->value, host->value_len)) {
         *reject_msg = "bad request: invalid Host header\n";
         return 400;
     }
+    return 0;
+}
+
+/* RFC 9112 §3.2: origin-form ("/path?q"), asterisk-form ("*", OPTIONS only)
+ * or absolute-form ("http://authority/path?q"), which every server must
+ * accept (§3.2.2). llhttp has checked the characters; the parts are ours. */
+int kp_http_head_read_target(kp_http_head_t *h, int method, const char **reject_msg)
+{
+    const char *url = h->url;
+    size_t len = h->url_len;
+    /* CONNECT's authority-form is refused by kp_http_head_check. */
+    if (method == HTTP_CONNECT || len == 0 || url[0] == '/' || (len == 1 && url[0] == '*'))
+        return 0;
+    const char *colon = memchr(url, ':', len);
+    size_t scheme_len = colon ? (size_t)(colon - url) : 0;
+    if (!colon || !((scheme_len == 4 && strncasecmp(url, "http", 4) == 0) ||
+                    (scheme_len == 5 && strncasecmp(url, "https", 5) == 0))) {
+        *reject_msg = "bad request: a request target's scheme must be http or https\n";
+        return 400;
+    }
+    const char *end = url + len, *authority = colon + 1;
+    if (end - authority < 2 || authority[0] != '/' || authority[1] != '/') {
+        *reject_msg = "bad request: invalid request target (expected http://host/path)\n";
+        return 400;
+    }
+    authority += 2;
+    const char *rest = authority;
+    while (rest < end && *rest != '/' && *rest != '?' && *rest != '#')
+        rest++;
+    size_t authority_len = (size_t)(rest - authority);
+    /* RFC 9110 §4.2.1: an http URI with an empty host is invalid; §4.2.4:
+     * userinfo in a target is to be treated as an error. */
+    if (authority_len == 0) {
+        *reject_msg = "bad request: the request target has no host\n";
+        return 400;
+    }
+    if (memchr(authority, '@', authority_len)) {
+        *reject_msg = "bad request: userinfo (user@) in the request target\n";
+        return 400;
+    }
+    if (!kp_http_host_valid(authority, authority_len)) {
+        *reject_msg = "bad request: invalid host in the request target\n";
+        return 400;
+    }
+    h->authority_off = (uint32_t)(authority - h->buf);
+    h->authority_len = (uint32_t)authority_len;
+    uint32_t rest_off = (uint32_t)(rest - h->buf), rest_len = (uint32_t)(end - rest);
+    if (rest_len > 0 && *rest == '/') {
+        h->origin_off = rest_off;
+        h->origin_len = rest_len;
+    } else {
+        /* §3.2.1: an empty path is sent as "/"; §3.2.4: an OPTIONS for the
+         * whole server ("OPTIONS http://h") is forwarded as "*". */
+        const char *prefix = method == HTTP_OPTIONS && rest_len == 0 ? "*" : "/";
+        if (kp_http_head_set_origin(h, prefix, rest_off, rest_len) != 0) {
+            *reject_msg = "request header fields too large\n";
+            return 431;
+        }
+    }
+    kp_http_head_finish(h);
     return 0;
 }

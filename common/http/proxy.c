@@ -178,6 +178,8 @@ static void build_request_head(kp_proxy_t *p, const kp_proxy_edits_t *e)
     const kp_http_header_t *upgrade = kp_http_header_find(r->headers, r->n_headers, "upgrade");
     const kp_http_header_t *xff = NULL;
     const kp_http_header_t *forwarded = NULL;
+    /* Origin-form, also for an absolute-form target: the next hop is the
+     * origin (or the queue-proxy in front of it), not a forward proxy. */
     kp_strbuf_puts(b, r->method);
     kp_strbuf_append(b, " ", 1);
     kp_strbuf_append(b, r->url, r->url_len);
@@ -186,7 +188,9 @@ static void build_request_head(kp_proxy_t *p, const kp_proxy_edits_t *e)
         const kp_http_header_t *h = &r->headers[i];
         if (is_hop_by_hop(h, connection) || is_dropped(h, e))
             continue;
-        if (e->host && kp_http_name_eq(h->name, h->name_len, "host"))
+        /* Host is written below, from the target (RFC 9112 §3.2.2: an
+         * absolute-form target's authority replaces it). */
+        if (kp_http_name_eq(h->name, h->name_len, "host"))
             continue;
         if (e->append_forwarded_for && kp_http_name_eq(h->name, h->name_len, "x-forwarded-for")) {
             xff = h;
@@ -200,6 +204,8 @@ static void build_request_head(kp_proxy_t *p, const kp_proxy_edits_t *e)
     }
     if (e->host)
         add_header(b, "Host", 4, e->host, e->host_len);
+    else if (r->host)
+        add_header(b, "Host", 4, r->host, r->host_len);
     if (e->append_forwarded_for && r->peer_ip[0]) {
         kp_strbuf_puts(b, "X-Forwarded-For: ");
         if (xff && xff->value_len) {

@@ -127,22 +127,41 @@ static int head_check(kp_http_conn_t *c, const llhttp_t *p)
 static int on_headers_complete(llhttp_t *p)
 {
     kp_http_conn_t *c = p->data;
-    kp_http_head_finish(&c->head);
+    kp_http_head_t *h = &c->head;
+    kp_http_head_finish(h);
     c->head_started = 0;
     c->reject_status = head_check(c, p);
+    if (!c->reject_status)
+        c->reject_status = kp_http_head_read_target(h, llhttp_get_method(p), &c->reject_msg);
     if (c->reject_status)
         return HPE_USER;
+    /* head_check accepted the transfer codings only if they end in
+     * chunked. llhttp reads "chunked<HTAB>" as an unknown coding (RFC 9110
+     * §5.6.3: OWS is SP or HTAB) and would refuse the request after this
+     * callback; the flag makes it read the chunked body instead. */
+    if (kp_http_header_find(h->headers, h->n_headers, "transfer-encoding"))
+        p->flags |= F_CHUNKED;
     kp_http_request_t *r = &c->req;
     memset(r, 0, sizeof *r);
     r->conn = c;
     r->method_id = llhttp_get_method(p);
     r->method = llhttp_method_name((llhttp_method_t)r->method_id);
-    r->url = c->head.url;
-    r->url_len = c->head.url_len;
+    r->url = h->origin;
+    r->url_len = h->origin_len;
+    r->target = h->url;
+    r->target_len = h->url_len;
+    const kp_http_header_t *host = kp_http_header_find(h->headers, h->n_headers, "host");
+    if (h->authority) {
+        r->host = h->authority;
+        r->host_len = h->authority_len;
+    } else if (host) {
+        r->host = host->value;
+        r->host_len = host->value_len;
+    }
     r->http_major = llhttp_get_http_major(p);
     r->http_minor = llhttp_get_http_minor(p) > 1 ? 1 : llhttp_get_http_minor(p);
-    r->headers = c->head.headers;
-    r->n_headers = c->head.n_headers;
+    r->headers = h->headers;
+    r->n_headers = h->n_headers;
     r->chunked = (p->flags & F_CHUNKED) != 0;
     r->content_length = (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
     r->has_body = r->chunked || r->content_length > 0;
@@ -150,7 +169,10 @@ static int on_headers_complete(llhttp_t *p)
     r->start_ns = kp_now_ns();
     r->peer_ip = c->peer_ip;
     r->peer_port = c->peer_port;
-    c->keep_alive = llhttp_should_keep_alive(p) && r->http_minor >= 1;
+    /* llhttp misses "close<HTAB>" too (RFC 9112 §9.6: the server closes
+     * after a request that asked to). */
+    c->keep_alive = llhttp_should_keep_alive(p) && r->http_minor >= 1 &&
+                    !kp_http_head_has_token(h->headers, h->n_headers, "connection", "close");
     c->head_ready = 1;
     uv_timer_stop(&c->timer);
     /* A request without a body runs on to message-complete, so it is

@@ -19,8 +19,17 @@ typedef struct kp_http_request {
     kp_http_conn_t *conn;
     const char *method; /* e.g. "GET" (static string) */
     int method_id;      /* llhttp_method_t */
+    /* The request-target as an origin server reads it: origin-form ("/a?b")
+     * or "*", also when it came in absolute-form (RFC 9112 §3.2.2). */
     const char *url;
     size_t url_len;
+    const char *target; /* the request-target as received */
+    size_t target_len;
+    /* The target's host: an absolute-form target's authority, which
+     * replaces Host (RFC 9112 §3.2.2), else the Host value; NULL when
+     * neither (HTTP/1.0 may have no Host). */
+    const char *host;
+    size_t host_len;
     uint8_t http_major, http_minor;
     const kp_http_header_t *headers;
     size_t n_headers;

@@ -1,7 +1,8 @@
 """Starts a real activator (local backend) on free ports with a config written
 for the test, and talks to it over real sockets. Every process it starts is
-stopped at the end, pods included (the activator stops its pods on SIGTERM;
-anything left is killed by process group)."""
+stopped at the end, pods included: the activator stops its pods on SIGTERM,
+and pods it could not stop die with it (each runs in a session of its own,
+with PR_SET_PDEATHSIG); the activator's own process group is killed last."""
 
 import http.client
 import json

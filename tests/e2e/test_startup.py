@@ -1,5 +1,6 @@
 """Configuration errors at start, and the request log."""
 import json
+import socket
 import subprocess
 
 import pytest
@@ -72,6 +73,27 @@ def test_request_log_line_on_stdout(pod):
     assert got == ['{"method":"GET","status":200}', '{"method":"POST","status":404}'], got
     for l in got:
         json.loads(l)
+
+
+def test_request_log_of_an_absolute_form_request(pod):
+    """As Go's net/http reads it for Knative's queue-proxy: RequestURI is the
+    target as received, Host the target's authority (RFC 9112 §3.2.2: it
+    replaces the Host header), URL.Path the path."""
+    p = pod(SERVING_ENABLE_REQUEST_LOG="true", SERVING_REQUEST_LOG_TEMPLATE=(
+        '{"uri":"{{.Request.RequestURI}}","host":"{{.Request.Host}}",'
+        '"path":"{{.Request.URL.Path}}"}'))
+    with socket.create_connection(("127.0.0.1", p.qp_port), timeout=5 * kp.SLOW) as c:
+        c.sendall(b"GET http://a.example:8080/headers?x=1 HTTP/1.1\r\nHost: other.example\r\n"
+                  b"Connection: close\r\n\r\n")
+        reply = b""
+        while chunk := c.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200 OK"), reply
+    assert b"\nHost: a.example:8080\n" in reply, reply  # what the app got
+    got = kp.wait_until(lambda: [l for l in p.qp.stdout().splitlines()
+                                 if l.startswith('{"uri"')], 5, what="request log line")
+    assert [json.loads(l) for l in got] == [{"uri": "http://a.example:8080/headers?x=1",
+                                             "host": "a.example:8080", "path": "/headers"}], got
 
 
 def test_probe_request_log_when_enabled(pod):

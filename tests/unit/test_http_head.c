@@ -1,11 +1,14 @@
-/* Unit tests for common/http/head.c: limits and lookups. */
+/* Unit tests for common/http/head.c and head_check.c: limits, lookups, the
+ * transfer codings and request-target rules. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
+#include <llhttp.h>
 
 #include "http/head.h"
 
@@ -116,6 +119,137 @@ static void http1_any_minor_is_served_other_majors_refused(void **state)
     assert_non_null(strstr(why, "invalid HTTP version"));
 }
 
+static void value_excludes_trailing_ows(void **state)
+{
+    kp_http_head_t h;
+    kp_http_head_init(&h);
+    add_header(&h, "Host", "example \t ");
+    add_header(&h, "X-Empty", " \t");
+    kp_http_head_finish(&h);
+    assert_int_equal(h.headers[0].value_len, 7);
+    assert_int_equal(h.headers[1].value_len, 0);
+    kp_http_head_free(&h);
+}
+
+/* The status kp_http_head_check gives a POST with these header lines
+ * (name, value pairs, NULL-terminated). */
+static int check_post(const char **why, ...)
+{
+    kp_http_head_t h;
+    kp_http_head_init(&h);
+    kp_http_head_add_url(&h, "/", 1);
+    add_header(&h, "Host", "example");
+    va_list ap;
+    va_start(ap, why);
+    const char *name;
+    while ((name = va_arg(ap, const char *)) != NULL)
+        add_header(&h, name, va_arg(ap, const char *));
+    va_end(ap);
+    kp_http_head_finish(&h);
+    *why = NULL;
+    int status = kp_http_head_check(&h, 1, 1, HTTP_POST, why);
+    kp_http_head_free(&h);
+    return status;
+}
+
+static void chunked_with_htab_ows_is_chunked(void **state)
+{
+    const char *why;
+    /* llhttp hands over the value without its leading OWS. */
+    assert_int_equal(check_post(&why, "Transfer-Encoding", "chunked\t", NULL), 0);
+    assert_int_equal(check_post(&why, "Transfer-Encoding", "CHUNKED", NULL), 0);
+    assert_int_equal(check_post(&why, "Transfer-Encoding", "chunked ,\t,", NULL), 0);
+}
+
+static void chunked_must_be_the_final_coding_once(void **state)
+{
+    const char *why;
+    assert_int_equal(check_post(&why, "Transfer-Encoding", "chunked, gzip", NULL), 400);
+    assert_non_null(strstr(why, "final transfer coding is not chunked"));
+    assert_int_equal(
+        check_post(&why, "Transfer-Encoding", "chunked", "Transfer-Encoding", "identity", NULL),
+        400);
+    assert_int_equal(check_post(&why, "Transfer-Encoding", "chunked;q=1", NULL), 400);
+    assert_int_equal(check_post(&why, "Transfer-Encoding", "xchunked", NULL), 400);
+    assert_int_equal(check_post(&why, "Transfer-Encoding", "chunked,\tchunked", NULL), 400);
+    assert_non_null(strstr(why, "more than once"));
+    assert_int_equal(check_post(&why, "Transfer-Encoding", "", NULL), 400);
+    assert_non_null(strstr(why, "empty Transfer-Encoding"));
+    assert_int_equal(check_post(&why, "Transfer-Encoding", "chunked x", NULL), 400);
+    assert_non_null(strstr(why, "invalid Transfer-Encoding"));
+}
+
+static void other_codings_before_chunked_are_not_implemented(void **state)
+{
+    const char *why;
+    assert_int_equal(check_post(&why, "Transfer-Encoding", "gzip,\tchunked", NULL), 501);
+    assert_int_equal(
+        check_post(&why, "Transfer-Encoding", "gzip", "Transfer-Encoding", "chunked", NULL), 501);
+    assert_non_null(strstr(why, "only chunked"));
+}
+
+static void both_framings_are_refused(void **state)
+{
+    const char *why;
+    assert_int_equal(
+        check_post(&why, "Content-Length", "5", "Transfer-Encoding", "chunked\t", NULL), 400);
+    assert_non_null(strstr(why, "both Content-Length and Transfer-Encoding"));
+}
+
+/* Reads target as a method's request-target: the status, and the origin
+ * and authority it gives (authority "" when none). */
+static int read_target(int method, const char *target, char *origin, char *authority)
+{
+    kp_http_head_t h;
+    kp_http_head_init(&h);
+    kp_http_head_add_url(&h, target, strlen(target));
+    add_header(&h, "Host", "other.example");
+    kp_http_head_finish(&h);
+    const char *why = NULL;
+    int status = kp_http_head_read_target(&h, method, &why);
+    if (status == 0) {
+        snprintf(origin, 256, "%.*s", (int)h.origin_len, h.origin);
+        snprintf(authority, 256, "%.*s", h.authority ? (int)h.authority_len : 0,
+                 h.authority ? h.authority : "");
+        /* the target as received stays readable */
+        assert_int_equal(h.url_len, strlen(target));
+        assert_memory_equal(h.url, target, h.url_len);
+    } else {
+        assert_non_null(why);
+    }
+    kp_http_head_free(&h);
+    return status;
+}
+
+static void absolute_form_gives_authority_and_origin_form(void **state)
+{
+    char origin[256], authority[256];
+    assert_int_equal(read_target(HTTP_GET, "http://a.example:8080/p?q=1", origin, authority), 0);
+    assert_string_equal(origin, "/p?q=1");
+    assert_string_equal(authority, "a.example:8080");
+    assert_int_equal(read_target(HTTP_GET, "HTTPS://a.example", origin, authority), 0);
+    assert_string_equal(origin, "/");
+    assert_string_equal(authority, "a.example");
+    assert_int_equal(read_target(HTTP_GET, "http://a.example?q=1", origin, authority), 0);
+    assert_string_equal(origin, "/?q=1");
+    assert_int_equal(read_target(HTTP_OPTIONS, "http://a.example", origin, authority), 0);
+    assert_string_equal(origin, "*");
+    assert_int_equal(read_target(HTTP_GET, "/p?q", origin, authority), 0);
+    assert_string_equal(origin, "/p?q");
+    assert_string_equal(authority, "");
+    assert_int_equal(read_target(HTTP_OPTIONS, "*", origin, authority), 0);
+    assert_string_equal(origin, "*");
+}
+
+static void absolute_form_without_a_usable_host_is_refused(void **state)
+{
+    char origin[256], authority[256];
+    assert_int_equal(read_target(HTTP_GET, "http:///p", origin, authority), 400);
+    assert_int_equal(read_target(HTTP_GET, "http://user@a.example/", origin, authority), 400);
+    assert_int_equal(read_target(HTTP_GET, "ftp://a.example/", origin, authority), 400);
+    assert_int_equal(read_target(HTTP_GET, "http://a b/", origin, authority), 400);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -126,6 +260,13 @@ int main(void)
         cmocka_unit_test(huge_header_is_431),
         cmocka_unit_test(connection_tokens_are_found_case_insensitively),
         cmocka_unit_test(http1_any_minor_is_served_other_majors_refused),
+        cmocka_unit_test(value_excludes_trailing_ows),
+        cmocka_unit_test(chunked_with_htab_ows_is_chunked),
+        cmocka_unit_test(chunked_must_be_the_final_coding_once),
+        cmocka_unit_test(other_codings_before_chunked_are_not_implemented),
+        cmocka_unit_test(both_framings_are_refused),
+        cmocka_unit_test(absolute_form_gives_authority_and_origin_form),
+        cmocka_unit_test(absolute_form_without_a_usable_host_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
