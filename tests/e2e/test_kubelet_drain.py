@@ -249,6 +249,11 @@ def cluster(request, tmp_path):
         for load in loads:
             load.kill()
         stop_all(started)
+        # The queue-proxies stopped during the test exited on their own: the
+        # sanitizers reported at exit, if at all.
+        reports = [p.describe() for p in sim.procs.procs
+                   if p.name == "queue-proxy" and p.sanitizer_errors()]
+        assert not reports, "sanitizer reports:\n" + "\n".join(reports)
     finally:
         sim.stop()
         fake.stop()
