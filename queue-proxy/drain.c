@@ -1,12 +1,14 @@
 /* Graceful drain, as Knative's queue-proxy does it: health checks turn 503
  * at once, traffic is still served until a quiet period passes with no new
  * request; then (after SIGTERM) the port closes and the process exits as
- * soon as nothing is in flight. /wait-for-drain answers when drained. */
+ * soon as nothing is in flight. /wait-for-drain answers when drained: the
+ * quiet period passed and no request is in flight. */
 #include "drain.h"
 
 #include <stdlib.h>
 
 #include "base/log.h"
+#include "http/path.h"
 
 struct qp_drain_waiter {
     qp_drain_waiter_t *next, *prev;
@@ -38,8 +40,15 @@ static uint64_t quiet_period_ns(const qp_t *qp)
     return (uint64_t)(qp->cfg.drain_quiet_period_s * 1e9);
 }
 
-static void on_drained(qp_t *qp)
+/* /wait-for-drain answers once the quiet period has passed and no traffic
+ * request is in flight. The kubelet stops the app as soon as the hook
+ * returns, so a request still at the app would end in a 502. (Knative
+ * answers at the quiet period alone, which is safe only while no request
+ * lasts longer than it.) */
+static void answer_waiters_if_drained(qp_t *qp)
 {
+    if (!qp->quiet_reached || qp->traffic_in_flight > 0)
+        return;
     while (qp->drain_waiters) {
         qp_drain_waiter_t *w = qp->drain_waiters;
         waiter_unlink(qp, w);
@@ -47,6 +56,12 @@ static void on_drained(qp_t *qp)
         kp_http_conn_respond(w->req->conn, 200, "text/plain; charset=utf-8", "", 0);
         free(w);
     }
+}
+
+static void on_drained(qp_t *qp)
+{
+    qp->quiet_reached = 1;
+    answer_waiters_if_drained(qp);
     if (qp->exit_code >= 0 && !qp->stopped_accepting) {
         kp_log(KP_LOG_INFO, "drained: no new request for %.3gs; closing the serving port",
                qp->cfg.drain_quiet_period_s);
@@ -99,6 +114,7 @@ void qp_drain_note_traffic(qp_t *qp)
 
 void qp_drain_check(qp_t *qp)
 {
+    answer_waiters_if_drained(qp);
     if (qp->stopped_accepting && qp->traffic_in_flight == 0 &&
         kp_http_server_busy(&qp->main_server) == 0)
         qp->drained(qp);
@@ -107,13 +123,9 @@ void qp_drain_check(qp_t *qp)
 void qp_on_admin_request(kp_http_request_t *req, void *ctx)
 {
     qp_t *qp = ctx;
-    size_t path_len = req->url_len;
-    for (size_t i = 0; i < req->url_len; i++)
-        if (req->url[i] == '?') {
-            path_len = i;
-            break;
-        }
-    if (!kp_http_name_eq(req->url, path_len, "/wait-for-drain")) {
+    /* Matched as Knative's Go mux matches it: a kubelet before 1.26 joins
+     * "http://host:port/" and the hook's path into "//wait-for-drain". */
+    if (!kp_http_target_is(req->url, req->url_len, "/wait-for-drain")) {
         kp_http_conn_respond(req->conn, 404, "text/plain; charset=utf-8", "not found\n", 10);
         return;
     }

@@ -48,6 +48,7 @@ typedef struct qp {
 
     /* Drain: see drain.c. */
     int draining;
+    int quiet_reached; /* the quiet period passed once */
     int stopped_accepting;
     uint64_t last_traffic_ns;
     uv_timer_t drain_timer;

@@ -8,6 +8,7 @@
 
 #include "autoscaling/stat_report.h"
 #include "base/strbuf.h"
+#include "http/path.h"
 
 #define REPORT_PERIOD_MS 1000
 
@@ -26,15 +27,10 @@ void qp_stats_init(qp_t *qp)
     uv_timer_start(&qp->report_timer, on_report_tick, REPORT_PERIOD_MS, REPORT_PERIOD_MS);
 }
 
+/* Matched as Knative's Go mux matches its routes (http/path.h). */
 static int path_is(const kp_http_request_t *req, const char *path)
 {
-    size_t n = req->url_len;
-    for (size_t i = 0; i < req->url_len; i++)
-        if (req->url[i] == '?') {
-            n = i;
-            break;
-        }
-    return n == strlen(path) && memcmp(req->url, path, n) == 0;
+    return kp_http_target_is(req->url, req->url_len, path);
 }
 
 static int accepts_protobuf(const kp_http_request_t *req)

@@ -16,11 +16,23 @@ slice as named ports like Knative's private service ("http",
 different port sets live in different slices.
 
 Readiness: like the kubelet's probe of the queue-proxy (User-Agent
-kube-probe/1.29, K-Network-Probe: queue → 200). A pod is published not
-ready first, ready once the probe answers 200. Scale down: the endpoint
-turns not ready + terminating, the queue-proxy gets SIGTERM (it runs with
-KP_DRAIN_QUIET_PERIOD_SECONDS=0 unless configured otherwise), then the app;
-the endpoint is removed once both exited.
+kube-probe/1.23 or 1.26, K-Network-Probe: queue → 200). A pod is published
+not ready first, ready once the probe answers 200.
+
+Scale down, as the kubelet and the EndpointSlice controller do it
+(kubernetes/kubernetes pkg/kubelet/kuberuntime killContainer and
+executePreStopHook, pkg/kubelet/lifecycle/handlers.go, pkg/probe/http):
+- the endpoint turns `ready: false, terminating: true`, and `serving`
+  follows the readiness probe, which goes on while the pod terminates;
+- the containers stop in parallel. The app (Knative's user-container) has
+  the preStop hook `httpGet {path: /wait-for-drain, port: 8022}`: it is run
+  as the kubelet style given runs it (see run_http_get_hook), waited for up
+  to terminationGracePeriodSeconds, then the app gets SIGTERM with what is
+  left of the grace period (at least 2 s), then SIGKILL. The queue-proxy
+  has no hook: SIGTERM at once, SIGKILL when the grace period ends. The
+  queue-proxy runs with KP_DRAIN_QUIET_PERIOD_SECONDS=0 unless configured
+  otherwise;
+- the endpoint is removed once both exited.
 """
 import http.client
 import json
@@ -31,6 +43,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 
 import kp
 
@@ -43,6 +56,84 @@ APP_PORT = 8080
 
 def _rand(n, alphabet="bcdfghjklmnpqrstvwxz2456789"):
     return "".join(random.choice(alphabet) for _ in range(n))
+
+
+KUBELET_STYLES = ("1.23", "1.26")
+# Knative's user-container: lifecycle.preStop.httpGet on the queue-proxy's admin port.
+PRESTOP_PATH = "/wait-for-drain"
+# pkg/kubelet/kuberuntime: "always give containers a minimal shutdown window".
+MINIMUM_GRACE_PERIOD_S = 2
+REDIRECT_CODES = (301, 302, 303, 307, 308)
+
+
+def _join_host_port(host, port):
+    return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
+
+
+def run_http_get_hook(kubelet, host, port, path, timeout):
+    """Runs a lifecycle httpGet hook the way a kubelet of that style does;
+    returns {"hops": [(request target, status)], "error": text or None}.
+    The status decides nothing: both styles ignore it (a 404 "succeeds").
+
+    "1.23" (every kubelet before 1.26, lifecycle/handlers.go): the URL is
+    fmt.Sprintf("http://%s/%s", JoinHostPort(host, port), path), so
+    "/wait-for-drain" goes out as "GET //wait-for-drain"; the client is
+    Go's default http.Client (User-Agent Go-http-client/1.1), which follows
+    up to 10 redirects to any host.
+
+    "1.26" (ConsistentHTTPGetHandlers, pkg/probe/http/request.go): the URL
+    is url.Parse(path) with scheme and host set, so the path goes out as
+    written; User-Agent kube-lifecycle/1.26, Accept */*; redirects are
+    followed only to the same host (httpprobe.RedirectChecker(false)), up
+    to 10.
+
+    Neither has a timeout of its own: the kubelet stops waiting at the
+    grace period; timeout ends the request then."""
+    if kubelet not in KUBELET_STYLES:
+        raise ValueError("kubelet=%r: expected one of %s" % (kubelet, ", ".join(KUBELET_STYLES)))
+    authority = _join_host_port(host, port)
+    if kubelet == "1.23":
+        url = "http://%s/%s" % (authority, path)
+        headers = {"User-Agent": "Go-http-client/1.1", "Accept-Encoding": "gzip"}
+    else:
+        parsed = urllib.parse.urlsplit(path)
+        rel = parsed.path if parsed.path.startswith("/") else "/" + parsed.path
+        url = urllib.parse.urlunsplit(("http", authority, rel, parsed.query, ""))
+        headers = {"User-Agent": "kube-lifecycle/1.26", "Accept": "*/*",
+                   "Accept-Encoding": "gzip"}
+    first_host = urllib.parse.urlsplit(url).hostname
+    deadline = time.monotonic() + timeout
+    hops = []
+    while True:
+        u = urllib.parse.urlsplit(url)
+        target = (u.path or "/") + ("?" + u.query if u.query else "")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return {"hops": hops, "error": "timed out"}
+        try:
+            c = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=remaining)
+            try:
+                c.putrequest("GET", target, skip_host=True, skip_accept_encoding=True)
+                c.putheader("Host", u.netloc)
+                for k, v in headers.items():
+                    c.putheader(k, v)
+                c.endheaders()
+                r = c.getresponse()
+                r.read()
+            finally:
+                c.close()
+        except (OSError, http.client.HTTPException) as e:
+            return {"hops": hops, "error": "%s: %s" % (type(e).__name__, e)}
+        hops.append((target, r.status))
+        location = r.getheader("Location")
+        if r.status not in REDIRECT_CODES or not location:
+            return {"hops": hops, "error": None}
+        next_url = urllib.parse.urljoin(url, location)
+        if kubelet == "1.26" and urllib.parse.urlsplit(next_url).hostname != first_host:
+            return {"hops": hops, "error": None}  # http.ErrUseLastResponse
+        if len(hops) >= 10:
+            return {"hops": hops, "error": "stopped after 10 redirects"}
+        url = next_url
 
 
 def _can_bind(ip, port):
@@ -71,6 +162,11 @@ class SimPod:
         self.failed = False  # a container exited on its own
         self.started = time.monotonic()
         self.ready_at = None
+        self.gone = False  # every container exited, the endpoint removed
+        self.hook = None  # the preStop hook's run: run_http_get_hook's result + timings
+        self.exit_codes = {}  # container -> exit code, once stopped
+        self.killed = []  # containers that needed SIGKILL
+        self.sigterm_at = {}  # container -> time.monotonic() of its SIGTERM
 
     @property
     def port(self):
@@ -102,7 +198,11 @@ class SimPod:
 
 class KubeletSim:
     """KubeletSim(fake, build_dir=None, port_mode="standard", probe_interval=0.05,
-    probe_period=0.5, drain_timeout=10, app_port=8080)
+    probe_period=0.5, termination_grace_period=30, app_port=8080, kubelet="1.26")
+
+    kubelet: "1.23" or "1.26", how the preStop hook is sent
+    (run_http_get_hook); termination_grace_period: the pods'
+    terminationGracePeriodSeconds (Kubernetes' default is 30).
 
     configure(revision, namespace="default", app_env=None, qp_env=None,
               container_concurrency=0, service=None, configuration=None,
@@ -116,14 +216,25 @@ class KubeletSim:
     """
 
     def __init__(self, fake, build_dir=None, port_mode="standard", probe_interval=0.05,
-                 probe_period=0.5, drain_timeout=10.0, app_port=APP_PORT):
+                 probe_period=0.5, termination_grace_period=30, app_port=APP_PORT,
+                 kubelet="1.26"):
         assert port_mode in ("per-pod", "standard"), port_mode
+        if kubelet not in KUBELET_STYLES:
+            raise ValueError("kubelet=%r: expected one of %s" % (
+                kubelet, ", ".join(KUBELET_STYLES)))
+        if int(termination_grace_period) != termination_grace_period or \
+                termination_grace_period < 0:
+            raise ValueError("termination_grace_period=%r: expected whole seconds >= 0" % (
+                termination_grace_period,))
         self.fake = fake
         self.build_dir = build_dir or kp.BUILD
         self.port_mode = port_mode
         self.probe_interval = probe_interval
         self.probe_period = probe_period
-        self.drain_timeout = drain_timeout
+        self.termination_grace_period = int(termination_grace_period)
+        self.kubelet = kubelet
+        self.hooks = []  # pod.hook of every pod stopped, in order
+        self.stopped = []  # every pod stopped and gone, in order
         self.app_port = app_port
         self.procs = kp.Procs()
         self._lock = threading.RLock()
@@ -211,8 +322,8 @@ class KubeletSim:
                 # not ready first, then the newest (like the ReplicaSet controller)
                 victims = sorted(live, key=lambda p: (p.ready, -p.started))[:len(live) - replicas]
                 for p in victims:
+                    # ready stays what the probe says: it is `serving` now
                     p.terminating = True
-                    p.ready = False
                     self.events.append((time.time(), "stop", p.name, p.ip))
                     threading.Thread(target=self._stop_pod, args=(p,), daemon=True).start()
             self._publish(ns, revision)
@@ -274,7 +385,7 @@ class KubeletSim:
         try:
             c = http.client.HTTPConnection(pod.ip, pod.port, timeout=1)
             try:
-                c.request("GET", "/", headers={"User-Agent": "kube-probe/1.29",
+                c.request("GET", "/", headers={"User-Agent": "kube-probe/" + self.kubelet,
                                                "K-Network-Probe": "queue",
                                                "Accept": "*/*"})
                 r = c.getresponse()
@@ -286,15 +397,17 @@ class KubeletSim:
             return False
 
     def _monitor(self, pod):
-        """The kubelet's readiness probe of the queue-proxy."""
+        """The kubelet's readiness probe of the queue-proxy. It goes on while
+        the pod terminates: the endpoint's `serving` follows it."""
         while True:
             with self._lock:
-                if self._stopped or pod.terminating:
+                if self._stopped or pod.gone:
                     return
-            if not pod.alive():
+                terminating = pod.terminating
+            if not terminating and not pod.alive():
                 with self._lock:
                     if pod.terminating or self._stopped:
-                        return
+                        continue
                     pod.failed = True
                     if pod.ready:
                         pod.ready = False
@@ -303,7 +416,7 @@ class KubeletSim:
                 return
             ok = self._probe(pod)
             with self._lock:
-                if self._stopped or pod.terminating:
+                if self._stopped or pod.gone:
                     return
                 if ok != pod.ready:
                     pod.ready = ok
@@ -313,16 +426,62 @@ class KubeletSim:
                     self._publish(pod.namespace, pod.revision)
             time.sleep(self.probe_period if pod.ready else self.probe_interval)
 
-    def _stop_pod(self, pod):
-        for proc, timeout in ((pod.qp, self.drain_timeout), (pod.app, 5.0)):
-            if proc is None:
-                continue
-            proc.signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout * kp.SLOW)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    def _stop_container(self, pod, name, proc, grace):
+        """CRI StopContainer: SIGTERM, then SIGKILL once grace seconds pass."""
         with self._lock:
+            pod.sigterm_at[name] = time.monotonic()
+        proc.signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.poll()
+            with self._lock:
+                pod.killed.append(name)
+        with self._lock:
+            pod.exit_codes[name] = rc
+
+    def _stop_user_container(self, pod):
+        """killContainer for the app: the preStop hook first, waited for up to
+        the grace period; SIGTERM with what is left of it, at least 2 s."""
+        grace = self.termination_grace_period
+        if grace > 0:
+            box = {}
+            start = time.monotonic()
+
+            def hook():
+                box.update(run_http_get_hook(self.kubelet, pod.ip, pod.admin_port,
+                                             PRESTOP_PATH, grace + 1))
+                box["ended_at"] = time.monotonic()
+
+            t = threading.Thread(target=hook, daemon=True)
+            t.start()
+            t.join(grace)
+            elapsed = time.monotonic() - start
+            record = {"pod": pod.name, "kubelet": self.kubelet, "started_at": start,
+                      "waited": round(elapsed, 3), "completed": not t.is_alive(), **box}
+            with self._lock:
+                pod.hook = record
+                self.hooks.append(record)
+            grace -= int(elapsed)  # executePreStopHook returns whole seconds
+        self._stop_container(pod, "user-container", pod.app,
+                             max(grace, MINIMUM_GRACE_PERIOD_S) * kp.SLOW)
+
+    def _stop_pod(self, pod):
+        # killContainersWithSyncResult: every container at once.
+        workers = [threading.Thread(target=self._stop_container, daemon=True, args=(
+            pod, "queue-proxy", pod.qp,
+            max(self.termination_grace_period, MINIMUM_GRACE_PERIOD_S) * kp.SLOW))]
+        if pod.app is not None:
+            workers.append(threading.Thread(target=self._stop_user_container, args=(pod,),
+                                            daemon=True))
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        with self._lock:
+            pod.gone = True
+            self.stopped.append(pod)
             ps = self._pods.get((pod.namespace, pod.revision), [])
             if pod in ps:
                 ps.remove(pod)
