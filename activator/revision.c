@@ -378,9 +378,14 @@ static void scale(void *ctx, int from, int to, const char *reason)
     snprintf(t, sizeof t, "%d", to);
     snprintf(ready, sizeof ready, "%d", rev->n_ready);
     snprintf(held, sizeof held, "%d", rev->n_held);
-    kp_log_kv(KP_LOG_INFO, "scale", "revision", rev->key, "from", f, "to", t, "why", reason,
-              "ready", ready, "held", held, NULL);
-    rev->act->backend->set_scale(rev->act->backend, rev->backend_rev, to);
+    act_backend_t *backend = rev->act->backend;
+    /* Every replica decides; only the one whose decision is written says
+     * it scaled, so that the logs of all replicas tell one story. */
+    int writes = !backend->writes_scale || backend->writes_scale(backend);
+    kp_log_kv(KP_LOG_INFO, writes ? "scale" : "scale decided here, written by another replica",
+              "revision", rev->key, "from", f, "to", t, "why", reason, "ready", ready, "held", held,
+              NULL);
+    backend->set_scale(backend, rev->backend_rev, to);
 }
 
 static void autoscaler_config(const act_revision_t *rev, kp_kpa_config_t *cfg)

@@ -48,6 +48,10 @@ struct act_backend {
      * replica decides the scale, this one may start a pod at once rather
      * than wait for that replica to learn of the request. Optional. */
     void (*wake)(act_backend_t *b, act_backend_revision_t *r);
+    /* Whether this replica's set_scale reaches the pods now (the Lease
+     * holder does; the others' decisions are only observed). Optional:
+     * absent means always. */
+    int (*writes_scale)(const act_backend_t *b);
     /* Stops every pod (drain first) and frees the backend; on_closed runs
      * when no process or handle is left. */
     void (*close)(act_backend_t *b, void (*on_closed)(void *ctx), void *ctx);

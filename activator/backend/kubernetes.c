@@ -371,6 +371,11 @@ static void kube_remove_revision(act_backend_t *base, act_backend_revision_t *re
     rev_maybe_free(rev);
 }
 
+static int kube_writes_scale(const act_backend_t *base)
+{
+    return ((const kube_backend_t *)base)->is_leader;
+}
+
 static void kube_set_scale(act_backend_t *base, act_backend_revision_t *rev, int pods)
 {
     if (!rev)
@@ -455,6 +460,7 @@ act_backend_t *act_backend_kubernetes_new(uv_loop_t *loop, const act_backend_eve
     b->base.name = "kubernetes";
     b->base.add_revision = kube_add_revision;
     b->base.remove_revision = kube_remove_revision;
+    b->base.writes_scale = kube_writes_scale;
     b->base.set_scale = kube_set_scale;
     b->base.close = kube_close;
     b->base.wake = kube_wake;

@@ -163,6 +163,11 @@ def test_two_activators_one_leader_and_failover(cluster):
     writers = {p["user"] for p in cluster.fake.patches()}
     assert writers == {holder}, cluster.fake.patches()
     leader, follower = (a, b) if holder == "activator-a" else (b, a)
+    # Both decided; only the replica whose decision is written logs it as a
+    # scale, the other says whose it is.
+    said = [line.get("message") for line in follower.log_lines()]
+    assert "scale" not in said, said
+    assert "scale decided here, written by another replica" in said, said
     # A leader that dies without handing the lease back: it runs out.
     leader.crash()
     stopped = time.monotonic()
