@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/prometheus.h"
 #include "base/strbuf.h"
 #include "revision.h"
@@ -183,6 +184,7 @@ static void render_metrics(act_t *act, kp_strbuf_t *sb)
                           &rev->cold_start_seconds);
     }
     kp_strbuf_free(&labels);
+    kp_log_render_metrics(sb);
 }
 
 /* For the other replicas (peers.c): this replica's own share of each
