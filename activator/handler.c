@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
+#include "base/log.h"
 #include "http/proxy.h"
 #include "pod_probe.h"
 #include "revision.h"
@@ -30,10 +32,18 @@ typedef struct act_request {
 static const char *const activator_only_headers[] = {
     "Knative-Serving-Revision", "Knative-Serving-Namespace", "K-Original-Host", "K-Proxy-Request"};
 
-static void count_status(act_revision_t *rev, int status)
+/* Counted by status class; at debug level, a log line too. */
+static void request_done(const act_request_t *r, act_revision_t *rev, int status)
 {
     int cls = status >= 100 && status < 600 ? status / 100 : 0;
     rev->requests_by_class[cls]++;
+    if (!kp_log_enabled(KP_LOG_DEBUG))
+        return;
+    char code[16], ms[32];
+    snprintf(code, sizeof code, "%d", status);
+    snprintf(ms, sizeof ms, "%.3f", (double)(kp_now_ns() - r->claim.start_ns) / 1e6);
+    kp_log_kv(KP_LOG_DEBUG, "request done", "revision", rev->key, "pod",
+              r->claim.pod ? r->claim.pod->info.id : NULL, "status", code, "duration_ms", ms, NULL);
 }
 
 static void respond_and_free(act_request_t *r, int status, const char *body)
@@ -41,7 +51,7 @@ static void respond_and_free(act_request_t *r, int status, const char *body)
     kp_http_conn_bind(r->req->conn, NULL, NULL);
     kp_http_conn_respond(r->req->conn, status, "text/plain; charset=utf-8", body, strlen(body));
     if (r->claim.rev)
-        count_status(r->claim.rev, status);
+        request_done(r, r->claim.rev, status);
     free(r);
 }
 
@@ -73,7 +83,7 @@ static void on_proxy_done(void *ctx, const kp_proxy_result_t *res)
         act_revision_admit(rev, &r->claim);
         return;
     }
-    count_status(rev, res->status);
+    request_done(r, rev, res->status);
     act_revision_release(&r->claim);
     free(r);
 }

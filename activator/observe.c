@@ -5,8 +5,10 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/prometheus.h"
 #include "base/strbuf.h"
+#include "collector.h"
 #include "revision.h"
 
 static void json_str(kp_strbuf_t *sb, const char *s)
@@ -54,6 +56,13 @@ static void status_revision(kp_strbuf_t *sb, const act_revision_t *rev)
                      (unsigned long long)rev->requests_by_class[3],
                      (unsigned long long)rev->requests_by_class[4],
                      (unsigned long long)rev->requests_by_class[5]);
+    if (rev->collector) {
+        /* Rounds that keep coming say no pod stalls the autoscaler. */
+        const act_collector_counts_t *counts = act_collector_counts(rev->collector);
+        kp_strbuf_printf(sb, "\"stats\":{\"rounds\":%llu,\"scrape_timeouts\":%llu},",
+                         (unsigned long long)counts->rounds,
+                         (unsigned long long)counts->scrape_timeouts);
+    }
     status_pods(sb, rev);
     kp_strbuf_puts(sb, "}");
 }
@@ -183,6 +192,7 @@ static void render_metrics(act_t *act, kp_strbuf_t *sb)
                           &rev->cold_start_seconds);
     }
     kp_strbuf_free(&labels);
+    kp_log_render_metrics(sb);
 }
 
 /* For the other replicas (peers.c): this replica's own share of each

@@ -53,7 +53,6 @@ static void send_probe(act_pod_t *pod)
     uv_buf_t b = uv_buf_init(req, (unsigned)n);
     pod->probe_status = 0;
     pod->probe_body_len = 0;
-    uv_timer_start(&pod->probe_timer, on_retry_timer, PROBE_TIMEOUT_MS, 0);
     kp_upstream_write(pod->probe_conn, &b, 1);
 }
 
@@ -121,6 +120,10 @@ static void attempt(act_pod_t *pod)
         act_revision_pod_settled(pod);
         return;
     }
+    /* One deadline for the connect and the exchange: an address that
+     * drops the SYN, or a queue-proxy that accepts and never answers,
+     * costs a fresh attempt after it, never the probe. */
+    uv_timer_start(&pod->probe_timer, on_retry_timer, PROBE_TIMEOUT_MS, 0);
     int rc = kp_upstream_get(pod->pool, &probe_ops, pod, &pod->probe_conn);
     if (rc == 1)
         send_probe(pod);

@@ -63,6 +63,7 @@ struct act_pod {
     /* Stats scrape (collector.c). */
     kp_upstream_pool_t *metrics_pool;
     int scraping;
+    int scrape_timeouts; /* in a row, since it last answered */
 };
 
 struct act_revision {

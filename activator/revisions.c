@@ -152,6 +152,8 @@ static void on_pod_added(void *rev_ctx, const act_pod_info_t *info)
 static void remove_pod(act_pod_t *pod)
 {
     act_pod_probe_stop(pod);
+    if (pod->rev->collector)
+        act_collector_forget_pod(pod->rev->collector, pod);
     act_revision_pod_remove(pod);
 }
 

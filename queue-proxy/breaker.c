@@ -14,6 +14,8 @@ void kp_breaker_init(kp_breaker_t *b, int capacity, int max_queue)
     b->queued = 0;
     b->head = NULL;
     b->tail = NULL;
+    b->handovers_pending = 0;
+    b->handing_over = 0;
 }
 
 static void queue_unlink(kp_breaker_t *b, kp_breaker_waiter_t *w)
@@ -65,13 +67,28 @@ void kp_breaker_cancel(kp_breaker_t *b, kp_breaker_waiter_t *w)
 void kp_breaker_release(kp_breaker_t *b)
 {
     assert(b->in_flight > 0);
-    kp_breaker_waiter_t *w = b->head;
-    if (!w) {
+    if (!b->head) {
         b->in_flight--;
         return;
     }
-    /* in_flight stays: the slot changes hands without ever being free. The
-     * breaker is consistent before on_ready runs, so it may re-enter. */
-    queue_unlink(b, w);
-    w->on_ready(w);
+    /* in_flight stays: the slot changes hands without ever being free, so
+     * an acquire meanwhile queues behind the waiters instead of overtaking
+     * them. */
+    b->handovers_pending++;
+    if (b->handing_over)
+        return; /* inside an on_ready: the loop below, further up, hands it on */
+    b->handing_over = 1;
+    while (b->handovers_pending > 0) {
+        b->handovers_pending--;
+        kp_breaker_waiter_t *w = b->head;
+        if (!w) { /* the waiters left (cancelled) before their turn */
+            b->in_flight--;
+            continue;
+        }
+        /* The breaker is consistent before on_ready runs, so it may
+         * re-enter. */
+        queue_unlink(b, w);
+        w->on_ready(w);
+    }
+    b->handing_over = 0;
 }

@@ -22,6 +22,11 @@ typedef struct kp_breaker {
     int in_flight; /* slots held, including those just handed to a waiter */
     int queued;
     kp_breaker_waiter_t *head, *tail;
+    /* Releases made from inside an on_ready, not yet handed over: the
+     * outermost release hands them over one after another, so the stack
+     * stays flat however many waiters give their slot back at once. */
+    int handovers_pending;
+    int handing_over;
 } kp_breaker_t;
 
 enum { KP_BREAKER_ACQUIRED = 0, KP_BREAKER_QUEUED = 1, KP_BREAKER_FULL = -1 };
@@ -42,7 +47,10 @@ void kp_breaker_cancel(kp_breaker_t *b, kp_breaker_waiter_t *w);
 /* Gives back a held slot. If someone waits, the slot passes straight to the
  * first waiter and its on_ready runs before this returns. on_ready may call
  * back into the breaker (acquire, cancel, or release when the request fails
- * at once); such nested hand-overs recurse, at most max_queue deep. */
+ * at once). A release from inside an on_ready returns at once: its slot
+ * stays taken and goes to the then-first waiter as soon as that on_ready
+ * returns, still before the outermost release returns. One on_ready never
+ * runs inside another. */
 void kp_breaker_release(kp_breaker_t *b);
 
 #endif

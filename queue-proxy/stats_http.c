@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "autoscaling/stat_report.h"
+#include "base/log.h"
 #include "base/strbuf.h"
 #include "http/path.h"
 
@@ -92,6 +93,10 @@ void qp_on_user_metrics_request(kp_http_request_t *req, void *ctx)
     kp_strbuf_t text;
     kp_strbuf_init(&text);
     kp_req_metrics_render(qp->req_metrics, &text);
+    /* Here rather than on the autoscaler's port: this is the port Knative
+     * names "metrics emitted by queue-proxy for end user", the one their
+     * Prometheus scrapes. */
+    kp_log_render_metrics(&text);
     kp_http_conn_respond(req->conn, 200, "text/plain; version=0.0.4; charset=utf-8",
                          text.data ? text.data : "", text.len);
     kp_strbuf_free(&text);

@@ -1,8 +1,9 @@
 /* JSON-lines logger; see log.h. The only process-wide mutable state in the
- * project, by design: one logger per process, set up before the loop runs. */
+ * project, by design: one logger per process, set up before the loop runs,
+ * and its two output streams. */
 #include "log.h"
 
-#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "strbuf.h"
+#include "clock.h"
+#include "log_writer.h"
+
+/* Room for lines not yet written, per stream: enough for a burst while the
+ * writer thread waits for the CPU; a reader that stalls for longer loses
+ * lines rather than holding up the loop. */
+#define STREAM_BUFFER_BYTES (256 * 1024)
+#define EXIT_FLUSH_MS 2000
 
 /* Written only by kp_log_init/kp_log_add_field at start (see log.h). */
 static struct {
@@ -99,23 +107,78 @@ static void line_begin(kp_strbuf_t *sb, kp_log_level_t level)
     kp_strbuf_puts(sb, "\",\"message\":\"");
 }
 
-/* A single write keeps lines whole: stderr is a pipe under Kubernetes and
- * writes up to PIPE_BUF are atomic; longer ones are at least not split by
- * our own lines. */
+/* The streams' writers, made with the first line. NULL when out of memory:
+ * lines are then written in place. */
+static kp_log_writer_t *g_streams[2];
+static pthread_once_t g_streams_once = PTHREAD_ONCE_INIT;
+
+static void flush_at_exit(void)
+{
+    kp_log_flush(EXIT_FLUSH_MS);
+}
+
+static void streams_open(void)
+{
+    g_streams[KP_LOG_STDERR] = kp_log_writer_new(STDERR_FILENO, STREAM_BUFFER_BYTES);
+    g_streams[KP_LOG_STDOUT] = kp_log_writer_new(STDOUT_FILENO, STREAM_BUFFER_BYTES);
+    atexit(flush_at_exit);
+}
+
+void kp_log_line(kp_log_stream_t stream, const char *line, size_t len)
+{
+    pthread_once(&g_streams_once, streams_open);
+    kp_log_writer_t *w = g_streams[stream == KP_LOG_STDOUT];
+    if (w) {
+        kp_log_writer_put(w, line, len);
+        return;
+    }
+    int fd = stream == KP_LOG_STDOUT ? STDOUT_FILENO : STDERR_FILENO;
+    if (write(fd, line, len) < 0) {
+        /* nowhere left to say so */
+    }
+}
+
+uint64_t kp_log_dropped_lines(kp_log_stream_t stream)
+{
+    pthread_once(&g_streams_once, streams_open);
+    kp_log_writer_t *w = g_streams[stream == KP_LOG_STDOUT];
+    return w ? kp_log_writer_dropped(w) : 0;
+}
+
+void kp_log_render_metrics(kp_strbuf_t *out)
+{
+    kp_strbuf_printf(out,
+                     "# HELP kp_log_lines_dropped_total Log lines dropped because their stream "
+                     "had not taken the lines before them.\n"
+                     "# TYPE kp_log_lines_dropped_total counter\n"
+                     "kp_log_lines_dropped_total{stream=\"stderr\"} %llu\n"
+                     "kp_log_lines_dropped_total{stream=\"stdout\"} %llu\n",
+                     (unsigned long long)kp_log_dropped_lines(KP_LOG_STDERR),
+                     (unsigned long long)kp_log_dropped_lines(KP_LOG_STDOUT));
+}
+
+int kp_log_flush(int timeout_ms)
+{
+    pthread_once(&g_streams_once, streams_open);
+    /* One deadline for both streams. */
+    uint64_t deadline = kp_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+    int rc = 0;
+    for (int i = 0; i < 2; i++) {
+        uint64_t now = kp_now_ns();
+        int left = now < deadline ? (int)((deadline - now) / 1000000u) : 0;
+        if (g_streams[i] && kp_log_writer_flush(g_streams[i], left) != 0)
+            rc = -1;
+    }
+    return rc;
+}
+
+/* The line goes out as one piece: the writer keeps lines whole. */
 static void line_end(kp_strbuf_t *sb)
 {
     kp_strbuf_append(sb, g_log.fields, g_log.fields_len);
     kp_strbuf_puts(sb, "}\n");
-    size_t off = 0;
-    while (off < sb->len) {
-        ssize_t n = write(STDERR_FILENO, sb->data + off, sb->len - off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        off += (size_t)n;
-    }
+    if (sb->data)
+        kp_log_line(KP_LOG_STDERR, sb->data, sb->len);
     kp_strbuf_free(sb);
 }
 

@@ -1,8 +1,15 @@
 /* Process-wide JSON-lines logging to stderr with Knative-like keys:
  * {"severity":"INFO","timestamp":"2026-11-25T10:00:00.123Z","logger":"queue-proxy",
- *  "message":"...", ...fixed fields..., ...extra fields}. One write(2) per line. */
+ *  "message":"...", ...fixed fields..., ...extra fields}. Logging never
+ * waits for stderr: lines go through a bounded buffer (log_writer.h), and
+ * those that find it full are dropped and counted. */
 #ifndef KP_LOG_H
 #define KP_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strbuf.h"
 
 typedef enum { KP_LOG_DEBUG, KP_LOG_INFO, KP_LOG_WARN, KP_LOG_ERROR } kp_log_level_t;
 
@@ -29,5 +36,25 @@ void kp_log(kp_log_level_t level, const char *fmt, ...) __attribute__((format(pr
  * kp_log_kv(KP_LOG_INFO, "scaled", "revision", "r1", "from", "0", NULL).
  * A NULL value is written as JSON null. */
 void kp_log_kv(kp_log_level_t level, const char *message, ...) __attribute__((sentinel));
+
+typedef enum { KP_LOG_STDERR, KP_LOG_STDOUT } kp_log_stream_t;
+
+/* A line the caller rendered itself (the queue-proxy's request log goes to
+ * stdout, as Knative's does), ending in '\n': same buffering and dropping
+ * as the log lines. */
+void kp_log_line(kp_log_stream_t stream, const char *line, size_t len);
+
+/* Lines dropped on a stream so far because it did not take them (a pipe
+ * nobody reads, or reads too slowly). */
+uint64_t kp_log_dropped_lines(kp_log_stream_t stream);
+
+/* Appends the dropped-lines counter of both streams as Prometheus text
+ * (kp_log_lines_dropped_total{stream="stderr"|"stdout"}). */
+void kp_log_render_metrics(kp_strbuf_t *out);
+
+/* Waits at most timeout_ms for the lines logged so far to be written: 0
+ * when they were, -1 if not. At exit this runs by itself, for at most
+ * two seconds, so that an exit never hangs on a stuck pipe. */
+int kp_log_flush(int timeout_ms);
 
 #endif

@@ -51,7 +51,10 @@ def helloworld_config(autoscaler=None, cc=10, split=(100, 0), timeout=300, env=N
 
 
 class Activator:
-    def __init__(self, config, args=(), env=None, admin_host="127.0.0.1", admin_port=None):
+    def __init__(self, config, args=(), env=None, admin_host="127.0.0.1", admin_port=None,
+                 output=None):
+        """output: a file descriptor for its stdout and stderr (a pipe, say)
+        instead of the log file."""
         self.port = free_port()
         self.admin_host = admin_host
         self.admin_port = admin_port or free_port()
@@ -65,7 +68,8 @@ class Activator:
         cmd = [os.path.join(BUILD, "activator"), "--config", self.config_path,
                "--listen", f"127.0.0.1:{self.port}", "--admin", f"{admin_host}:{self.admin_port}",
                *args]
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(cmd, stdout=self.log if output is None else output,
+                                     stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})}, start_new_session=True)
         deadline = time.time() + 10
         while time.time() < deadline:

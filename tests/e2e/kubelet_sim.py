@@ -213,6 +213,10 @@ class KubeletSim:
     wait_pods(revision, n, timeout=10, namespace="default")   (n processes, any state)
     reconcile(namespace, deployment, replicas)   (what the scale hook calls)
     stop()   (SIGKILL everything; also on context-manager exit)
+
+    before_start: None, or a function (pod, qp_env) called before a pod's
+    processes start; it may change that pod's queue-proxy environment (a
+    test moving one pod's stats port to bind a black hole in its place).
     """
 
     def __init__(self, fake, build_dir=None, port_mode="standard", probe_interval=0.05,
@@ -244,6 +248,7 @@ class KubeletSim:
         self._next_ip = 2
         self._stopped = False
         self.events = []  # (time, "start"|"ready"|"stop"|"gone"|"failed", pod name, ip)
+        self.before_start = None
         fake.scale_listeners.append(self._on_scale)
         # deployments that already want pods
         with fake._lock:
@@ -371,6 +376,8 @@ class KubeletSim:
             SERVING_READINESS_PROBE=json.dumps(
                 {"tcpSocket": {"port": pod.user_port, "host": ip}, "successThreshold": 1}))
         qp_env.update(cfg["qp_env"])
+        if self.before_start:
+            self.before_start(pod, qp_env)
         argv = cfg["app_argv"] or [os.path.join(self.build_dir, "helloworld")]
         if os.environ.get("KP_FAKE_APP") == "1" and not cfg["app_argv"]:
             argv = kp.app_command()

@@ -1,5 +1,6 @@
 /* Tests for queue-proxy/breaker.c: Knative's breaker semantics (capacity, FIFO
  * queue, queue-full refusal, cancel) on a single thread. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -232,6 +233,79 @@ static void on_ready_may_release_at_once(void **state)
     assert_int_equal(b.queued, 0);
 }
 
+/* CC=1000 with 10 000 waiters, each giving its slot back from on_ready (a
+ * request that fails at once): one release serves them all, in order,
+ * without one on_ready running inside another. */
+#define MANY_CAPACITY 1000
+#define MANY_WAITERS 10000
+
+struct many {
+    kp_breaker_t b;
+    struct many_req {
+        kp_breaker_waiter_t w;
+        int id;
+        struct many *m;
+    } reqs[MANY_WAITERS];
+    int granted[MANY_WAITERS];
+    int n_granted;
+    int depth, max_depth; /* on_ready calls under way, now and at most */
+};
+
+static void many_on_ready(kp_breaker_waiter_t *w)
+{
+    struct many_req *r = container_of(w, struct many_req, w);
+    struct many *m = r->m;
+    m->granted[m->n_granted++] = r->id;
+    if (++m->depth > m->max_depth)
+        m->max_depth = m->depth;
+    kp_breaker_release(&m->b);
+    m->depth--; /* after the release: the call is no tail call */
+}
+
+static void *many_waiters_released(void *arg)
+{
+    struct many *m = arg;
+    kp_breaker_init(&m->b, MANY_CAPACITY, MANY_WAITERS);
+    for (int i = 0; i < MANY_CAPACITY; i++) {
+        kp_breaker_waiter_t holder = {0};
+        if (kp_breaker_acquire(&m->b, &holder, many_on_ready) != KP_BREAKER_ACQUIRED)
+            return "a slot below capacity was not acquired";
+    }
+    for (int i = 0; i < MANY_WAITERS; i++) {
+        m->reqs[i] = (struct many_req){.id = i, .m = m};
+        if (kp_breaker_acquire(&m->b, &m->reqs[i].w, many_on_ready) != KP_BREAKER_QUEUED)
+            return "a waiter was not queued";
+    }
+    kp_breaker_release(&m->b);
+    return NULL;
+}
+
+static void ten_thousand_waiters_released_on_a_small_stack(void **state)
+{
+    static struct many m;
+    /* 64 KiB of stack: a hand-over that recursed once per waiter needs
+     * several hundred KiB here and dies of it. */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    assert_int_equal(pthread_attr_setstacksize(&attr, 64 * 1024), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, &attr, many_waiters_released, &m), 0);
+    void *failure = NULL;
+    assert_int_equal(pthread_join(t, &failure), 0);
+    pthread_attr_destroy(&attr);
+    if (failure)
+        fail_msg("%s", (const char *)failure);
+
+    assert_int_equal(m.n_granted, MANY_WAITERS);
+    for (int i = 0; i < MANY_WAITERS; i++)
+        assert_int_equal(m.granted[i], i);
+    assert_int_equal(m.max_depth, 1);
+    assert_int_equal(m.b.in_flight, MANY_CAPACITY - 1);
+    assert_int_equal(m.b.queued, 0);
+    assert_null(m.b.head);
+    assert_null(m.b.tail);
+}
+
 /* Random acquires, releases and cancels against a model of who holds a slot
  * and who waits in which order; the breaker must agree with the model and
  * never run more than capacity nor queue more than max_queue. */
@@ -341,6 +415,7 @@ int main(void)
         cmocka_unit_test(unlimited_always_acquires),
         cmocka_unit_test(release_hands_slot_to_waiter),
         cmocka_unit_test(on_ready_may_release_at_once),
+        cmocka_unit_test(ten_thousand_waiters_released_on_a_small_stack),
         cmocka_unit_test(in_flight_never_exceeds_capacity_randomized),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,8 @@ static char *capture_stderr(void (*fn)(void))
     int saved = dup(STDERR_FILENO);
     dup2(fd, STDERR_FILENO);
     fn();
+    /* Lines go out from the logger's own thread: wait for them. */
+    assert_int_equal(kp_log_flush(10000), 0);
     dup2(saved, STDERR_FILENO);
     close(saved);
     off_t len = lseek(fd, 0, SEEK_END);
