@@ -8,6 +8,7 @@ import concurrent.futures
 import http.client
 import json
 import os
+import signal
 import ssl
 import threading
 import time
@@ -412,3 +413,34 @@ def test_two_activators_share_each_pods_concurrency(cluster):
     assert len(maxima) == 2 and max(maxima) <= 10, maxima
     assert min(maxima) >= 5, maxima  # the load did reach the limit
     assert "activator replicas changed" in a.logs()
+
+
+def test_a_revision_removed_from_the_config_is_freed_with_its_watch(cluster):
+    """Reloaded without 00002, the activator scales it to zero, then frees
+    it with everything it had: its EndpointSlice watch included."""
+    windows = {"stable-window": "6s", "scale-to-zero-grace-period": "6s"}
+    act = cluster.activator(helloworld_config(autoscaler=windows))
+    assert act.request("/", host="candidate-" + HOST, timeout=20 * SLOW) == (200, "Hello Knative!\n")
+    assert act.request("/") == (200, "Hello World!\n")
+    act.wait_for(lambda: cluster.fake.watch_count() == 2, 10, "one watch per revision")
+
+    cfg = helloworld_config(autoscaler=windows)
+    svc = cfg["services"][0]
+    svc["revisions"] = svc["revisions"][:1]
+    svc["traffic"] = [{"revisionName": "helloworld-go-00001", "percent": 100}]
+    tmp = act.config_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(cfg, f)
+    os.replace(tmp, act.config_path)
+    act.proc.send_signal(signal.SIGHUP)
+
+    def freed():
+        return any(line.get("message") == "revision freed" and
+                   line.get("revision") == "default/helloworld-go-00002"
+                   for line in act.log_lines())
+
+    act.wait_for(freed, 60 * SLOW, "00002 freed")
+    assert replicas(cluster.fake, "helloworld-go-00002") == 0
+    act.wait_for(lambda: cluster.fake.watch_count() == 1, 10, "00002's watch closed")
+    assert 'revision="helloworld-go-00002"' not in act.metrics()
+    assert act.request("/") == (200, "Hello World!\n")
