@@ -388,14 +388,14 @@ static void activation_scale_wakes_a_revision_to_that_many_pods(void **state)
     /* Idle: down to zero, not to three. */
     sim_run(s, 200, 0);
     assert_int_equal(s->d.desired_scale, 0);
-    free(s);
+    sim_free(s);
     /* max-scale bounds it. */
     set_ok(&cfg, "autoscaling.knative.dev/max-scale", "2");
     s = sim_new(&cfg, 0);
     kp_kpa_poke(&s->kpa, NS(T0 + 0.1));
     kp_kpa_decide(&s->kpa, NS(T0 + 0.1), 0, &s->d);
     assert_int_equal(s->d.desired_scale, 2);
-    free(s);
+    sim_free(s);
 }
 
 static void windows_average_what_exists_since_the_first_record(void **state)
