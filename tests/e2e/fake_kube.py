@@ -19,8 +19,9 @@ design.md, "Kubernetes API facts"):
   and 409 `Conflict`.
 
 Test controls: cut_watches(), down(seconds) / set_down(bool), fail_next(),
-compact(); records: requests (every request), scale_patches (every PATCH
-of a scale), lease_writes.
+compact(); records: requests (every request, with the bearer token it
+carried), open_watches() (the watches streaming now), scale_patches (every
+PATCH of a scale), lease_writes.
 
     with FakeKube() as kube:
         token = kube.add_user("activator", activator_rules("default"))
@@ -278,8 +279,12 @@ class _Handler(BaseHTTPRequestHandler):
         q = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
         method = self.command
         body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else b""
+        auth = self.headers.get("Authorization")
+        bearer = auth.split(None, 1) if auth else []
         entry = {"method": method, "path": self.path, "user": None, "status": None,
-                 "time": time.time()}
+                 "time": time.time(),
+                 "token": bearer[1].strip() if len(bearer) == 2 and
+                 bearer[0].lower() == "bearer" else None}
         with fake._lock:
             fake.requests.append(entry)
         try:
@@ -366,7 +371,9 @@ class FakeKube:
         self.ca_file = None
         self.cert_file = None
         self.key_file = None
-        self.requests = []  # {method, path, user, status, time}
+        # {method, path, user, status, time, token (the bearer token sent, or
+        # None)}; a watch's entry also has streaming: True while it is open
+        self.requests = []
         self.scale_patches = []  # {user, time, namespace, name, replicas, status}
         self.lease_writes = []  # {user, time, method, namespace, name, holder, status}
         self.on_scale = None  # callable(ns, name, replicas), after spec.replicas changed
@@ -569,6 +576,12 @@ class FakeKube:
     def watch_count(self):
         with self._lock:
             return len(self._watches)
+
+    def open_watches(self):
+        """Copies of the request entries of the watches streaming now (their
+        response head sent): who opened them and with which token."""
+        with self._lock:
+            return [dict(e) for e in self.requests if e.get("streaming")]
 
     def set_down(self, down):
         """True: close the listening socket and every connection (clients
@@ -1021,6 +1034,7 @@ class FakeKube:
             self._watches.add(h)
         try:
             h.start_stream()
+            entry["streaming"] = True
             for ev in initial:
                 h.send_event(ev)
             if cursor is None:
@@ -1074,6 +1088,7 @@ class FakeKube:
         finally:
             with self._lock:
                 self._watches.discard(h)
+                entry["streaming"] = False
 
     def _lease_req(self, user, method, ns, name, body):
         res = "leases"

@@ -152,13 +152,63 @@ def test_stat_under_known_load(pod):
     promtool_check(text)
 
 
+PROBES = [  # the probes a revision pod is sent, all answered 200 by the queue-proxy
+    {"User-Agent": "kube-probe/1.29", "K-Network-Probe": "queue"},
+    {"User-Agent": "Knative-Activator-Probe", "K-Network-Probe": "queue"},
+    {"User-Agent": "Knative-Autoscaling-Probe", "K-Network-Probe": "queue"},
+    {"K-Network-Probe": "probe", "K-Network-Hash": "h"},
+]
+
+
+def next_report(p, after, floor):
+    """Polls the stats port until its report's request_count differs from
+    `after`; returns (report, floor), where floor is a time before which that
+    report's window cannot have closed: the send time of the last poll that
+    still saw the old report (or the floor given)."""
+    give_up = time.monotonic() + 3 * kp.SLOW
+    while True:
+        sent = time.monotonic()
+        s = get_stat(p)
+        if s["request_count"] != after:
+            return s, floor
+        floor = sent
+        assert sent < give_up, "request_count stayed %r for 3 s: %r" % (after, s)
+        time.sleep(0.02)
+
+
 def test_probes_are_not_counted_as_traffic(pod):
+    """In one reporting window, 5 real requests (2 through the activator) and
+    20 probes of four kinds: that window's report counts the real ones (so
+    counting works in that very window) and none of the probes, as Knative's
+    ProxyHandler skips kubelet probes and its probe handlers answer the
+    others before anything is counted."""
     p = pod()
-    for _ in range(20):
-        p.get("/", headers={"User-Agent": "kube-probe/1.29", "K-Network-Probe": "queue"})
-    time.sleep(1.1)
-    s = get_stat(p)
-    assert s["request_count"] == 0, s
+    for _ in range(3):
+        kp.wait_until(lambda: get_stat(p)["request_count"] == 0, 5, what="an idle report")
+        # A marker request, then the first report that counts it: that
+        # report's window closed after `floor`, so the next window stays open
+        # until at least floor + 1 s; the burst must end before then.
+        floor = time.monotonic()
+        assert p.get("/").status == 200
+        marker, floor = next_report(p, 0, floor)
+        app_before = p.app_stats()["requests"]
+        for i in range(5):
+            headers = {"K-Proxy-Request": "activator"} if i % 2 else None
+            assert p.get("/", headers=headers).status == 200
+            for probe in PROBES:
+                r = p.get("/", headers=probe)
+                assert r.status == 200, (probe, r)
+        if time.monotonic() < floor + 0.9:
+            break  # the whole burst fell in the window after the marker's
+    else:
+        raise AssertionError("the burst never fit in one 1 s reporting window")
+    assert p.app_stats()["requests"] - app_before == 5
+    s, _ = next_report(p, marker["request_count"], floor)
+    # request_count and proxied_request_count are rates over the ~1 s window
+    assert abs(s["request_count"] - 5) < 0.5, ("5 real requests, 20 probes", s)
+    assert abs(s["proxied_request_count"] - 2) < 0.5, ("2 of them proxied", s)
+    print("requests/s: marker's window %.3f; burst's window %.3f (%.3f proxied)"
+          % (marker["request_count"], s["request_count"], s["proxied_request_count"]))
 
 
 def test_user_request_metrics_by_code_class(pod):
