@@ -565,6 +565,147 @@ def test_absolute_form_reaches_the_app_in_origin_form(pod):
     finally:
         srv.close()
 
+def raw_app(port, answer, keep_alive=False):
+    """An app on port answering each request (once its head is in) with the
+    bytes answer(head) returns, then closing; with keep_alive, waiting for
+    the next request on the same connection instead. Returns the listening
+    socket (close it to stop)."""
+    import threading
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(16)
+
+    def conversation(c):
+        with c:
+            c.settimeout(10)
+            data = b""
+            try:
+                while True:
+                    while b"\r\n\r\n" not in data:
+                        chunk = c.recv(4096)
+                        if not chunk:
+                            return  # (a readiness probe's bare connect, too)
+                        data += chunk
+                    head, data = data.split(b"\r\n\r\n", 1)
+                    c.sendall(answer(head))
+                    if not keep_alive:
+                        c.shutdown(socket.SHUT_WR)
+                        c.recv(4096)  # until the proxy closes: no RST for unread bytes
+                        return
+            except OSError:
+                return
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=conversation, args=(c,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+@pytest.mark.parametrize("status_line", [b"HTTP/1.1 200 OK", b"HTTP/1.0 200 OK"])
+def test_close_delimited_response_reaches_the_client_whole(pod, status_line):
+    """RFC 9112 §6.3, rule 8: a response with neither Content-Length nor
+    Transfer-Encoding ends when the app closes. The queue-proxy passes it
+    on whole and as complete (chunked to an HTTP/1.1 client), as Go's
+    ReverseProxy does in Knative's: the app's close is the body's end, not
+    an error that cuts the client's response short."""
+    p = pod(app=False)
+    body = b"".join(b"line %04d of a body sent until close\n" % i for i in range(300))
+    srv = raw_app(p.user_port, lambda head: status_line + b"\r\nContent-Type: text/plain\r\n\r\n" + body)
+    try:
+        for _ in range(2):
+            c = Conn(p.qp_port)
+            try:
+                c.send(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+                r = c.response()  # raises when the chunked body is cut short
+                assert r is not None and status_code(r[0]) == 200, r
+                assert r[1].get("transfer-encoding") == "chunked", r[1]
+                assert r[2] == body
+                # and the client's connection stays usable
+                c.send(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+                r = c.response()
+                assert r is not None and status_code(r[0]) == 200 and r[2] == body, r
+            finally:
+                c.close()
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("status, framing", [(b"304 Not Modified", b"Content-Length: 1234"),
+                                             (b"204 No Content", b"Transfer-Encoding: chunked")])
+def test_bodiless_status_ends_at_its_head(pod, status, framing):
+    """RFC 9112 §6.3, rule 1: a 204 or 304 ends at the empty line after its
+    head whatever its framing headers say (a 304 may name the size of the
+    representation, RFC 9110 §8.6), as Go's Transport reads it. Waiting for
+    that body would hang the exchange and the client's connection."""
+    p = pod(app=False)
+    srv = raw_app(p.user_port, lambda head: b"HTTP/1.1 " + status + b"\r\nETag: \"v1\"\r\n" +
+                  framing + b"\r\n\r\n", keep_alive=True)
+    try:
+        c = Conn(p.qp_port)
+        try:
+            for _ in range(3):
+                c.send(b"GET /doc HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"v1\"\r\n\r\n")
+                r = c.response()
+                assert r is not None and r[0] == b"HTTP/1.1 " + status and r[2] == b"", r
+                if status.startswith(b"304"):
+                    assert r[1].get("content-length") == "1234", r[1]
+                else:
+                    assert "transfer-encoding" not in r[1], r[1]
+        finally:
+            c.close()
+    finally:
+        srv.close()
+
+
+def test_interim_response_has_no_body(pod):
+    """RFC 9112 §6.3, rule 1: a 1xx ends at its head whatever its framing
+    headers say. The bytes after a 103's head are where the next response
+    must start; here they are not one, so the answer is a 502 (Go's
+    Transport reads it the same way) and none of them reaches the client
+    ahead of, or instead of, a status line."""
+    p = pod(app=False)
+    srv = raw_app(p.user_port, lambda head: b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n"
+                  b"Content-Length: 5\r\n\r\njunk!HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    try:
+        c = Conn(p.qp_port)
+        try:
+            c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            r = c.response()
+            assert r is not None and r[0] == b"HTTP/1.1 502 Bad Gateway", r
+        finally:
+            c.close()
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("status_line", [b"HTTP/1.1 42 Odd", b"HTTP/1.1 099 Odd", b"HTTP/1.1 0 x"])
+def test_status_below_100_is_a_bad_gateway(pod, status_line):
+    """A status code is three digits, 1xx to 5xx (RFC 9110 §15; Go's
+    ReverseProxy passes on up to 999): anything below 100 is not a response
+    a client can read, so the queue-proxy answers 502 rather than echo it
+    (Go's ReadResponse refuses a code that is not three digits; one below
+    100 makes its ResponseWriter panic and the client gets no answer)."""
+    p = pod(app=False)
+    srv = raw_app(p.user_port, lambda head: status_line + b"\r\nContent-Length: 2\r\n\r\nok")
+    try:
+        c = Conn(p.qp_port)
+        try:
+            c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            r = c.response()
+            assert r is not None and status_code(r[0]) == 502, r
+        finally:
+            c.close()
+    finally:
+        srv.close()
+
+
 @pytest.mark.parametrize("n, status", [(100, 200), (101, 431)])
 def test_header_count_limit_exactly(target, n, status):
     """The engine's limit, on the app itself (same engine): 100 header
