@@ -7,6 +7,7 @@
 #include <llhttp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/strbuf.h"
 
@@ -314,12 +315,40 @@ static int is_response_hop_by_hop(const kp_http_header_t *h, int upgrade)
     return !upgrade && kp_http_name_eq(h->name, h->name_len, "upgrade");
 }
 
+/* The protocol a head asks to switch to, as Go's ReverseProxy reads it
+ * (upgradeType): Upgrade's value when Connection names "upgrade", else "". */
+static void upgrade_type(const kp_http_header_t *hs, size_t n, const char **v, size_t *len)
+{
+    const kp_http_header_t *u = kp_http_head_has_token(hs, n, "connection", "upgrade")
+                                    ? kp_http_header_find(hs, n, "upgrade")
+                                    : NULL;
+    *v = u ? u->value : "";
+    *len = u ? u->value_len : 0;
+}
+
+/* RFC 9110 §15.2.2: a switch only to the protocol the client asked for.
+ * Go's handleUpgradeResponse answers 502 otherwise (also when none was
+ * asked for: its 101 then has no connection to hand over). */
+static int switch_was_asked_for(const kp_proxy_t *p, const kp_upstream_response_t *r)
+{
+    const char *want, *got;
+    size_t want_len, got_len;
+    upgrade_type(p->req->headers, p->req->n_headers, &want, &want_len);
+    upgrade_type(r->headers, r->n_headers, &got, &got_len);
+    return p->req->upgrade && want_len > 0 && want_len == got_len &&
+           strncasecmp(want, got, want_len) == 0;
+}
+
 static void up_on_response_head(void *ctx, const kp_upstream_response_t *r)
 {
     kp_proxy_t *p = ctx;
     if (!p->down)
         return;
     int upgrade = r->status == 101;
+    if (upgrade && !switch_was_asked_for(p, r)) {
+        fail(p, KP_PROXY_UPSTREAM_FAILED, 502, "error reverse proxying request\n");
+        return;
+    }
     /* The request head is not needed any more (no retry once a response
      * came): its buffer holds the response's header lines. */
     kp_strbuf_t *extra = &p->head;

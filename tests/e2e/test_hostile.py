@@ -685,6 +685,34 @@ def test_interim_response_has_no_body(pod):
         srv.close()
 
 
+@pytest.mark.parametrize("request_head, answer_upgrade", [
+    (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"websocket"),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", b"h2c"),
+    (b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+     b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", b"h2c"),
+])
+def test_switch_to_a_protocol_not_asked_for_is_a_bad_gateway(pod, request_head, answer_upgrade):
+    """RFC 9110 §15.2.2: a server switches only to a protocol the client
+    named in Upgrade. Go's ReverseProxy (handleUpgradeResponse) answers 502
+    when the app's 101 names another one, or answers a request that asked
+    for none; the queue-proxy does too instead of turning the client's
+    connection into a tunnel it never asked for."""
+    p = pod(app=False)
+    srv = raw_app(p.user_port, lambda head: b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: " +
+                  answer_upgrade + b"\r\nConnection: Upgrade\r\n\r\nraw bytes")
+    try:
+        c = Conn(p.qp_port)
+        try:
+            c.send(request_head)
+            r = c.response()
+            assert r is not None and r[0] == b"HTTP/1.1 502 Bad Gateway", r
+            assert b"raw bytes" not in r[2] + c.buf
+        finally:
+            c.close()
+    finally:
+        srv.close()
+
+
 @pytest.mark.parametrize("status_line", [b"HTTP/1.1 42 Odd", b"HTTP/1.1 099 Odd", b"HTTP/1.1 0 x"])
 def test_status_below_100_is_a_bad_gateway(pod, status_line):
     """A status code is three digits, 1xx to 5xx (RFC 9110 §15; Go's
