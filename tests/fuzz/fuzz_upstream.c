@@ -631,7 +631,8 @@ static int ds_on_headers_complete(llhttp_t *p)
     d->status = llhttp_get_status_code(p);
     if (d->status == 101)
         return 2;
-    return d->head_request ? 1 : 0;
+    /* RFC 9112 §6.3, rule 1, which llhttp 8 leaves to its user. */
+    return d->head_request || d->status == 204 || d->status == 304 ? 1 : 0;
 }
 
 static int ds_on_body(llhttp_t *p, const char *at, size_t len)
