@@ -37,6 +37,7 @@ struct kp_proxy {
     unsigned response_paused : 1;
     unsigned response_done : 1;
     unsigned retried : 1;
+    unsigned up_reused : 1; /* the request went out on a kept-alive connection */
     unsigned body_started : 1;
     unsigned down_eof : 1;
     unsigned up_eof : 1;
@@ -242,6 +243,7 @@ static void build_request_head(kp_proxy_t *p, const kp_proxy_edits_t *e)
 static void send_request_head(kp_proxy_t *p)
 {
     p->state = PX_EXCHANGING;
+    p->up_reused = kp_upstream_reused(p->up) != 0;
     if (p->req->method_id == HTTP_HEAD)
         kp_upstream_set_head_request(p->up);
     uv_buf_t b = uv_buf_init(p->head.data, (unsigned)p->head.len);
@@ -466,6 +468,16 @@ static void up_on_connected(void *ctx, int status)
     send_request_head(p);
 }
 
+/* Go's Request.isReplayable: what may be sent twice. */
+static int replayable(const kp_http_request_t *r)
+{
+    if (r->method_id == HTTP_GET || r->method_id == HTTP_HEAD || r->method_id == HTTP_OPTIONS ||
+        r->method_id == HTTP_TRACE)
+        return 1;
+    return kp_http_header_find(r->headers, r->n_headers, "idempotency-key") ||
+           kp_http_header_find(r->headers, r->n_headers, "x-idempotency-key");
+}
+
 static void up_on_error(void *ctx, int err, int response_started)
 {
     kp_proxy_t *p = ctx;
@@ -473,8 +485,12 @@ static void up_on_error(void *ctx, int err, int response_started)
     if (p->state == PX_FINISHED)
         return;
     /* A kept-alive connection may have been closed by the app just as we
-     * reused it; a request that sent no body can safely go again once. */
-    if (!response_started && !p->retried && !p->body_started && p->state == PX_EXCHANGING) {
+     * reused it (RFC 9112 §9.3.1): a replayable request without a body
+     * goes again once, as Go's Transport does (shouldRetryRequest). Not
+     * after a fresh connection failed, nor after an answer that was not
+     * HTTP: the app may have acted on the request. */
+    if (!response_started && !p->retried && !p->body_started && p->state == PX_EXCHANGING &&
+        p->up_reused && err != UV_EPROTO && replayable(p->req)) {
         p->retried = 1;
         p->state = PX_CONNECTING;
         int rc = kp_upstream_get(p->pool, &upstream_ops, p, &p->up);

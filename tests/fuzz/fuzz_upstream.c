@@ -8,17 +8,17 @@
  *
  * Input: flags byte, piece byte, then the upstream's answer to the first
  * request, optionally followed by SEPARATOR and its answer to a second
- * request on the kept-alive connection. Every exchange ends (the upstream
- * closes when nothing else would end it), the pool is released and the
- * loop runs until every handle is closed, so ASan's leak check proves every
- * connection is freed. Oracles: callbacks come in order and never after
- * the end; bodies match their length; what the proxy sends its client is
- * one well-formed HTTP/1.1 response with the status and body the upstream
- * sent (or a 502), cut short only when it reports the exchange failed. */
+ * request on the kept-alive connection. The piece byte: the size of the
+ * pieces (low six bits), the proxy's client leaving halfway through the
+ * answer (P_CLIENT_LEAVES), nothing listening upstream (P_UNREACHABLE). Every exchange ends (the
+ * upstream closes when nothing else would end it), the pool is released and the loop runs until
+ * every handle is closed, so ASan's leak check proves every connection is freed. Oracles: callbacks
+ * come in order and never after the end; bodies match their length; what the proxy sends its client
+ * is one well-formed HTTP/1.1 response with the status and body the upstream sent (or a 502), cut
+ * short only when it reports the exchange failed. */
 #define _GNU_SOURCE /* accept4, memmem */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <llhttp.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -43,7 +43,7 @@
 enum { MODE_DONE, MODE_PAUSE, MODE_CLOSE, MODE_PROXY };
 #define F_HEAD 0x04      /* the request is HEAD */
 #define F_EOF_AFTER 0x08 /* the upstream closes right after each answer */
-#define F_PIECES 0x10    /* each answer arrives in pieces (piece byte + 1, at most 16 of them) */
+#define F_PIECES 0x10    /* each answer arrives in pieces (at most 16 of them) */
 /* MODE_DONE: kp_upstream_close at the end instead of kp_upstream_done;
  * MODE_CLOSE: the user gives up in on_body instead of on_response_head;
  * MODE_PROXY: the request is a POST with a chunked body. */
@@ -52,6 +52,13 @@ enum { MODE_DONE, MODE_PAUSE, MODE_CLOSE, MODE_PROXY };
  * direct modes: kp_upstream_shutdown_write once a tunnel starts. */
 #define F_UPGRADE 0x40
 #define F_SECOND 0x80 /* a second exchange, if the connection went back to the pool */
+
+/* piece byte */
+#define P_SIZE 0x3f          /* + 1: the size of the pieces with F_PIECES */
+#define P_CLIENT_LEAVES 0x40 /* MODE_PROXY: the client resets its connection halfway */
+/* Connections are refused; MODE_PROXY with F_ALT hands the request back
+ * (as the activator's does, to try another pod) instead of a 502. */
+#define P_UNREACHABLE 0x80
 
 #define CLIENT_CAP (256 * 1024)
 
@@ -93,15 +100,19 @@ typedef struct fuzz_up {
     uv_loop_t loop;
     unsigned flags;
     size_t piece;
+    unsigned piece_flags;
     unsigned events; /* anything that happened: to tell when all is quiet */
     int debug;       /* FUZZ_UPSTREAM_DEBUG=1: each exchange to stderr, to check seeds */
 
     /* the upstream's side: a plain listening socket outside libuv */
     int listen_fd;
     struct sockaddr_in up_addr;
+    int refusing_fd; /* bound, never listening: connections to it are refused */
+    struct sockaddr_in refusing_addr;
     int up_fd;           /* the connection being answered, or -1 */
     int up_eof_sent;     /* shutdown(SHUT_WR) done on up_fd */
     int answered;        /* this exchange's answer was sent (on an earlier connection) */
+    int accepts;         /* connections the upstream took in this exchange */
     int up_peer_eof;     /* the client side half-closed */
     size_t up_req_bytes; /* request bytes read in this exchange */
     kp_upstream_pool_t *pool;
@@ -118,6 +129,7 @@ typedef struct fuzz_up {
     char *client_buf;
     size_t client_len;
     int requests;
+    kp_http_conn_t *req_conn; /* the client's request, when handed back */
     int proxy_done;
     kp_proxy_result_t result;
     reference_t ref;
@@ -167,6 +179,7 @@ static void accept_up(void)
         close_abortive(fz->up_fd);
     }
     fz->up_fd = fd;
+    fz->accepts++;
     fz->up_peer_eof = 0;
     fz->up_eof_sent = 0;
     if (fz->answered) {
@@ -271,7 +284,7 @@ static void up_eof(void)
 
 /* The upstream's answer, in one write or in pieces with the loop run
  * (until quiet) after each; then EOF if the flags say so. */
-static void answer(const uint8_t *data, size_t len, int (*done)(void))
+static void answer_part(const uint8_t *data, size_t len)
 {
     fz->answered = 1;
     size_t piece = len;
@@ -288,6 +301,11 @@ static void answer(const uint8_t *data, size_t len, int (*done)(void))
         if (fz->flags & F_PIECES)
             pump_quiet(never);
     }
+}
+
+static void answer(const uint8_t *data, size_t len, int (*done)(void))
+{
+    answer_part(data, len);
     if (fz->flags & F_EOF_AFTER)
         up_eof();
     pump_quiet(done);
@@ -591,6 +609,8 @@ static void direct_exchange(const uint8_t *data, size_t len, int second)
     memset(ex, 0, sizeof *ex);
     fz->answered = 0;
     reference_parse(&fz->ref, data, len, (fz->flags & F_HEAD) != 0);
+    if (fz->piece_flags & P_UNREACHABLE)
+        fz->ref.complete = 0; /* nothing will answer */
     fz->up_req_bytes = 0;
     int rc = kp_upstream_get(fz->pool, &direct_ops, ex, &ex->u);
     if (rc < 0)
@@ -723,6 +743,14 @@ static void on_proxy_done(void *ctx, const kp_proxy_result_t *r)
     if (fz->proxy_done++)
         abort(); /* done runs exactly once */
     fz->result = *r;
+    if (r->outcome == KP_PROXY_UNREACHABLE) {
+        /* Handed back unanswered, its body unread: the caller's to answer,
+         * as the activator's does when no other pod is left. */
+        if (!(fz->piece_flags & P_UNREACHABLE) || r->status != 0 || r->bytes_sent != 0)
+            abort();
+        fz->result.status = 503;
+        kp_http_conn_respond(fz->req_conn, 503, "text/plain", "no pod\n", 7);
+    }
 }
 
 static void on_request(kp_http_request_t *req, void *ctx)
@@ -732,6 +760,8 @@ static void on_request(kp_http_request_t *req, void *ctx)
     if (fz->requests++)
         abort();                /* one request per client connection here */
     kp_proxy_opts_t opts = {0}; /* no timers: the upstream closes instead */
+    opts.hand_back_unreachable = (fz->flags & F_ALT) != 0;
+    fz->req_conn = req->conn;
     kp_proxy_edits_t edits = {
         .host = "app.default.svc",
         .host_len = 15,
@@ -765,7 +795,7 @@ static int server_idle(void)
     return fz->server.n_conns == 0;
 }
 
-static void proxy_exchange(const uint8_t *data, size_t len)
+static void proxy_exchange(const uint8_t *data, size_t len, int second)
 {
     static const char get[] = "GET /s?q=1 HTTP/1.1\r\nHost: hello.default.example.com\r\n"
                               "X-Forwarded-For: 10.0.0.1\r\nConnection: close\r\n\r\n";
@@ -786,20 +816,66 @@ static void proxy_exchange(const uint8_t *data, size_t len)
     fz->client_eof = 0;
     fz->up_req_bytes = 0;
     fz->answered = 0;
+    fz->accepts = 0;
     reference_parse(&fz->ref, data, len, head_request);
+    if (fz->piece_flags & P_UNREACHABLE)
+        fz->ref.complete = 0; /* nothing will answer */
 
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&fz->srv_addr, sizeof fz->srv_addr) != 0) {
+    /* Non-blocking: libFuzzer's SIGALRM (-timeout) would interrupt a
+     * blocking connect halfway. Loopback connects before the accept. */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || (connect(fd, (struct sockaddr *)&fz->srv_addr, sizeof fz->srv_addr) != 0 &&
+                   errno != EINPROGRESS && errno != EINTR)) {
         perror("fuzz_upstream: connect");
         abort();
     }
-    fcntl(fd, F_SETFL, O_NONBLOCK);
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t elen = sizeof err;
+        if (poll(&pfd, 1, 1000) == 1) {
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0) {
+                fprintf(stderr, "fuzz_upstream: connect: %s\n", strerror(err));
+                abort();
+            }
+            break;
+        }
+    }
     fz->client_fd = fd;
     send_fd(fd, (const uint8_t *)req, strlen(req));
 
     pump_until(proxy_ready);
+    int client_left = 0;
+    if (!fz->proxy_done && (fz->piece_flags & P_CLIENT_LEAVES)) {
+        /* Half the answer, then the client resets its connection: the
+         * proxy lets go of both sides, whatever the upstream sends next. */
+        answer_part(data, len / 2);
+        pump_quiet(proxy_finished);
+        close_abortive(fz->client_fd);
+        fz->client_fd = -1;
+        client_left = 1;
+        data += len / 2;
+        len -= len / 2;
+    }
     if (!fz->proxy_done)
         answer(data, len, proxy_finished);
+    /* A request goes again only where Go's Transport would send it again
+     * (shouldRetryRequest): after a kept-alive connection failed before
+     * any response, and never after a fresh one did (the app may have
+     * acted on it). These requests are replayable GETs and HEADs, or a
+     * POST with a body, which never goes twice. */
+    int fresh = second == 0;
+    if (fz->accepts > (fresh ? 1 : req == post ? 0 : 1))
+        abort();
+    if (client_left) {
+        if (fz->debug)
+            fprintf(stderr, "proxied, the client left: outcome %d, status %d\n", fz->result.outcome,
+                    fz->result.status);
+        if (fz->result.outcome == KP_PROXY_UNREACHABLE)
+            abort();
+        pump_until(server_idle);
+        return;
+    }
     /* The server closes the client's connection after the response (the
      * request said close, or it was cut, or a tunnel ended). */
     pump_until(client_done);
@@ -839,6 +915,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         exit(1);
     }
 
+    fz->refusing_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fz->refusing_addr.sin_family = AF_INET;
+    fz->refusing_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    alen = sizeof fz->refusing_addr;
+    if (bind(fz->refusing_fd, (struct sockaddr *)&fz->refusing_addr, sizeof fz->refusing_addr) ||
+        getsockname(fz->refusing_fd, (struct sockaddr *)&fz->refusing_addr, &alen) != 0) {
+        perror("fuzz_upstream: a port to refuse");
+        exit(1);
+    }
+
     kp_http_server_opts_t opts;
     kp_http_server_opts_default(&opts);
     opts.header_timeout_ms = 5000; /* only a stuck exchange waits this long */
@@ -857,7 +943,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 2)
         return 0;
     fz->flags = data[0];
-    fz->piece = (size_t)data[1] + 1;
+    fz->piece = (size_t)(data[1] & P_SIZE) + 1;
+    fz->piece_flags = data[1] & ~P_SIZE;
     const uint8_t *first = data + 2;
     size_t first_len = size - 2;
     const uint8_t *second = NULL;
@@ -870,10 +957,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     int proxy = (fz->flags & 3) == MODE_PROXY;
     memset(&fz->ex, 0, sizeof fz->ex);
-    fz->pool = kp_upstream_pool_new(&fz->loop, (struct sockaddr *)&fz->up_addr, proxy ? 4 : 1);
+    struct sockaddr_in *up = fz->piece_flags & P_UNREACHABLE ? &fz->refusing_addr : &fz->up_addr;
+    fz->pool = kp_upstream_pool_new(&fz->loop, (struct sockaddr *)up, proxy ? 4 : 1);
 
     if (proxy)
-        proxy_exchange(first, first_len);
+        proxy_exchange(first, first_len, 0);
     else
         direct_exchange(first, first_len, 0);
     /* Only while the upstream has not closed: an idle connection that saw
@@ -881,7 +969,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (second && (fz->flags & F_SECOND) && !fz->up_eof_sent &&
         kp_upstream_pool_idle(fz->pool) == 1) {
         if (proxy)
-            proxy_exchange(second, second_len);
+            proxy_exchange(second, second_len, 1);
         else
             direct_exchange(second, second_len, 1);
     }
