@@ -90,6 +90,9 @@ help:
 	@echo "make soak       an hour of load and scaling, activator memory sampled"
 	@echo "make format     clang-format our sources"
 	@echo "make fuzz       libFuzzer targets under ASan+UBSan, FUZZ_SECONDS (30) each (build-fuzz/)"
+	@echo "make fuzz-long  each target until FUZZ_RUNS (10^7) executions, one after the other;"
+	@echo "                FUZZ_ONLY=\"upstream kube_objects\" picks targets (tests/fuzz/fuzz.mk)"
+	@echo "make fuzz-regress  replay the fuzz seeds and tests/fuzz/regressions/ once (as CI does)"
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \

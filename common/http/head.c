@@ -57,6 +57,10 @@ static int reserve(kp_http_head_t *h, size_t len)
 
 static int append(kp_http_head_t *h, const char *at, size_t len)
 {
+    /* llhttp may hand over an empty piece, also before the buffer exists:
+     * NULL + 0 and memcpy to NULL are undefined (C11 6.5.6, 7.24.1). */
+    if (len == 0)
+        return 0;
     if (reserve(h, len) != 0)
         return -1;
     memcpy(h->buf + h->len, at, len);
@@ -148,10 +152,12 @@ void kp_http_head_finish(kp_http_head_t *h)
     h->url = h->buf ? h->buf + h->url_off : "";
     h->origin = h->buf ? h->buf + h->origin_off : "";
     h->authority = h->authority_len && h->buf ? h->buf + h->authority_off : NULL;
+    /* Fields of no bytes at all may come before the buffer exists. */
+    const char *base = h->buf ? h->buf : "";
     for (uint32_t i = 0; i < h->n_headers; i++) {
-        h->headers[i].name = h->buf + h->spans[i].name_off;
+        h->headers[i].name = base + (h->buf ? h->spans[i].name_off : 0);
         h->headers[i].name_len = h->spans[i].name_len;
-        h->headers[i].value = h->buf + h->spans[i].value_off;
+        h->headers[i].value = base + (h->buf ? h->spans[i].value_off : 0);
         h->headers[i].value_len = h->spans[i].value_len;
     }
 }

@@ -7,6 +7,7 @@
 #include <llhttp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/strbuf.h"
 
@@ -36,6 +37,7 @@ struct kp_proxy {
     unsigned response_paused : 1;
     unsigned response_done : 1;
     unsigned retried : 1;
+    unsigned up_reused : 1; /* the request went out on a kept-alive connection */
     unsigned body_started : 1;
     unsigned down_eof : 1;
     unsigned up_eof : 1;
@@ -241,6 +243,7 @@ static void build_request_head(kp_proxy_t *p, const kp_proxy_edits_t *e)
 static void send_request_head(kp_proxy_t *p)
 {
     p->state = PX_EXCHANGING;
+    p->up_reused = kp_upstream_reused(p->up) != 0;
     if (p->req->method_id == HTTP_HEAD)
         kp_upstream_set_head_request(p->up);
     uv_buf_t b = uv_buf_init(p->head.data, (unsigned)p->head.len);
@@ -314,12 +317,40 @@ static int is_response_hop_by_hop(const kp_http_header_t *h, int upgrade)
     return !upgrade && kp_http_name_eq(h->name, h->name_len, "upgrade");
 }
 
+/* The protocol a head asks to switch to, as Go's ReverseProxy reads it
+ * (upgradeType): Upgrade's value when Connection names "upgrade", else "". */
+static void upgrade_type(const kp_http_header_t *hs, size_t n, const char **v, size_t *len)
+{
+    const kp_http_header_t *u = kp_http_head_has_token(hs, n, "connection", "upgrade")
+                                    ? kp_http_header_find(hs, n, "upgrade")
+                                    : NULL;
+    *v = u ? u->value : "";
+    *len = u ? u->value_len : 0;
+}
+
+/* RFC 9110 §15.2.2: a switch only to the protocol the client asked for.
+ * Go's handleUpgradeResponse answers 502 otherwise (also when none was
+ * asked for: its 101 then has no connection to hand over). */
+static int switch_was_asked_for(const kp_proxy_t *p, const kp_upstream_response_t *r)
+{
+    const char *want, *got;
+    size_t want_len, got_len;
+    upgrade_type(p->req->headers, p->req->n_headers, &want, &want_len);
+    upgrade_type(r->headers, r->n_headers, &got, &got_len);
+    return p->req->upgrade && want_len > 0 && want_len == got_len &&
+           strncasecmp(want, got, want_len) == 0;
+}
+
 static void up_on_response_head(void *ctx, const kp_upstream_response_t *r)
 {
     kp_proxy_t *p = ctx;
     if (!p->down)
         return;
     int upgrade = r->status == 101;
+    if (upgrade && !switch_was_asked_for(p, r)) {
+        fail(p, KP_PROXY_UPSTREAM_FAILED, 502, "error reverse proxying request\n");
+        return;
+    }
     /* The request head is not needed any more (no retry once a response
      * came): its buffer holds the response's header lines. */
     kp_strbuf_t *extra = &p->head;
@@ -437,6 +468,16 @@ static void up_on_connected(void *ctx, int status)
     send_request_head(p);
 }
 
+/* Go's Request.isReplayable: what may be sent twice. */
+static int replayable(const kp_http_request_t *r)
+{
+    if (r->method_id == HTTP_GET || r->method_id == HTTP_HEAD || r->method_id == HTTP_OPTIONS ||
+        r->method_id == HTTP_TRACE)
+        return 1;
+    return kp_http_header_find(r->headers, r->n_headers, "idempotency-key") ||
+           kp_http_header_find(r->headers, r->n_headers, "x-idempotency-key");
+}
+
 static void up_on_error(void *ctx, int err, int response_started)
 {
     kp_proxy_t *p = ctx;
@@ -444,8 +485,12 @@ static void up_on_error(void *ctx, int err, int response_started)
     if (p->state == PX_FINISHED)
         return;
     /* A kept-alive connection may have been closed by the app just as we
-     * reused it; a request that sent no body can safely go again once. */
-    if (!response_started && !p->retried && !p->body_started && p->state == PX_EXCHANGING) {
+     * reused it (RFC 9112 §9.3.1): a replayable request without a body
+     * goes again once, as Go's Transport does (shouldRetryRequest). Not
+     * after a fresh connection failed, nor after an answer that was not
+     * HTTP: the app may have acted on the request. */
+    if (!response_started && !p->retried && !p->body_started && p->state == PX_EXCHANGING &&
+        p->up_reused && err != UV_EPROTO && replayable(p->req)) {
         p->retried = 1;
         p->state = PX_CONNECTING;
         int rc = kp_upstream_get(p->pool, &upstream_ops, p, &p->up);

@@ -138,8 +138,15 @@ static int on_headers_complete(llhttp_t *p)
 {
     kp_upstream_t *u = p->data;
     int status = llhttp_get_status_code(p);
+    /* A status is three digits from 100 (RFC 9110 §15); llhttp 8 takes
+     * any number up to 999. No client could read one below 100. */
+    if (status < 100)
+        return -1;
+    /* Interim responses are not forwarded, and have no body whatever
+     * their head says (RFC 9112 §6.3, rule 1): what follows is the next
+     * response. llhttp 8 would read a Content-Length's worth of body. */
     if (status >= 100 && status < 200 && status != 101)
-        return 0; /* interim responses are not forwarded */
+        return 1;
     kp_http_head_finish(&u->head);
     kp_upstream_response_t *r = &u->response;
     r->status = status;
@@ -158,7 +165,10 @@ static int on_headers_complete(llhttp_t *p)
         u->upgraded = 1;
         return 2;
     }
-    return u->head_request ? 1 : 0;
+    /* RFC 9112 §6.3, rule 1: a 204 or 304 ends at its head, whatever its
+     * Content-Length (a 304 may name the representation's size) or
+     * Transfer-Encoding say; llhttp 8 would read a body for them. */
+    return u->head_request || status == 204 || status == 304 ? 1 : 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -262,8 +272,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread < 0) {
         if (nread == UV_EOF && u->response_started && llhttp_message_needs_eof(&u->parser)) {
+            /* A close-delimited body ends here (RFC 9112 §6.3, rule 8).
+             * llhttp_finish passes on on_message_complete's HPE_PAUSED. */
             u->keep_alive = 0;
-            if (llhttp_finish(&u->parser) == HPE_OK && u->response_done) {
+            llhttp_errno_t err = llhttp_finish(&u->parser);
+            if ((err == HPE_OK || err == HPE_PAUSED) && u->response_done) {
                 response_finished(u);
                 return;
             }

@@ -176,6 +176,11 @@ void kp_kube_lease_observe(kp_kube_lease_seen_t *s, const kp_kube_lease_t *l, ui
  * 0 when it has run out or no one holds the Lease. */
 uint64_t kp_kube_lease_valid_ms(const kp_kube_lease_seen_t *s, int default_duration_s,
                                 uint64_t now_ms);
+/* What the elector writes over a Lease it read (lease.c): the record's
+ * leaseTransitions, one more for a takeover, and its acquireTime, now for
+ * a takeover or when the record has none. */
+void kp_kube_lease_next(const kp_kube_lease_t *read, int takeover, double now, int *transitions,
+                        double *acquire_time);
 /* A Lease object as JSON (malloc'ed); resource_version "" for a create. */
 char *kp_kube_lease_json(const char *ns, const char *name, const char *holder, int duration_s,
                          double acquire_time, double renew_time, int transitions,
@@ -183,5 +188,13 @@ char *kp_kube_lease_json(const char *ns, const char *name, const char *holder, i
 /* MicroTime "2026-11-29T17:00:00.000000Z" <-> seconds since the epoch. */
 void kp_kube_microtime_format(double t, char *out, size_t out_len);
 int kp_kube_microtime_parse(const char *s, double *t);
+
+/* --- Scale (scale.c) --- */
+
+/* A Scale answer (status, body, and the request error if any):
+ * *replicas, -1 when unknown; its metadata.resourceVersion into rv (when
+ * rv_len); else msg says what went wrong. */
+void kp_kube_scale_parse(int status, const char *body, size_t len, const char *err, int *replicas,
+                         char *rv, size_t rv_len, char *msg, size_t msg_len);
 
 #endif

@@ -344,9 +344,12 @@ int kp_kube_microtime_parse(const char *s, double *t)
     if (*p == 'Z') {
         p++;
     } else if (*p == '+' || *p == '-') {
-        int hh, mm;
-        if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
+        /* RFC 3339 time-numoffset: exactly "hh:mm" (checked char by char,
+         * so a short one cannot move p past the end). */
+        if (!isdigit((unsigned char)p[1]) || !isdigit((unsigned char)p[2]) || p[3] != ':' ||
+            !isdigit((unsigned char)p[4]) || !isdigit((unsigned char)p[5]))
             return -1;
+        int hh = (p[1] - '0') * 10 + (p[2] - '0'), mm = (p[4] - '0') * 10 + (p[5] - '0');
         offset = (*p == '+' ? 1 : -1) * (hh * 3600.0 + mm * 60.0);
         p += 6;
     } else {

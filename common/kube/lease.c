@@ -117,11 +117,7 @@ static void lease_write(kp_kube_elector_t *e, int create, int takeover)
     const char *rv = "";
     if (!create) {
         rv = e->lease.resource_version;
-        transitions = e->lease.transitions;
-        if (takeover)
-            transitions++;
-        else if (e->lease.acquire_time > 0)
-            acquire = e->lease.acquire_time;
+        kp_kube_lease_next(&e->lease, takeover, now, &transitions, &acquire);
     }
     char *json = kp_kube_lease_json(e->ns, e->name, e->identity, e->duration_s, acquire, now,
                                     transitions, rv);

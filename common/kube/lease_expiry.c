@@ -1,7 +1,9 @@
 /* When a Lease held by someone else has run out, judged as client-go's
  * leaderelection does: by our own monotonic clock since the record last
  * changed, never by comparing its renewTime (another machine's wall clock)
- * with ours. Pure: the elector passes in uv_now. */
+ * with ours; and the record the elector writes over one it read. Pure:
+ * the elector passes in uv_now and the wall clock. */
+#include <stdint.h>
 #include <string.h>
 
 #include "internal.h"
@@ -38,4 +40,15 @@ uint64_t kp_kube_lease_valid_ms(const kp_kube_lease_seen_t *s, int default_durat
     int dur_s = s->record.duration_s > 0 ? s->record.duration_s : default_duration_s;
     uint64_t until = s->changed_ms + (uint64_t)dur_s * 1000;
     return until > now_ms ? until - now_ms : 0;
+}
+
+void kp_kube_lease_next(const kp_kube_lease_t *read, int takeover, double now, int *transitions,
+                        double *acquire_time)
+{
+    *transitions = read->transitions;
+    *acquire_time = now;
+    if (takeover && *transitions < INT32_MAX)
+        ++*transitions; /* an int32 the API keeps >= 0: stays at the top */
+    else if (read->acquire_time > 0)
+        *acquire_time = read->acquire_time;
 }

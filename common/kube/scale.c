@@ -15,10 +15,8 @@ typedef struct scale_call {
     char ns[254], name[254];
 } scale_call_t;
 
-/* A Scale answer: *replicas (-1 when unknown), its resourceVersion, or
- * msg saying what went wrong. */
-static void scale_parse(int status, const char *body, size_t len, const char *err, int *replicas,
-                        char *rv, size_t rv_len, char *msg, size_t msg_len)
+void kp_kube_scale_parse(int status, const char *body, size_t len, const char *err, int *replicas,
+                         char *rv, size_t rv_len, char *msg, size_t msg_len)
 {
     *replicas = -1;
     if (rv_len)
@@ -51,7 +49,7 @@ static void scale_done(void *ctx, int status, const char *body, size_t len, cons
     scale_call_t *c = ctx;
     int replicas;
     char msg[512] = "";
-    scale_parse(status, body, len, err, &replicas, NULL, 0, msg, sizeof msg);
+    kp_kube_scale_parse(status, body, len, err, &replicas, NULL, 0, msg, sizeof msg);
     c->cb(c->ctx, status, replicas, msg);
 }
 
@@ -104,7 +102,7 @@ static void read_before_raise_done(void *ctx, int status, const char *body, size
     scale_call_t *c = ctx;
     int replicas;
     char rv[128], msg[512] = "";
-    scale_parse(status, body, len, err, &replicas, rv, sizeof rv, msg, sizeof msg);
+    kp_kube_scale_parse(status, body, len, err, &replicas, rv, sizeof rv, msg, sizeof msg);
     if (replicas != 0 || !rv[0]) {
         /* Someone scaled it already (or the read failed): nothing to do. */
         c->cb(c->ctx, replicas > 0 ? status : (status / 100 == 2 ? 500 : status), replicas,

@@ -9,6 +9,7 @@ process stays up and serves a normal request afterwards. Then: pipelining,
 100-continue, byte-by-byte requests, slowloris against a 1 s header timeout
 (KP_HTTP_HEADER_TIMEOUT_MS), 2000 idle connections (memory per connection)
 and a connection limit (KP_HTTP_MAX_CONNECTIONS)."""
+import itertools
 import json
 import os
 import re
@@ -558,6 +559,242 @@ def test_absolute_form_reaches_the_app_in_origin_form(pod):
                 [b"Host: a.example:8080"], lines
     finally:
         srv.close()
+
+def raw_app(port, answer, keep_alive=False, heads=None):
+    """An app on port answering each request (once its head is in) with the
+    bytes answer(head, i) returns (i: the request's index on its
+    connection), then closing; with keep_alive, waiting for the next
+    request on the same connection instead. answer returning None closes
+    the connection without a word. heads, a list, collects every request
+    head. Returns the listening socket (close it to stop)."""
+    import threading
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(16)
+
+    def conversation(c):
+        with c:
+            c.settimeout(10)
+            data = b""
+            try:
+                for i in itertools.count():
+                    while b"\r\n\r\n" not in data:
+                        chunk = c.recv(4096)
+                        if not chunk:
+                            return  # (a readiness probe's bare connect, too)
+                        data += chunk
+                    head, data = data.split(b"\r\n\r\n", 1)
+                    if heads is not None:
+                        heads.append(head)
+                    out = answer(head, i)
+                    if out is None:
+                        return
+                    c.sendall(out)
+                    if not keep_alive:
+                        c.shutdown(socket.SHUT_WR)
+                        c.recv(4096)  # until the proxy closes: no RST for unread bytes
+                        return
+            except OSError:
+                return
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=conversation, args=(c,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+@pytest.mark.parametrize("status_line", [b"HTTP/1.1 200 OK", b"HTTP/1.0 200 OK"])
+def test_close_delimited_response_reaches_the_client_whole(pod, status_line):
+    """RFC 9112 §6.3, rule 8: a response with neither Content-Length nor
+    Transfer-Encoding ends when the app closes. The queue-proxy passes it
+    on whole and as complete (chunked to an HTTP/1.1 client), as Go's
+    ReverseProxy does in Knative's: the app's close is the body's end, not
+    an error that cuts the client's response short."""
+    p = pod(app=False)
+    body = b"".join(b"line %04d of a body sent until close\n" % i for i in range(300))
+    srv = raw_app(p.user_port, lambda head, i: status_line + b"\r\nContent-Type: text/plain\r\n\r\n" + body)
+    try:
+        for _ in range(2):
+            c = Conn(p.qp_port)
+            try:
+                c.send(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+                r = c.response()  # raises when the chunked body is cut short
+                assert r is not None and status_code(r[0]) == 200, r
+                assert r[1].get("transfer-encoding") == "chunked", r[1]
+                assert r[2] == body
+                # and the client's connection stays usable
+                c.send(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+                r = c.response()
+                assert r is not None and status_code(r[0]) == 200 and r[2] == body, r
+            finally:
+                c.close()
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("status, framing", [(b"304 Not Modified", b"Content-Length: 1234"),
+                                             (b"204 No Content", b"Transfer-Encoding: chunked")])
+def test_bodiless_status_ends_at_its_head(pod, status, framing):
+    """RFC 9112 §6.3, rule 1: a 204 or 304 ends at the empty line after its
+    head whatever its framing headers say (a 304 may name the size of the
+    representation, RFC 9110 §8.6), as Go's Transport reads it. Waiting for
+    that body would hang the exchange and the client's connection."""
+    p = pod(app=False)
+    srv = raw_app(p.user_port, lambda head, i: b"HTTP/1.1 " + status + b"\r\nETag: \"v1\"\r\n" +
+                  framing + b"\r\n\r\n", keep_alive=True)
+    try:
+        c = Conn(p.qp_port)
+        try:
+            for _ in range(3):
+                c.send(b"GET /doc HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"v1\"\r\n\r\n")
+                r = c.response()
+                assert r is not None and r[0] == b"HTTP/1.1 " + status and r[2] == b"", r
+                if status.startswith(b"304"):
+                    assert r[1].get("content-length") == "1234", r[1]
+                else:
+                    assert "transfer-encoding" not in r[1], r[1]
+        finally:
+            c.close()
+    finally:
+        srv.close()
+
+
+def test_interim_response_has_no_body(pod):
+    """RFC 9112 §6.3, rule 1: a 1xx ends at its head whatever its framing
+    headers say. The bytes after a 103's head are where the next response
+    must start; here they are not one, so the answer is a 502 (Go's
+    Transport reads it the same way) and none of them reaches the client
+    ahead of, or instead of, a status line."""
+    p = pod(app=False)
+    srv = raw_app(p.user_port, lambda head, i: b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n"
+                  b"Content-Length: 5\r\n\r\njunk!HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    try:
+        c = Conn(p.qp_port)
+        try:
+            c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            r = c.response()
+            assert r is not None and r[0] == b"HTTP/1.1 502 Bad Gateway", r
+        finally:
+            c.close()
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("request_head, answer_upgrade", [
+    (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"websocket"),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", b"h2c"),
+    (b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+     b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", b"h2c"),
+])
+def test_switch_to_a_protocol_not_asked_for_is_a_bad_gateway(pod, request_head, answer_upgrade):
+    """RFC 9110 §15.2.2: a server switches only to a protocol the client
+    named in Upgrade. Go's ReverseProxy (handleUpgradeResponse) answers 502
+    when the app's 101 names another one, or answers a request that asked
+    for none; the queue-proxy does too instead of turning the client's
+    connection into a tunnel it never asked for."""
+    p = pod(app=False)
+    srv = raw_app(p.user_port, lambda head, i: b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: " +
+                  answer_upgrade + b"\r\nConnection: Upgrade\r\n\r\nraw bytes")
+    try:
+        c = Conn(p.qp_port)
+        try:
+            c.send(request_head)
+            r = c.response()
+            assert r is not None and r[0] == b"HTTP/1.1 502 Bad Gateway", r
+            assert b"raw bytes" not in r[2] + c.buf
+        finally:
+            c.close()
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("answer", [None, b"HTPT/1.1 200 OK\r\n\r\n"], ids=["closed", "garbage"])
+def test_a_fresh_connection_that_fails_does_not_send_the_request_again(pod, answer):
+    """An app that takes a request on a fresh connection, then closes it or
+    answers garbage, may have acted on it: the client gets a 502 and the
+    app sees the request once. Go's Transport (shouldRetryRequest) sends a
+    request again only after a kept-alive connection failed, and only a
+    replayable one (GET, HEAD, OPTIONS, TRACE, or with an Idempotency-Key)."""
+    p = pod(app=False)
+    heads = []
+    srv = raw_app(p.user_port, lambda head, i: answer, heads=heads)
+    try:
+        for method in (b"POST /charge", b"GET /report"):
+            del heads[:]
+            c = Conn(p.qp_port)
+            try:
+                c.send(method + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+                r = c.response()
+                assert r is not None and r[0] == b"HTTP/1.1 502 Bad Gateway", r
+            finally:
+                c.close()
+            assert len(heads) == 1, heads
+    finally:
+        srv.close()
+
+
+def test_a_kept_alive_connection_that_fails_sends_only_replayable_requests_again(pod):
+    """The race RFC 9112 §9.3.1 allows: the app closes a kept-alive
+    connection as the next request goes out on it. A GET goes again on a
+    fresh connection and succeeds; a POST (not replayable without an
+    Idempotency-Key, as Go's Transport reads it) is a 502, seen once."""
+    p = pod(app=False)
+    heads = []
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    srv = raw_app(p.user_port, lambda head, i: ok if i == 0 else None, keep_alive=True,
+                  heads=heads)
+    try:
+        c = Conn(p.qp_port)
+        try:
+            c.send(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+            r = c.response()
+            assert r is not None and status_code(r[0]) == 200, r
+            # the app's connection is now idle in the pool, and will die
+            # on the next request sent on it
+            c.send(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+            r = c.response()
+            assert r is not None and status_code(r[0]) == 200 and r[2] == b"ok", r
+            assert [h.split(b" ")[1] for h in heads] == [b"/first", b"/again", b"/again"], heads
+            # the connection /again went out on again is idle in the pool:
+            # a POST on it is not sent twice
+            del heads[:]
+            c.send(b"POST /charge HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            r = c.response()
+            assert r is not None and r[0] == b"HTTP/1.1 502 Bad Gateway", r
+            assert [h.split(b" ")[1] for h in heads] == [b"/charge"], heads
+        finally:
+            c.close()
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("status_line", [b"HTTP/1.1 42 Odd", b"HTTP/1.1 099 Odd", b"HTTP/1.1 0 x"])
+def test_status_below_100_is_a_bad_gateway(pod, status_line):
+    """A status code is three digits, 1xx to 5xx (RFC 9110 §15; Go's
+    ReverseProxy passes on up to 999): anything below 100 is not a response
+    a client can read, so the queue-proxy answers 502 rather than echo it
+    (Go's ReadResponse refuses a code that is not three digits; one below
+    100 makes its ResponseWriter panic and the client gets no answer)."""
+    p = pod(app=False)
+    srv = raw_app(p.user_port, lambda head, i: status_line + b"\r\nContent-Length: 2\r\n\r\nok")
+    try:
+        c = Conn(p.qp_port)
+        try:
+            c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            r = c.response()
+            assert r is not None and status_code(r[0]) == 502, r
+        finally:
+            c.close()
+    finally:
+        srv.close()
+
 
 @pytest.mark.parametrize("n, status", [(100, 200), (101, 431)])
 def test_header_count_limit_exactly(target, n, status):

@@ -6,17 +6,30 @@
 #                        target for FUZZ_SECONDS (default 30) on a copy of its
 #                        seed corpus; fails on the first crash, whose input
 #                        is kept in build-fuzz/crashes/NAME/
+#   make fuzz-long       the same, but each target runs until it has executed
+#                        FUZZ_RUNS inputs (default 10^7, libFuzzer -runs), one
+#                        target after the other; prints each target's count,
+#                        speed and time, and collects them in
+#                        build-fuzz/fuzz-long.txt. On two shared cores this
+#                        takes hours for all targets: FUZZ_ONLY picks some.
 #   make fuzz-regress    replay every seed and regression input through its
 #                        target once (a few seconds; no new inputs)
 #   make fuzz-build      only build
+#   FUZZ_ONLY="upstream kube_objects" limits fuzz and fuzz-long to those.
 #   then: build-fuzz/fuzz_NAME tests/fuzz/corpus/NAME
+#
+# A target's dictionary, tests/fuzz/dict/NAME.dict, is passed when present.
+# A crash becomes a regression input: fix the bug (a failing unit or e2e
+# test first), then copy the input to tests/fuzz/regressions/NAME/.
 
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 30
+FUZZ_RUNS    ?= 10000000
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_ONLY    ?= $(FUZZ_TARGETS)
 
-.PHONY: fuzz fuzz-build fuzz-regress fuzz-bins
+.PHONY: fuzz fuzz-long fuzz-build fuzz-regress fuzz-bins
 
 # Runs inside `make BUILD=$(FUZZ_BUILD) SANITIZE=fuzz CC=$(FUZZ_CC)`.
 fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%)
@@ -39,15 +52,27 @@ fuzz-regress: fuzz-build
 
 # Each target mutates a scratch copy of its seeds (new finds go there, not
 # into the repository). The exec counts come from -print_final_stats.
-fuzz: fuzz-regress
-	@set -e; for t in $(FUZZ_TARGETS); do \
-	  work=$(FUZZ_BUILD)/corpus/$$t; crashes=$(FUZZ_BUILD)/crashes/$$t; \
+# $(1): what bounds the run (libFuzzer flags), $(2): how it is described.
+define fuzz_run
+	@set -e; for t in $(FUZZ_ONLY); do \
+	  work=$(FUZZ_BUILD)/corpus/$$t; crashes=$(FUZZ_BUILD)/crashes/$$t; log=$(FUZZ_BUILD)/fuzz_$$t.log; \
 	  mkdir -p $$work $$crashes; cp -n tests/fuzz/corpus/$$t/* $$work/ 2>/dev/null || true; \
-	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
-	  if ! $(FUZZ_BUILD)/fuzz_$$t $$work -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
-	      -artifact_prefix=$$crashes/ >$(FUZZ_BUILD)/fuzz_$$t.log 2>&1; then \
-	    tail -60 $(FUZZ_BUILD)/fuzz_$$t.log; \
-	    echo "fuzz_$$t crashed; input in $$crashes/" >&2; exit 1; fi; \
-	  grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|^#[0-9]+.*DONE' \
-	    $(FUZZ_BUILD)/fuzz_$$t.log; \
+	  dict=; [ -f tests/fuzz/dict/$$t.dict ] && dict=-dict=tests/fuzz/dict/$$t.dict; \
+	  echo "== fuzz_$$t for $(2)"; start=$$(date +%s); \
+	  if ! $(FUZZ_BUILD)/fuzz_$$t $$work $(1) $$dict -timeout=10 -print_final_stats=1 \
+	      -artifact_prefix=$$crashes/ >$$log 2>&1; then \
+	    tail -60 $$log; \
+	    echo "fuzz_$$t crashed; input in $$crashes/ (replay: $(FUZZ_BUILD)/fuzz_$$t FILE)" >&2; exit 1; fi; \
+	  secs=$$(( $$(date +%s) - start )); \
+	  grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|^#[0-9]+.*DONE' $$log; \
+	  echo "fuzz_$$t: $$(sed -n 's/^stat::number_of_executed_units: *//p' $$log) runs in $$secs s" \
+	    "($$(sed -n 's/^stat::average_exec_per_sec: *//p' $$log)/s, peak RSS" \
+	    "$$(sed -n 's/^stat::peak_rss_mb: *//p' $$log) MB)" | tee -a $(FUZZ_BUILD)/$(3); \
 	done
+endef
+
+fuzz: fuzz-regress
+	$(call fuzz_run,-max_total_time=$(FUZZ_SECONDS),$(FUZZ_SECONDS) s,fuzz.txt)
+
+fuzz-long: fuzz-regress
+	$(call fuzz_run,-runs=$(FUZZ_RUNS),$(FUZZ_RUNS) runs,fuzz-long.txt)

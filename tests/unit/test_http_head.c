@@ -45,6 +45,33 @@ static void split_pieces_join_into_one_header(void **state)
     kp_http_head_free(&h);
 }
 
+/* llhttp may hand over an empty piece (a field split at a read boundary),
+ * also as the first bytes of a head that has no buffer yet: found by
+ * fuzz_upstream as a null-pointer offset under UBSan. */
+static void empty_pieces_on_a_fresh_head(void **state)
+{
+    kp_http_head_t h;
+    kp_http_head_init(&h);
+    assert_int_equal(kp_http_head_add_field(&h, "", 0), 0);
+    assert_int_equal(kp_http_head_add_field(&h, "Etag", 4), 0);
+    assert_int_equal(kp_http_head_field_done(&h), 0);
+    assert_int_equal(kp_http_head_add_value(&h, "", 0), 0);
+    assert_int_equal(kp_http_head_value_done(&h), 0);
+    kp_http_head_finish(&h);
+    assert_int_equal(h.n_headers, 1);
+    assert_int_equal(h.headers[0].name_len, 4);
+    assert_memory_equal(h.headers[0].name, "Etag", 4);
+    assert_int_equal(h.headers[0].value_len, 0);
+    kp_http_head_free(&h);
+
+    kp_http_head_init(&h);
+    assert_int_equal(kp_http_head_add_url(&h, "", 0), 0);
+    assert_int_equal(kp_http_head_add_url(&h, "/", 1), 0);
+    kp_http_head_finish(&h);
+    assert_int_equal(h.url_len, 1);
+    kp_http_head_free(&h);
+}
+
 static void reset_forgets_previous_message(void **state)
 {
     kp_http_head_t h;
@@ -254,6 +281,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(split_pieces_join_into_one_header),
+        cmocka_unit_test(empty_pieces_on_a_fresh_head),
         cmocka_unit_test(reset_forgets_previous_message),
         cmocka_unit_test(long_url_is_414),
         cmocka_unit_test(too_many_headers_is_431),

@@ -38,6 +38,31 @@ static void microtime_parses_rfc3339_variants(void **state)
     assert_int_equal(kp_kube_microtime_parse("2026-11-29T17:00:00Zjunk", &t), -1);
 }
 
+/* RFC 3339's time-numoffset is a sign, two digits, ":" and two digits.
+ * A shorter one was read past the end of the string (found by
+ * fuzz_kube_objects under ASan: the strings here are heap copies of
+ * exactly their length, as cJSON's are). */
+static void microtime_short_offsets_are_refused(void **state)
+{
+    static const char *const bad[] = {
+        "2026-11-29T17:00:00+1:2",   "2026-11-29T17:00:00+01:2", "2026-11-29T17:00:00+1:02",
+        "2026-11-29T17:00:00-0100",  "2026-11-29T17:00:00+01:",  "2026-11-29T17:00:00+",
+        "2026-11-29T17:00:00+01:00x", "2026-11-29T17:00:00+ 1:00",
+    };
+    double t;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *s = strdup(bad[i]);
+        assert_int_equal(kp_kube_microtime_parse(s, &t), -1);
+        free(s);
+    }
+    char *ok = strdup("2026-11-29T18:30:00.25+01:30");
+    assert_int_equal(kp_kube_microtime_parse(ok, &t), 0);
+    free(ok);
+    double base;
+    kp_kube_microtime_parse("2026-11-29T17:00:00Z", &base);
+    assert_true(t - base > 0.249 && t - base < 0.251);
+}
+
 static void lease_json_reads_back(void **state)
 {
     double acquire, renew;
@@ -207,11 +232,47 @@ static void free_or_durationless_records(void **state)
     assert_int_equal(kp_kube_lease_valid_ms(&seen, 15, 200), 15000);
 }
 
+static void next_record_carries_over_or_takes_over(void **state)
+{
+    kp_kube_lease_t read = {.transitions = 4, .acquire_time = 1000.5};
+    int transitions;
+    double acquire;
+    /* Our own renewal: the count and acquireTime stay. */
+    kp_kube_lease_next(&read, 0, 2000.25, &transitions, &acquire);
+    assert_int_equal(transitions, 4);
+    assert_true(acquire == 1000.5);
+    /* A takeover: one more transition, acquired now. */
+    kp_kube_lease_next(&read, 1, 2000.25, &transitions, &acquire);
+    assert_int_equal(transitions, 5);
+    assert_true(acquire == 2000.25);
+    /* A record with no acquireTime gets now. */
+    read.acquire_time = 0;
+    kp_kube_lease_next(&read, 0, 2000.25, &transitions, &acquire);
+    assert_true(acquire == 2000.25);
+}
+
+/* leaseTransitions is an int32 the API keeps >= 0 (ValidateLeaseSpec):
+ * a takeover of a lease at the top stays there instead of overflowing
+ * (undefined in C; Go's wrap to a negative the API would refuse). Found by
+ * fuzz_kube_objects under UBSan. */
+static void takeover_at_the_top_of_int32_stays_there(void **state)
+{
+    kp_kube_lease_t read = {.transitions = INT32_MAX};
+    int transitions;
+    double acquire;
+    kp_kube_lease_next(&read, 1, 2000.25, &transitions, &acquire);
+    assert_int_equal(transitions, INT32_MAX);
+    read.transitions = INT32_MAX - 1;
+    kp_kube_lease_next(&read, 1, 2000.25, &transitions, &acquire);
+    assert_int_equal(transitions, INT32_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(microtime_formats_with_microseconds),
         cmocka_unit_test(microtime_parses_rfc3339_variants),
+        cmocka_unit_test(microtime_short_offsets_are_refused),
         cmocka_unit_test(lease_json_reads_back),
         cmocka_unit_test(lease_without_spec_fields_reads_as_free),
         cmocka_unit_test(unchanged_record_expires_after_its_duration),
@@ -221,6 +282,8 @@ int main(void)
         cmocka_unit_test(holder_behind_is_not_taken_over_at_first_sight),
         cmocka_unit_test(only_the_spec_counts_as_a_change),
         cmocka_unit_test(free_or_durationless_records),
+        cmocka_unit_test(next_record_carries_over_or_takes_over),
+        cmocka_unit_test(takeover_at_the_top_of_int32_stays_there),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
