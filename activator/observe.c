@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/process_metrics.h"
 #include "base/prometheus.h"
 #include "base/strbuf.h"
 #include "collector.h"
@@ -193,6 +194,7 @@ static void render_metrics(act_t *act, kp_strbuf_t *sb)
     }
     kp_strbuf_free(&labels);
     kp_log_render_metrics(sb);
+    kp_process_render_metrics(sb);
 }
 
 /* For the other replicas (peers.c): this replica's own share of each

@@ -8,6 +8,7 @@
 
 #include "autoscaling/stat_report.h"
 #include "base/log.h"
+#include "base/process_metrics.h"
 #include "base/strbuf.h"
 #include "http/path.h"
 
@@ -97,6 +98,7 @@ void qp_on_user_metrics_request(kp_http_request_t *req, void *ctx)
      * names "metrics emitted by queue-proxy for end user", the one their
      * Prometheus scrapes. */
     kp_log_render_metrics(&text);
+    kp_process_render_metrics(&text);
     kp_http_conn_respond(req->conn, 200, "text/plain; version=0.0.4; charset=utf-8",
                          text.data ? text.data : "", text.len);
     kp_strbuf_free(&text);
