@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "kp_version.h"
 #include "base/mem_trim.h"
 #include "drain.h"
 #include "queue_proxy.h"
@@ -13,7 +14,7 @@
 #include "traffic.h"
 
 static const char usage[] =
-    "usage: queue-proxy [--help]\n"
+    "usage: queue-proxy [--help | --version]\n"
     "\n"
     "Knative-compatible queue-proxy sidecar. It takes no flags: it is configured by\n"
     "Knative's environment variables, as a Knative revision pod sets them:\n"
@@ -158,13 +159,17 @@ int main(int argc, char **argv)
             fputs(usage, stdout);
             return 0;
         }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("queue-proxy %s\n", KP_VERSION);
+            return 0;
+        }
         fprintf(stderr, "queue-proxy: unknown argument \"%s\" (it is configured by environment "
                         "variables; see --help)\n", argv[i]);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
     static qp_t qp; /* large; lives for the whole process */
-    char err[512];
+    char err[8192]; /* room for every variable's problem */
     if (kp_qp_config_load(&qp.cfg, err, sizeof err) != 0) {
         fprintf(stderr, "queue-proxy: %s\n", err);
         return 1;
