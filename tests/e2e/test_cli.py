@@ -172,3 +172,23 @@ def test_banner_waits_for_the_listener(procs):
     assert "curl -s http://127.0.0.1:%d/status" % admin in p.stdout()
     p.signal(signal.SIGTERM)
     assert p.wait(10 * kp.SLOW) == 0, p.describe()
+
+
+def help_text(program):
+    return subprocess.run([kp.binary(program), "--help"], capture_output=True, text=True,
+                          timeout=10).stdout
+
+
+def test_readme_documents_every_flag_and_variable():
+    """README.md names every flag the activator's --help lists and every
+    variable the queue-proxy's --help lists."""
+    with open(os.path.join(kp.REPO, "README.md")) as f:
+        readme = f.read()
+    flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", help_text("activator")))
+    assert "--listen" in flags and "--kube-ca-file" in flags, flags
+    missing = sorted(f for f in flags if "`%s" % f not in readme)
+    assert not missing, "README.md does not document %s" % missing
+    variables = set(re.findall(r"\b([A-Z][A-Z0-9]*_[A-Z0-9_]+)\b", help_text("queue-proxy")))
+    assert "USER_PORT" in variables and "KP_LISTEN_HOST" in variables, variables
+    missing = sorted(v for v in variables if "`%s`" % v not in readme)
+    assert not missing, "README.md does not document %s" % missing

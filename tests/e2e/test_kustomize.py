@@ -58,18 +58,6 @@ def file_docs(name):
         return [d for d in yaml.safe_load_all(f) if d]
 
 
-def write_overlay(tmp_path, body, files=None):
-    """An overlay in tmp_path whose base is config/kubernetes, referred to
-    the way this kubectl's kustomize takes a directory."""
-    rel = os.path.relpath(BASE, str(tmp_path))
-    # kustomize before 2.1 takes directories only under `bases:`.
-    base = ("resources" if kustomize_version() >= (2, 1) else "bases") + ":\n  - %s\n" % rel
-    (tmp_path / "kustomization.yaml").write_text(base + body)
-    for name, text in (files or {}).items():
-        (tmp_path / name).write_text(text)
-    return str(tmp_path)
-
-
 def containers(doc):
     spec = doc.get("spec", {}).get("template", {}).get("spec", {})
     return spec.get("containers", []) + spec.get("initContainers", [])
@@ -93,11 +81,37 @@ def test_every_manifest_is_listed_and_rendered_unchanged():
         assert rendered[k] == doc, "%s %s/%s renders differently from its file" % k
 
 
+def readme_overlay():
+    """The overlay config/kubernetes/README.md shows: its two yaml blocks
+    (my-kp/kustomization.yaml, then what it adds for config.json)."""
+    with open(os.path.join(BASE, "README.md")) as f:
+        blocks = re.findall(r"```yaml\n(.*?)```", f.read(), re.S)
+    main = [b for b in blocks if b.startswith("# my-kp/kustomization.yaml")]
+    more = [b for b in blocks if b.startswith("# more of my-kp/kustomization.yaml")]
+    assert len(main) == 1 and len(more) == 1, "README.md's overlay blocks not found"
+    return main[0], more[0]
+
+
+def write_readme_overlay(tmp_path, text, files=None):
+    """As README.md says: my-kp/ beside config/ (here the path to it), and
+    `bases:` for kustomize before 2.1."""
+    text = text.replace("  - ../config/kubernetes ", "  - %s " % os.path.relpath(BASE, str(tmp_path)))
+    if kustomize_version() < (2, 1):
+        text = text.replace("resources:", "bases:")
+    (tmp_path / "kustomization.yaml").write_text(text)
+    for name, content in (files or {}).items():
+        (tmp_path / name).write_text(content)
+    return str(tmp_path)
+
+
 def test_overlay_moves_namespace_and_image(tmp_path):
+    main, _ = readme_overlay()
+    overlay = yaml.safe_load(main)
+    assert overlay["namespace"] == NEW_NS
+    assert overlay["images"] == [{"name": "kp", "newName": NEW_IMAGE.split(":")[0],
+                                  "newTag": NEW_IMAGE.split(":")[1]}]
     base = {key(d): d for d in render(BASE)}
-    out = render(write_overlay(tmp_path, "namespace: %s\nimages:\n  - name: kp\n"
-                                         "    newName: %s\n    newTag: %s\n"
-                                         % ((NEW_NS,) + tuple(NEW_IMAGE.split(":")))))
+    out = render(write_readme_overlay(tmp_path, main))
     assert len(out) == len(base), "the overlay changed the number of objects"
     images = []
     for d in out:
@@ -121,20 +135,12 @@ def test_overlay_moves_namespace_and_image(tmp_path):
 
 
 def test_overlay_replaces_config_json(tmp_path):
+    main, more = readme_overlay()
     cm = [d for d in file_docs("20-config.yaml") if d["kind"] == "ConfigMap"][0]
     config = json.loads(cm["data"]["config.json"])
     config["services"][0]["namespace"] = NEW_NS
-    text = json.dumps(config, indent=2)
-    out = render(write_overlay(tmp_path, """namespace: %s
-configMapGenerator:
-  - name: kp-config
-    namespace: kp-system
-    behavior: replace
-    files:
-      - config.json
-generatorOptions:
-  disableNameSuffixHash: true
-""" % NEW_NS, {"config.json": text}))
+    out = render(write_readme_overlay(tmp_path, main + more,
+                                      {"config.json": json.dumps(config, indent=2)}))
     maps = [d for d in out if d["kind"] == "ConfigMap"]
     assert [(m["metadata"]["name"], m["metadata"]["namespace"]) for m in maps] == \
         [("kp-config", NEW_NS)]
@@ -142,3 +148,9 @@ generatorOptions:
     act = [d for d in out if d["kind"] == "Deployment" and d["metadata"]["name"] == "kp-activator"]
     volumes = act[0]["spec"]["template"]["spec"]["volumes"]
     assert [v["configMap"]["name"] for v in volumes if "configMap" in v] == ["kp-config"]
+    # The revision the config names is where the overlay put its Deployment.
+    svc = config["services"][0]
+    deployments = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in out
+                   if d["kind"] == "Deployment"}
+    for rev in svc["revisions"]:
+        assert (svc["namespace"], rev["name"] + "-deployment") in deployments
