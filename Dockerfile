@@ -1,6 +1,7 @@
 # One image with the three programs in /usr/local/bin; the command picks one.
 #
-#   docker build -t kp:dev .
+#   docker build -t kp:dev --build-arg KP_GIT_COMMIT=$(git rev-parse --short HEAD) .
+#   docker run --rm kp:dev activator --version     # activator 0.1.0 (git 1a2b3c4)
 #   docker run --rm kp:dev activator --help
 #   docker run --rm kp:dev queue-proxy --help
 #   docker run --rm kp:dev helloworld --help
@@ -17,7 +18,12 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
       libprotobuf-c-dev protobuf-c-compiler \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY Makefile ./
+# --version reports VERSION and the commit; the build context has no .git, so
+# pass it: docker build --build-arg KP_GIT_COMMIT=$(git rev-parse --short HEAD) .
+ARG KP_GIT_COMMIT=
+# (an ARG is in the environment of every RUN below, so make sees it)
+COPY Makefile VERSION ./
+COPY scripts/version.sh scripts/
 COPY common common
 COPY queue-proxy queue-proxy
 COPY activator activator

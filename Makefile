@@ -10,9 +10,19 @@ PKGS       := libuv libcurl libcjson libprotobuf-c
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
-DEB_PACKAGES := build-essential pkg-config libuv1-dev libcurl4-openssl-dev \
-	libcjson-dev node-llhttp libprotobuf-c-dev protobuf-c-compiler \
-	libcmocka-dev python3-pytest python3-yaml curl openssl hey wrk haproxy prometheus gnuplot-nox clang
+# Debian packages, by what needs them (scripts/deps.sh installs the missing
+# ones). Running: the compiler, the libraries, and the clients make run's
+# banner suggests.
+DEB_RUN   := build-essential pkg-config libuv1-dev libcurl4-openssl-dev \
+	libcjson-dev node-llhttp libprotobuf-c-dev protobuf-c-compiler curl hey
+# Testing: cmocka (unit), pytest and PyYAML (e2e), openssl (the fake API
+# server's certificates), promtool from prometheus (metrics are linted),
+# clang (libFuzzer targets: CI replays them), kubectl (kustomize renders
+# config/kubernetes; any kubectl already on the PATH will do).
+DEB_TEST  := libcmocka-dev python3-pytest python3-yaml openssl prometheus clang \
+	kubernetes-client=kubectl
+# Benchmarking: the programs we compare with and the ones that measure and plot.
+DEB_BENCH := haproxy wrk jq python3 gnuplot-nox
 
 OPT        := -O2
 ifneq ($(SANITIZE),)
@@ -75,15 +85,32 @@ TOOL_SRC   := $(wildcard tests/tools/*.c)
 TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 PROGRAMS   := $(BUILD)/queue-proxy $(BUILD)/activator $(BUILD)/helloworld
 
+# What every program prints with --version: VERSION plus the commit it was
+# built from (scripts/version.sh). The header is rewritten only when that
+# text changes, so a new commit relinks the programs and nothing else.
+KP_VERSION := $(shell sh scripts/version.sh)
+$(BUILD)/gen/kp_version.h: FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define KP_VERSION "%s"\n' '$(KP_VERSION)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/obj/activator/main.o $(BUILD)/obj/queue-proxy/main.o \
+	$(BUILD)/obj/examples/helloworld/main.o: $(BUILD)/gen/kp_version.h
+.PHONY: FORCE
+FORCE:
+
 .SECONDARY:
-.PHONY: all deps test test-asan unit e2e run bench soak clean format help fuzz layout
+.PHONY: all deps deps-run deps-test deps-bench test test-asan unit e2e run bench soak clean format help fuzz layout
 all: $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN)
 
 help:
-	@echo "make deps       install missing Debian packages (apt-get, needs root)"
+	@echo "make deps       install every missing Debian package (apt-get, needs root):"
+	@echo "                deps-run + deps-test + deps-bench"
+	@echo "make deps-run   only what building and running needs (make run installs these)"
+	@echo "make deps-test  that + the test tools (make test, test-asan, fuzz install these)"
+	@echo "make deps-bench that + the benchmark tools (make bench, soak install these)"
 	@echo "make            build everything into $(BUILD)/"
 	@echo "make run        build and run the demo"
-	@echo "make test       deps + build + unit tests + end-to-end tests"
+	@echo "make test       deps-test + build + unit tests + end-to-end tests"
 	@echo "make test-asan  the same under AddressSanitizer + UBSan (build-asan/)"
 	@echo "make layout     check which source folder includes which (scripts/check_layout.py)"
 	@echo "make bench      run every benchmark in bench/ (or: bash bench/NAME)"
@@ -94,14 +121,15 @@ help:
 	@echo "                FUZZ_ONLY=\"upstream kube_objects\" picks targets (tests/fuzz/fuzz.mk)"
 	@echo "make fuzz-regress  replay the fuzz seeds and tests/fuzz/regressions/ once (as CI does)"
 
+# Each installs what is missing in one apt-get run (apt's output shown).
+deps-run:
+	@sh scripts/deps.sh "to build and run" $(DEB_RUN)
+deps-test:
+	@sh scripts/deps.sh "to build and test" $(DEB_RUN) $(DEB_TEST)
+deps-bench:
+	@sh scripts/deps.sh "to build and benchmark" $(DEB_RUN) $(DEB_BENCH)
 deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:" $$missing; \
-	  if [ "$$(id -u)" != 0 ]; then echo "make deps: need root to install:" $$missing >&2; exit 1; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	@sh scripts/deps.sh "everything: run, test, bench" $(DEB_RUN) $(DEB_TEST) $(DEB_BENCH)
 
 $(BUILD)/gen/stat.pb-c.c $(BUILD)/gen/stat.pb-c.h &: common/autoscaling/stat.proto
 	@mkdir -p $(BUILD)/gen
@@ -149,27 +177,27 @@ unit: layout $(UNIT_BIN)
 e2e: $(PROGRAMS) $(TOOL_BIN)
 	KP_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -x tests/e2e
 
-test: deps
+test: deps-test
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) e2e
 
-test-asan: deps
+test-asan: deps-test
 	$(MAKE) BUILD=build-asan SANITIZE=1 all
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MAKE) BUILD=build-asan SANITIZE=1 unit e2e
 
-run: deps
+run: deps-run
 	$(MAKE) all
 	bash scripts/run.sh $(BUILD)
 
 BENCHES := queue-proxy activator cold-start seed-demo held-memory
-bench: deps all
+bench: deps-bench all
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b"; bash bench/$$b; done
 
 # An hour of mixed load and scaling with the activator's memory sampled
 # (SOAK_MINUTES to shorten); not part of make test.
-soak: deps all
+soak: deps-bench all
 	bash bench/soak
 
 format:

@@ -1,11 +1,14 @@
 /* activator: the proxy in front of revisions that are scaled to zero or
  * short of capacity. Routes by Host or Knative's revision headers, holds
  * requests while pods start, scales revisions with an embedded KPA. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "activator.h"
 #include "activator/backend/kubernetes.h"
@@ -15,6 +18,8 @@
 #include "base/mem_trim.h"
 #include "config_watch.h"
 #include "handler.h"
+#include "http/host_port.h"
+#include "kp_version.h"
 #include "observe.h"
 #include "peers.h"
 #include "revisions.h"
@@ -28,6 +33,8 @@ static const char usage[] =
     "                       env KP_ACTIVATOR_CONFIG; default config/local.json\n"
     "  --listen HOST:PORT   traffic port (env KP_ACTIVATOR_LISTEN; default 0.0.0.0:8080)\n"
     "  --admin HOST:PORT    /status and /metrics (env KP_ACTIVATOR_ADMIN; default 127.0.0.1:9095)\n"
+    "                       Both take :PORT (every IPv4 interface), IPV4:PORT, [IPV6]:PORT\n"
+    "                       or NAME:PORT (resolved at start, its IPv4 address first)\n"
     "  --backend NAME       where pods run: local or kubernetes (env KP_ACTIVATOR_BACKEND;\n"
     "                       default local)\n"
     "  --queue-proxy PATH   queue-proxy binary for local pods (default: next to this binary)\n"
@@ -51,6 +58,9 @@ static const char usage[] =
     "\n"
     "  --log-level LEVEL    debug, info, warn or error (env KP_LOG_LEVEL; default info)\n"
     "  --max-held N         held requests per revision before 503 (default 10000)\n"
+    "  --ready-fd N         once both ports listen, write \"ready\\n\" to file descriptor N\n"
+    "                       and close it (make run prints its banner then)\n"
+    "  --version            the version and the commit it was built from\n"
     "  -h, --help           this text\n"
     "\n"
     "Environment for every HTTP server of the process: KP_HTTP_HEADER_TIMEOUT_MS\n"
@@ -67,6 +77,10 @@ typedef struct act_opts {
     const char *config;
     const char *listen;
     const char *admin;
+    /* Where listen and admin came from, for messages: a flag or its env. */
+    const char *listen_src, *admin_src;
+    kp_host_port_t listen_addr, admin_addr;
+    int ready_fd; /* -1: none */
     const char *backend;
     const char *queue_proxy;
     const char *log_level;
@@ -77,23 +91,6 @@ typedef struct act_opts {
     int pod_port_base;
     int reuse_port;
 } act_opts_t;
-
-static int split_host_port(const char *flag, const char *s, char *host, size_t host_len, int *port)
-{
-    const char *colon = strrchr(s, ':');
-    char *end = NULL;
-    long p = colon ? strtol(colon + 1, &end, 10) : -1;
-    if (!colon || colon == s || (size_t)(colon - s) >= host_len || !end || *end || p < 1 ||
-        p > 65535) {
-        fprintf(stderr, "activator: %s \"%s\": expected HOST:PORT with a port in 1..65535\n",
-                flag, s);
-        return -1;
-    }
-    memcpy(host, s, (size_t)(colon - s));
-    host[colon - s] = '\0';
-    *port = (int)p;
-    return 0;
-}
 
 static int parse_int_flag(const char *name, const char *s, long lo, long hi, int *out)
 {
@@ -108,12 +105,50 @@ static int parse_int_flag(const char *name, const char *s, long lo, long hi, int
     return 0;
 }
 
+static int parse_address(const char *src, const char *text, kp_host_port_t *out)
+{
+    char why[512];
+    if (kp_host_port_parse(text, out, why, sizeof why) != 0) {
+        /* As the user wrote it: --listen "x" or KP_ACTIVATOR_LISTEN="x". */
+        fprintf(stderr, "activator: %s%s\"%s\": %s\n", src, src[0] == '-' ? " " : "=", text, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* --ready-fd: a descriptor the caller opened for us (e.g. a pipe). Pods
+ * must not inherit it: a pod still holding it would hide our exit. */
+static int parse_ready_fd(const char *text, int *fd)
+{
+    if (parse_int_flag("--ready-fd", text, 3, 1023, fd) != 0)
+        return -1;
+    if (fcntl(*fd, F_SETFD, FD_CLOEXEC) != 0) {
+        fprintf(stderr, "activator: --ready-fd %d: %s (expected a descriptor open for writing)\n",
+                *fd, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Tells whoever waits on --ready-fd that both ports listen. */
+static void signal_ready(int fd)
+{
+    if (fd < 0)
+        return;
+    if (write(fd, "ready\n", 6) != 6)
+        kp_log(KP_LOG_WARN, "--ready-fd %d: nobody read \"ready\" (%s)", fd, strerror(errno));
+    close(fd);
+}
+
 static int parse_args(int argc, char **argv, act_opts_t *o)
 {
     const char *env;
     o->config = (env = getenv("KP_ACTIVATOR_CONFIG")) && *env ? env : "config/local.json";
     o->listen = (env = getenv("KP_ACTIVATOR_LISTEN")) && *env ? env : "0.0.0.0:8080";
+    o->listen_src = env && *env ? "KP_ACTIVATOR_LISTEN" : "--listen";
     o->admin = (env = getenv("KP_ACTIVATOR_ADMIN")) && *env ? env : "127.0.0.1:9095";
+    o->admin_src = env && *env ? "KP_ACTIVATOR_ADMIN" : "--admin";
+    o->ready_fd = -1;
     o->backend = (env = getenv("KP_ACTIVATOR_BACKEND")) && *env ? env : "local";
     o->log_level = (env = getenv("KP_LOG_LEVEL")) && *env ? env : "info";
     o->queue_proxy = NULL;
@@ -141,14 +176,15 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
         {"activator-service", required_argument, NULL, 'S'},
         {"lease-duration", required_argument, NULL, 'L'},
         {"pod-port-base", required_argument, NULL, 'P'}, {"reuse-port", no_argument, NULL, 'R'},
+        {"ready-fd", required_argument, NULL, 'F'},    {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': o->config = optarg; break;
-        case 'l': o->listen = optarg; break;
-        case 'a': o->admin = optarg; break;
+        case 'l': o->listen = optarg; o->listen_src = "--listen"; break;
+        case 'a': o->admin = optarg; o->admin_src = "--admin"; break;
         case 'b': o->backend = optarg; break;
         case 'q': o->queue_proxy = optarg; break;
         case 'v': o->log_level = optarg; break;
@@ -171,7 +207,12 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
             if (parse_int_flag("--max-held", optarg, 1, 10000000, &o->max_held) != 0)
                 return -1;
             break;
+        case 'F':
+            if (parse_ready_fd(optarg, &o->ready_fd) != 0)
+                return -1;
+            break;
         case 'h': fputs(usage, stdout); exit(0);
+        case 'V': printf("activator %s\n", KP_VERSION); exit(0);
         default: fprintf(stderr, "activator: see --help\n"); return -1;
         }
     }
@@ -183,6 +224,9 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
         fprintf(stderr, "activator: --backend \"%s\": expected local or kubernetes\n", o->backend);
         return -1;
     }
+    if (parse_address(o->listen_src, o->listen, &o->listen_addr) != 0 ||
+        parse_address(o->admin_src, o->admin, &o->admin_addr) != 0)
+        return -1;
     return 0;
 }
 
@@ -324,12 +368,6 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
-    char host[256], admin_host[256];
-    int port, admin_port;
-    if (split_host_port("--listen", o.listen, host, sizeof host, &port) != 0 ||
-        split_host_port("--admin", o.admin, admin_host, sizeof admin_host, &admin_port) != 0)
-        return 2;
-
     act.loop = uv_default_loop();
     act.max_held = o.max_held;
     act.n_activators = 1;
@@ -346,22 +384,24 @@ int main(int argc, char **argv)
     kp_http_server_opts_t sopts;
     kp_http_server_opts_default(&sopts);
     sopts.reuse_port = o.reuse_port;
-    int rc = kp_http_server_init(&act.server, act.loop, host, port, &sopts, act_on_request, &act);
+    int rc = kp_http_server_init(&act.server, act.loop, o.listen_addr.ip, o.listen_addr.port,
+                                 &sopts, act_on_request, &act);
     if (rc != 0) {
         fprintf(stderr, "activator: cannot listen on %s (--listen): %s\n", o.listen, uv_strerror(rc));
         return 1;
     }
-    if (act_observe_init(&act, admin_host, admin_port) != 0)
+    if (act_observe_init(&act, o.admin_addr.ip, o.admin_addr.port) != 0)
         return 1;
     if (strcmp(o.backend, "kubernetes") == 0 && act.identity[0] && o.activator_service &&
         *o.activator_service)
-        act_peers_start(&act, admin_port);
+        act_peers_start(&act, o.admin_addr.port);
     uv_signal_init(act.loop, &sigterm_handle);
     uv_signal_init(act.loop, &sigint_handle);
     uv_signal_start(&sigterm_handle, on_signal, SIGTERM);
     uv_signal_start(&sigint_handle, on_signal, SIGINT);
-    kp_log(KP_LOG_INFO, "activator listening on %s (admin %s), %zu revision(s), backend %s",
-           o.listen, o.admin, act.n_revisions, o.backend);
+    kp_log(KP_LOG_INFO, "activator %s listening on %s (admin %s), %zu revision(s), backend %s",
+           KP_VERSION, o.listen, o.admin, act.n_revisions, o.backend);
+    signal_ready(o.ready_fd);
     kp_mem_trim_start(act.loop);
     uv_run(act.loop, UV_RUN_DEFAULT);
     uv_loop_close(act.loop);

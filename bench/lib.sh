@@ -37,7 +37,7 @@ bench_cleanup() {
 bench_require() {
     local c
     for c in "$@"; do
-        command -v "$c" >/dev/null 2>&1 || [[ -x $c ]] || bench_die "missing $c (try: make deps / make)"
+        command -v "$c" >/dev/null 2>&1 || [[ -x $c ]] || bench_die "missing $c (try: make deps-bench / make)"
     done
 }
 

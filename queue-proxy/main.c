@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "kp_version.h"
 #include "base/mem_trim.h"
 #include "drain.h"
 #include "queue_proxy.h"
@@ -13,10 +14,10 @@
 #include "traffic.h"
 
 static const char usage[] =
-    "usage: queue-proxy [--help]\n"
+    "usage: queue-proxy [--help | --version]\n"
     "\n"
-    "Knative-compatible queue-proxy sidecar. It takes no flags: it is configured by\n"
-    "Knative's environment variables, as a Knative revision pod sets them:\n"
+    "Knative-compatible queue-proxy sidecar, configured by Knative's environment\n"
+    "variables (it takes no other flags), as a Knative revision pod sets them:\n"
     "  SERVING_NAMESPACE, SERVING_CONFIGURATION, SERVING_REVISION, SERVING_POD,\n"
     "  SERVING_POD_IP, QUEUE_SERVING_PORT, QUEUE_SERVING_TLS_PORT, USER_PORT,\n"
     "  CONTAINER_CONCURRENCY (0 = no limit), REVISION_TIMEOUT_SECONDS,\n"
@@ -25,6 +26,10 @@ static const char usage[] =
     "  REVISION_IDLE_TIMEOUT_SECONDS, SERVING_READINESS_PROBE,\n"
     "  SERVING_ENABLE_REQUEST_LOG, SERVING_REQUEST_LOG_TEMPLATE,\n"
     "  SERVING_ENABLE_PROBE_REQUEST_LOG, SERVING_REQUEST_METRICS_BACKEND  (optional)\n"
+    "  SERVING_REQUEST_METRICS_REPORTING_PERIOD_SECONDS, METRICS_COLLECTOR_ADDRESS,\n"
+    "  TRACING_CONFIG_BACKEND, TRACING_CONFIG_DEBUG, TRACING_CONFIG_SAMPLE_RATE,\n"
+    "  TRACING_CONFIG_ZIPKIN_ENDPOINT, ENABLE_PROFILING, ENABLE_HTTP2_AUTO_DETECTION\n"
+    "                                            (optional; checked, then unused)\n"
     "Extra, for running many pods on one host (defaults are Knative's ports):\n"
     "  KP_ADMIN_PORT (8022), KP_METRICS_PORT (9090), KP_USER_METRICS_PORT (9091),\n"
     "  KP_DRAIN_QUIET_PERIOD_SECONDS (30), KP_USER_HOST (127.0.0.1),\n"
@@ -36,7 +41,10 @@ static const char usage[] =
     "Accept: application/protobuf, Prometheus text otherwise); user metrics port\n"
     "GET /metrics when SERVING_REQUEST_METRICS_BACKEND=prometheus.\n"
     "SIGTERM drains: health checks fail, traffic is served until the quiet period\n"
-    "passes with no request, then the process exits.\n";
+    "passes with no request, then the process exits.\n"
+    "\n"
+    "Missing or invalid variables are all named in one message; exit code 1.\n"
+    "--version prints the version and the commit it was built from.\n";
 
 static void on_closed_handle(uv_handle_t *h)
 {
@@ -158,13 +166,17 @@ int main(int argc, char **argv)
             fputs(usage, stdout);
             return 0;
         }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("queue-proxy %s\n", KP_VERSION);
+            return 0;
+        }
         fprintf(stderr, "queue-proxy: unknown argument \"%s\" (it is configured by environment "
                         "variables; see --help)\n", argv[i]);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
     static qp_t qp; /* large; lives for the whole process */
-    char err[512];
+    char err[8192]; /* room for every variable's problem */
     if (kp_qp_config_load(&qp.cfg, err, sizeof err) != 0) {
         fprintf(stderr, "queue-proxy: %s\n", err);
         return 1;

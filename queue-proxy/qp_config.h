@@ -1,7 +1,7 @@
 /* The queue-proxy's whole configuration, read once at start from the
  * environment Knative's revision reconciler sets (plus a few KP_* overrides
- * of ours for running many pods on one host). A bad value stops the start
- * with a message that names the variable and says what it accepts. */
+ * of ours for running many pods on one host). Bad values stop the start
+ * with one message that names every such variable and what it accepts. */
 #ifndef KP_QP_CONFIG_H
 #define KP_QP_CONFIG_H
 
@@ -85,7 +85,10 @@ typedef struct kp_qp_config {
 } kp_qp_config_t;
 
 /* Reads the process environment. Returns 0, or -1 with a message in err
- * (cfg then holds nothing to free; kp_qp_config_free is harmless). */
+ * (cfg then holds nothing to free; kp_qp_config_free is harmless) naming
+ * every variable that is missing or invalid: one problem's message alone,
+ * or "N environment variables are missing or invalid (see --help):"
+ * followed by one indented line per problem. */
 int kp_qp_config_load(kp_qp_config_t *cfg, char *err, size_t errlen);
 
 /* The same from any source: get returns a variable's value or NULL when it

@@ -4,13 +4,15 @@
 # first request and stop after the scale-to-zero grace period.
 # Ctrl-C stops the activator and every pod.
 set -euo pipefail
-build=${1:-build}
+build=$(realpath "${1:-build}")
+cd "$(dirname "$0")/.."
 listen=${KP_ACTIVATOR_LISTEN:-0.0.0.0:8080}
 admin=${KP_ACTIVATOR_ADMIN:-127.0.0.1:9095}
 port=${listen##*:}
 host=helloworld-go.default.127.0.0.1.sslip.io
 
-cat <<MSG
+banner() {
+    cat <<MSG
 
 The activator serves helloworld-go on :$port (admin: $admin). No pod runs yet.
 Try, in another terminal:
@@ -22,4 +24,10 @@ Try, in another terminal:
 Ctrl-C to stop.
 
 MSG
-exec "$build/activator" --config config/local.json --listen "$listen" --admin "$admin"
+}
+
+# The banner waits for the activator's "ready" on descriptor 3, written
+# once both ports listen: a port already taken gives the activator's error
+# and no banner (the pipe closes unwritten when it exits).
+exec "$build/activator" --config config/local.json --listen "$listen" --admin "$admin" \
+    --ready-fd 3 3> >(read -r _ && banner)

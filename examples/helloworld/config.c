@@ -7,7 +7,7 @@
 #include "base/env.h"
 
 const char hw_usage[] =
-    "usage: helloworld [--help]\n"
+    "usage: helloworld [--help | --version]\n"
     "\n"
     "Sample app for the queue-proxy's tests, benchmarks and demo. Environment:\n"
     "  PORT              port to listen on, 1..65535 (default 8080)\n"

@@ -9,6 +9,7 @@
 
 #include "app.h"
 #include "base/log.h"
+#include "kp_version.h"
 
 static void on_server_closed(kp_http_server_t *s)
 {
@@ -68,6 +69,10 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(hw_usage, stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("helloworld %s\n", KP_VERSION);
             return 0;
         }
         fprintf(stderr,

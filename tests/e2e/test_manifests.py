@@ -6,6 +6,7 @@ activator. Needs PyYAML (Debian: python3-yaml). No cluster needed."""
 import glob
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -29,7 +30,8 @@ PROGRAMS = ("activator", "queue-proxy", "helloworld")
 
 
 def load_all():
-    files = sorted(glob.glob(os.path.join(MANIFEST_DIR, "*.yaml")))
+    files = sorted(p for p in glob.glob(os.path.join(MANIFEST_DIR, "*.yaml"))
+                   if os.path.basename(p) != "kustomization.yaml")  # test_kustomize.py's
     assert files, "no manifests in %s" % MANIFEST_DIR
     docs = []
     for path in files:
@@ -72,8 +74,8 @@ def test_kinds_and_names():
     for kind, ns, name in [
         ("Namespace", None, SYSTEM_NS),
         ("ServiceAccount", SYSTEM_NS, "kp-activator"),
-        ("Role", APPS_NS, "kp-activator"),
-        ("RoleBinding", APPS_NS, "kp-activator"),
+        ("Role", APPS_NS, "kp-activator-apps"),
+        ("RoleBinding", APPS_NS, "kp-activator-apps"),
         ("Role", SYSTEM_NS, "kp-activator"),
         ("RoleBinding", SYSTEM_NS, "kp-activator"),
         ("ConfigMap", SYSTEM_NS, "kp-config"),
@@ -107,7 +109,7 @@ def rules_of(role):
 
 def test_rbac_is_exactly_what_the_activator_calls():
     assert not [d for d in DOCS if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
-    assert rules_of(find("Role", "kp-activator", APPS_NS)) == {
+    assert rules_of(find("Role", "kp-activator-apps", APPS_NS)) == {
         ("apps", "deployments/scale", "get"), ("apps", "deployments/scale", "patch"),
         ("discovery.k8s.io", "endpointslices", "get"),
         ("discovery.k8s.io", "endpointslices", "list"),
@@ -123,7 +125,7 @@ def test_rbac_is_exactly_what_the_activator_calls():
     }
     roles = [d for d in DOCS if d["kind"] == "Role"]
     assert len(roles) == 2, "unexpected extra Role: %s" % [r["metadata"]["name"] for r in roles]
-    for ns, name in [(APPS_NS, "kp-activator"), (SYSTEM_NS, "kp-activator")]:
+    for ns, name in [(APPS_NS, "kp-activator-apps"), (SYSTEM_NS, "kp-activator")]:
         rb = find("RoleBinding", name, ns)
         assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
         assert rb["subjects"] == [{"kind": "ServiceAccount", "name": "kp-activator",
@@ -280,6 +282,43 @@ def test_configmap_loads_in_the_real_activator():
         names = [s["name"] for s in status["services"]]
         assert "helloworld-go" in names, status
         assert act.revision_status(REVISION) is not None
+    finally:
+        code = act.stop(timeout=10)
+    assert code == 0, "activator exit %s:\n%s" % (code, act.logs())
+
+
+def test_configmap_update_reaches_the_running_activator(tmp_path):
+    """The kubelet updates a mounted ConfigMap by writing a new directory and
+    swapping the `..data` symlink (its AtomicWriter); config.json is a
+    symlink through it. The running activator picks the new content up
+    without a restart, as config/kubernetes/README.md says."""
+    cm = find("ConfigMap", "kp-config", SYSTEM_NS)
+    config = json.loads(cm["data"]["config.json"])
+
+    def publish(cfg, stamp):
+        d = tmp_path / ("..2025_01_01_00_00_0%d.000000001" % stamp)
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps(cfg))
+        os.symlink(d.name, str(tmp_path / "..data_tmp"))
+        os.rename(str(tmp_path / "..data_tmp"), str(tmp_path / "..data"))
+        return d
+
+    old = publish(config, 1)
+    os.symlink("..data/config.json", str(tmp_path / "config.json"))
+    act = Activator(config, args=["--config", str(tmp_path / "config.json")])
+    try:
+        assert [s["name"] for s in act.status()["services"]] == ["helloworld-go"]
+        added = json.loads(json.dumps(config["services"][0]))
+        added["name"] = "second"
+        for r in added["revisions"]:
+            r["name"] = r["name"].replace("helloworld-go", "second")
+        for t in added["traffic"]:
+            t["revisionName"] = t["revisionName"].replace("helloworld-go", "second")
+        config["services"].append(added)
+        publish(config, 2)
+        shutil.rmtree(str(old))
+        act.wait_for(lambda: [s["name"] for s in act.status()["services"]] ==
+                     ["helloworld-go", "second"], 10, "the ConfigMap's new service")
     finally:
         code = act.stop(timeout=10)
     assert code == 0, "activator exit %s:\n%s" % (code, act.logs())

@@ -37,7 +37,8 @@ fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%)
 $(BUILD)/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(TEST_LIBS)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) -fsanitize=fuzzer
 
-fuzz-build:
+# clang comes with the test tools.
+fuzz-build: deps-test
 	$(MAKE) BUILD=$(FUZZ_BUILD) SANITIZE=fuzz CC=$(FUZZ_CC) fuzz-bins
 
 # Replays seeds and regressions once each: a crash fixed stays fixed.

@@ -220,6 +220,72 @@ static void required_ones_must_be_set(void **state)
     expect_error(OVER("SERVING_REVISION", ""), "SERVING_REVISION: must not be empty");
 }
 
+/* A pod spec with several mistakes is fixed in one edit: every problem is
+ * named in one message, one per line, in --help's order. */
+static void every_problem_is_named_at_once(void **state)
+{
+    static const char *required[] = {
+        "SERVING_NAMESPACE",      "SERVING_CONFIGURATION",
+        "SERVING_REVISION",       "SERVING_POD",
+        "SERVING_POD_IP",         "QUEUE_SERVING_PORT",
+        "QUEUE_SERVING_TLS_PORT", "USER_PORT",
+        "CONTAINER_CONCURRENCY",  "REVISION_TIMEOUT_SECONDS",
+        "SERVING_LOGGING_CONFIG", "SERVING_LOGGING_LEVEL",
+    };
+    static const char *const nothing[] = {NULL};
+    env_table_t empty = {nothing, NULL};
+    kp_qp_config_t cfg;
+    char err[4096] = "";
+    assert_int_equal(kp_qp_config_load_from(&cfg, table_get, &empty, err, sizeof err), -1);
+    const char *head = "12 environment variables are missing or invalid (see --help):\n";
+    if (strncmp(err, head, strlen(head)) != 0)
+        fail_msg("error does not start with the count: \"%s\"", err);
+    const char *at = err;
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+        char want[128];
+        snprintf(want, sizeof want, "\n  %s: required but not set", required[i]);
+        const char *hit = strstr(at, want);
+        if (!hit)
+            fail_msg("\"%s\" missing or out of order in \"%s\"", want + 3, err);
+        at = hit + 1;
+    }
+    kp_qp_config_free(&cfg);
+
+    /* Bad values and missing ones together, each once. */
+    err[0] = '\0';
+    assert_int_equal(
+        load(&cfg,
+             OVER("CONTAINER_CONCURRENCY", "ten", "USER_PORT", NULL, "SERVING_LOGGING_LEVEL",
+                  "loud", "ENABLE_PROFILING", "yes", "SERVING_READINESS_PROBE", "{\"exec\":{}}"),
+             err, sizeof err),
+        -1);
+    const char *want[] = {
+        "5 environment variables are missing or invalid (see --help):\n",
+        "\n  USER_PORT: required but not set\n",
+        "\n  CONTAINER_CONCURRENCY=\"ten\": not an integer",
+        "\n  SERVING_LOGGING_LEVEL=\"loud\": unknown level",
+        "\n  SERVING_READINESS_PROBE: exec probes are not run by the queue-proxy",
+        "\n  ENABLE_PROFILING=\"yes\": not a boolean",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(err, want[i]))
+            fail_msg("\"%s\" not in \"%s\"", want[i], err);
+    kp_qp_config_free(&cfg);
+}
+
+/* A buffer too small for the list still ends in a NUL. */
+static void a_short_buffer_truncates(void **state)
+{
+    static const char *const nothing[] = {NULL};
+    env_table_t empty = {nothing, NULL};
+    kp_qp_config_t cfg;
+    char err[40];
+    memset(err, 'x', sizeof err);
+    assert_int_equal(kp_qp_config_load_from(&cfg, table_get, &empty, err, sizeof err), -1);
+    assert_int_equal(strlen(err), sizeof err - 1);
+    kp_qp_config_free(&cfg);
+}
+
 static void bad_values_name_the_variable(void **state)
 {
     expect_error(OVER("CONTAINER_CONCURRENCY", "ten"),
@@ -342,6 +408,8 @@ int main(void)
         cmocka_unit_test(optional_ones_may_be_absent),
         cmocka_unit_test(our_overrides),
         cmocka_unit_test(required_ones_must_be_set),
+        cmocka_unit_test(every_problem_is_named_at_once),
+        cmocka_unit_test(a_short_buffer_truncates),
         cmocka_unit_test(bad_values_name_the_variable),
         cmocka_unit_test(logging_level_sources),
         cmocka_unit_test(request_log_template),
