@@ -15,6 +15,7 @@
 #include "autoscaler.h"
 #include "base/histogram.h"
 #include "http/upstream.h"
+#include "response_stats.h"
 
 typedef struct act_pod act_pod_t;
 typedef struct act_claim act_claim_t;
@@ -91,11 +92,16 @@ struct act_revision {
     int retired;      /* no longer in the config: gets no new request */
     void (*on_closed)(act_revision_t *rev); /* act_revision_close's */
     /* Records, read by observe.c. */
-    uint64_t requests_by_class[6]; /* 1xx..5xx, [0] for no status (handler.c) */
+    act_response_stats_t responses; /* handler.c's */
     uint64_t cold_starts;
     /* How long the first request of each start from zero was held. */
     kp_histogram_t cold_start_seconds;
     int cold_start_pending; /* a request is held while no pod is ready */
+    /* The last thing that went wrong for it, for operators: a pod that
+     * would not start, a scrape that timed out, a request that waited in
+     * vain... failed_ns 0: nothing yet. */
+    char last_failure[256];
+    uint64_t failed_ns;
 };
 
 /* The revision that serves a spec of the current config, or NULL (not
@@ -150,5 +156,10 @@ void act_revision_pod_settled(act_pod_t *pod);
 
 /* Demand here or at a peer rose: the autoscaler may want more pods now. */
 void act_revision_demand_rose(act_revision_t *rev);
+
+/* Something went wrong for the revision (reason: what, to what); kept as
+ * its last failure for /status. */
+void act_revision_note_failure(act_revision_t *rev, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif
