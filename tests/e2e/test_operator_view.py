@@ -172,8 +172,9 @@ def test_text_log_format_reads_as_lines_of_words(activator_factory):
 
 
 def test_bad_log_format_is_refused_naming_the_flag():
-    r = subprocess.run([os.path.join(BUILD, "activator"), "--log-format", "xml"],
-                       capture_output=True, text=True, timeout=10)
+    # (A config that does not exist: were the flag taken, it would not serve.)
+    r = subprocess.run([os.path.join(BUILD, "activator"), "--log-format", "xml", "--config",
+                        "/nonexistent/config.json"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 2
     assert r.stderr == ('activator: --log-format "xml" (or KP_LOG_FORMAT): '
                         'expected json or text\n'), r.stderr
