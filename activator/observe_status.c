@@ -87,6 +87,15 @@ static void status_autoscaler(kp_strbuf_t *sb, const act_revision_t *rev, uint64
     }
 }
 
+static void status_failure(kp_strbuf_t *sb, const act_failure_t *f, uint64_t now)
+{
+    kp_strbuf_puts(sb, "{\"reason\":");
+    json_str(sb, f->reason);
+    kp_strbuf_printf(sb, ",\"count\":%llu,\"age_seconds\":", (unsigned long long)f->count);
+    json_milli(sb, age_seconds(f->at_ns, now));
+    kp_strbuf_puts(sb, "}");
+}
+
 static void status_revision(kp_strbuf_t *sb, const act_revision_t *rev, uint64_t now)
 {
     const kp_revision_spec_t *spec = rev->spec;
@@ -105,15 +114,17 @@ static void status_revision(kp_strbuf_t *sb, const act_revision_t *rev, uint64_t
                      (unsigned long long)by_class[4], (unsigned long long)by_class[5]);
     status_autoscaler(sb, rev, now);
     kp_strbuf_puts(sb, ",\"last_failure\":");
-    if (rev->failed_ns) {
-        kp_strbuf_puts(sb, "{\"reason\":");
-        json_str(sb, rev->last_failure);
-        kp_strbuf_puts(sb, ",\"age_seconds\":");
-        json_milli(sb, age_seconds(rev->failed_ns, now));
-        kp_strbuf_puts(sb, "},");
-    } else {
-        kp_strbuf_puts(sb, "null,");
+    if (rev->failures[0].at_ns)
+        status_failure(sb, &rev->failures[0], now);
+    else
+        kp_strbuf_puts(sb, "null");
+    kp_strbuf_puts(sb, ",\"recent_failures\":[");
+    for (size_t i = 0; i < ACT_REVISION_FAILURES && rev->failures[i].at_ns; i++) {
+        if (i)
+            kp_strbuf_puts(sb, ",");
+        status_failure(sb, &rev->failures[i], now);
     }
+    kp_strbuf_puts(sb, "],");
     if (rev->collector) {
         /* Rounds that keep coming say no pod stalls the autoscaler. */
         const act_collector_counts_t *counts = act_collector_counts(rev->collector);

@@ -1,7 +1,7 @@
 /* The activator's /status: services, their traffic and revisions, each
  * revision's pods, its autoscaler's view (concurrency over both windows,
  * target, panic mode, why it wants that many pods), its last scale and
- * its last failure. JSON, keys in snake_case. */
+ * its recent failures. JSON, keys in snake_case. */
 #ifndef KP_ACT_OBSERVE_STATUS_H
 #define KP_ACT_OBSERVE_STATUS_H
 

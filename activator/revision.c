@@ -390,11 +390,22 @@ static void scale(void *ctx, int from, int to, const char *reason)
 
 void act_revision_note_failure(act_revision_t *rev, const char *fmt, ...)
 {
+    act_failure_t f = {.at_ns = kp_now_ns(), .count = 1};
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(rev->last_failure, sizeof rev->last_failure, fmt, ap);
+    vsnprintf(f.reason, sizeof f.reason, fmt, ap);
     va_end(ap);
-    rev->failed_ns = kp_now_ns();
+    /* The same reason again moves to the front; otherwise the oldest goes. */
+    size_t n = ACT_REVISION_FAILURES - 1;
+    for (size_t i = 0; i < ACT_REVISION_FAILURES; i++) {
+        if (rev->failures[i].at_ns && strcmp(rev->failures[i].reason, f.reason) == 0) {
+            f.count += rev->failures[i].count;
+            n = i;
+            break;
+        }
+    }
+    memmove(&rev->failures[1], &rev->failures[0], n * sizeof rev->failures[0]);
+    rev->failures[0] = f;
 }
 
 static void autoscaler_config(const act_revision_t *rev, kp_kpa_config_t *cfg)
