@@ -22,6 +22,7 @@
 
 static const char usage[] =
     "usage: activator [options]\n"
+    "       activator status [--admin HOST:PORT] [-w]   a running activator's state as tables\n"
     "\n"
     "Scale-from-zero proxy and autoscaler for Knative-style services.\n"
     "\n"
