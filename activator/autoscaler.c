@@ -16,7 +16,7 @@ struct act_autoscaler {
     kp_kpa_config_t cfg;
     kp_kpa_t kpa;
     uv_timer_t decide_timer;
-    int desired;
+    act_autoscaler_state_t state;
     int closing;
 };
 
@@ -44,23 +44,60 @@ void act_autoscaler_config(const kp_activator_config_t *global, const kp_revisio
     cfg->container_concurrency = spec->container_concurrency;
 }
 
+/* Three decimals are all a reader of the log needs. */
+static double milli(double v)
+{
+    return round(v * 1000) / 1000;
+}
+
+static void log_decision(const act_autoscaler_t *as, const kp_kpa_decision_t *d,
+                         const act_demand_t *demand, int want, const char *reason)
+{
+    if (!kp_log_enabled(KP_LOG_DEBUG))
+        return;
+    kp_log_fields(KP_LOG_DEBUG, "scale decision", KP_LOG_STR("revision", as->hooks.name),
+                  KP_LOG_NUM("observed_stable", milli(d->observed_stable)),
+                  KP_LOG_NUM("observed_panic", milli(d->observed_panic)),
+                  KP_LOG_NUM("target", milli(d->target)), KP_LOG_INT("stable_pods", d->stable_pods),
+                  KP_LOG_INT("panic_pods", d->panic_pods),
+                  KP_LOG_INT("ready_pods", demand->ready_pods), KP_LOG_NUM("held", demand->held),
+                  KP_LOG_NUM("in_flight", demand->in_flight),
+                  KP_LOG_NUM("peer_load", milli(demand->peer_load)),
+                  KP_LOG_BOOL("panic_mode", d->panicking), KP_LOG_INT("from", as->state.desired),
+                  KP_LOG_INT("desired", want), KP_LOG_STR("why", reason));
+}
+
 static void decide(act_autoscaler_t *as)
 {
     act_demand_t d;
     as->hooks.read_demand(as->hooks.ctx, &d);
     kp_kpa_decision_t decision;
-    if (kp_kpa_decide(&as->kpa, kp_now_ns(), d.ready_pods, &decision) != 0)
+    uint64_t now = kp_now_ns();
+    if (kp_kpa_decide(&as->kpa, now, d.ready_pods, &decision) != 0)
         return;
     int want = decision.desired_scale;
+    const char *reason = decision.reason;
     /* A request is waiting and nothing runs: one pod at least, whatever
      * the windows still say. */
-    if (want == 0 && (d.held > 0 || d.peer_load > 0))
+    if (want == 0 && (d.held > 0 || d.peer_load > 0)) {
         want = 1;
-    if (want == as->desired)
+        reason = "request waiting";
+    }
+    log_decision(as, &decision, &d, want, reason);
+    act_autoscaler_state_t *st = &as->state;
+    st->decision = decision;
+    st->demand = d;
+    st->decided_ns = now;
+    st->reason = reason;
+    if (want == st->desired)
         return;
-    int from = as->desired;
-    as->desired = want;
-    as->hooks.scale(as->hooks.ctx, from, want, decision.reason);
+    int from = st->desired;
+    st->desired = want;
+    st->scale_from = from;
+    st->scale_to = want;
+    st->scale_reason = reason;
+    st->scaled_ns = now;
+    as->hooks.scale(as->hooks.ctx, from, want, reason);
 }
 
 static void on_decide_tick(uv_timer_t *t)
@@ -115,7 +152,7 @@ void act_autoscaler_demand_rose(act_autoscaler_t *as)
     as->hooks.read_demand(as->hooks.ctx, &d);
     double load = d.held + d.in_flight + d.peer_load;
     int needed = (int)ceil(load / kp_kpa_config_target(&as->cfg));
-    if (needed <= as->desired)
+    if (needed <= as->state.desired)
         return;
     kp_kpa_burst(&as->kpa, kp_now_ns(), load);
     decide(as);
@@ -131,7 +168,12 @@ void act_autoscaler_adopt(act_autoscaler_t *as)
 
 int act_autoscaler_desired(const act_autoscaler_t *as)
 {
-    return as->desired;
+    return as->state.desired;
+}
+
+const act_autoscaler_state_t *act_autoscaler_state(const act_autoscaler_t *as)
+{
+    return &as->state;
 }
 
 static void on_timer_closed(uv_handle_t *h)

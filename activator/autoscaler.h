@@ -2,10 +2,12 @@
  * numbers it is given (the pods' concurrency from the collector, the
  * activator's own held and in-flight requests from read_demand) every two
  * seconds, or at once when demand jumps. It knows no pods, no revision
- * and no backend: its decisions leave through the scale hook. */
+ * and no backend: its decisions leave through the scale hook, and each
+ * decision's inputs are logged at debug level. */
 #ifndef KP_ACT_AUTOSCALER_H
 #define KP_ACT_AUTOSCALER_H
 
+#include <stdint.h>
 #include <uv.h>
 
 #include "activator/config/config.h"
@@ -24,9 +26,24 @@ typedef struct act_autoscaler_hooks {
     /* The desired pod count changed from `from` to `to`, for `reason`. */
     void (*scale)(void *ctx, int from, int to, const char *reason);
     void *ctx;
+    const char *name; /* for its debug log lines; outlives the autoscaler */
 } act_autoscaler_hooks_t;
 
 typedef struct act_autoscaler act_autoscaler_t;
+
+/* What it last saw and decided (for /status and /metrics). Reasons are
+ * static strings. */
+typedef struct act_autoscaler_state {
+    kp_kpa_decision_t decision; /* the latest decision, every two seconds */
+    act_demand_t demand;        /* what was read for it */
+    uint64_t decided_ns;        /* when (monotonic); 0 before the first */
+    int desired;                /* pods asked for */
+    const char *reason;         /* why that many: the decision's, or a request waiting */
+    /* The last change of the pods asked for; scaled_ns 0 before the first. */
+    int scale_from, scale_to;
+    const char *scale_reason;
+    uint64_t scaled_ns;
+} act_autoscaler_state_t;
 
 /* Knative's defaults, then the global settings (the config's
  * "autoscaler"), then the revision's annotations; values were checked when
@@ -54,6 +71,7 @@ void act_autoscaler_demand_rose(act_autoscaler_t *as);
 void act_autoscaler_adopt(act_autoscaler_t *as);
 /* Pods asked for by the last decision. */
 int act_autoscaler_desired(const act_autoscaler_t *as);
+const act_autoscaler_state_t *act_autoscaler_state(const act_autoscaler_t *as);
 /* Stops its timers; freed once they are closed. */
 void act_autoscaler_close(act_autoscaler_t *as);
 

@@ -210,9 +210,13 @@ static void time_out_scrapes(act_collector_t *c, uint64_t now)
             continue;
         act_pod_t *pod = s->pod;
         c->counts.scrape_timeouts++;
-        if (pod->scrape_timeouts++ == 0) /* once until it answers again */
+        if (pod->scrape_timeouts++ == 0) { /* once until it answers again */
             kp_log_kv(KP_LOG_WARN, "pod stats scrape timed out", "revision", c->rev->key, "pod",
                       pod->info.id, "ip", pod->info.ip, NULL);
+            act_revision_note_failure(c->rev, "stats scrape of pod %s timed out after %llu s",
+                                      pod->info.id,
+                                      (unsigned long long)(SCRAPE_TIMEOUT_NS / 1000000000ull));
+        }
         scrape_abort(s);
     }
 }

@@ -1,6 +1,7 @@
 /* The activator's traffic port. See handler.h. */
 #include "handler.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,18 +33,18 @@ typedef struct act_request {
 static const char *const activator_only_headers[] = {
     "Knative-Serving-Revision", "Knative-Serving-Namespace", "K-Original-Host", "K-Proxy-Request"};
 
-/* Counted by status class; at debug level, a log line too. */
+/* Counted, with its latency from arrival to the end of the response
+ * (held time included, as Knative's activator measures it); at debug
+ * level, a log line too. */
 static void request_done(const act_request_t *r, act_revision_t *rev, int status)
 {
-    int cls = status >= 100 && status < 600 ? status / 100 : 0;
-    rev->requests_by_class[cls]++;
+    double ms = (double)(kp_now_ns() - r->claim.start_ns) / 1e6;
+    act_response_stats_record(&rev->responses, status, ms);
     if (!kp_log_enabled(KP_LOG_DEBUG))
         return;
-    char code[16], ms[32];
-    snprintf(code, sizeof code, "%d", status);
-    snprintf(ms, sizeof ms, "%.3f", (double)(kp_now_ns() - r->claim.start_ns) / 1e6);
-    kp_log_kv(KP_LOG_DEBUG, "request done", "revision", rev->key, "pod",
-              r->claim.pod ? r->claim.pod->info.id : NULL, "status", code, "duration_ms", ms, NULL);
+    kp_log_fields(KP_LOG_DEBUG, "request done", KP_LOG_STR("revision", rev->key),
+                  KP_LOG_STR("pod", r->claim.pod ? r->claim.pod->info.id : NULL),
+                  KP_LOG_INT("status", status), KP_LOG_NUM("duration_ms", round(ms * 1000) / 1000));
 }
 
 static void respond_and_free(act_request_t *r, int status, const char *body)

@@ -23,9 +23,11 @@
 #include "observe.h"
 #include "peers.h"
 #include "revisions.h"
+#include "status_cli.h"
 
 static const char usage[] =
     "usage: activator [options]\n"
+    "       activator status [--admin HOST:PORT] [-w]   a running activator's state as tables\n"
     "\n"
     "Scale-from-zero proxy and autoscaler for Knative-style services.\n"
     "\n"
@@ -56,7 +58,10 @@ static const char usage[] =
     "  --activator-service NAME  Service of the activator replicas, whose ready\n"
     "                       endpoints share each pod's capacity (env KP_ACTIVATOR_SERVICE)\n"
     "\n"
-    "  --log-level LEVEL    debug, info, warn or error (env KP_LOG_LEVEL; default info)\n"
+    "  --log-level LEVEL    debug, info, warn or error (env KP_LOG_LEVEL; default info);\n"
+    "                       debug logs each scale decision's inputs\n"
+    "  --log-format F       json (Knative's) or text, for terminals; local pods log the\n"
+    "                       same way (env KP_LOG_FORMAT; default json)\n"
     "  --max-held N         held requests per revision before 503 (default 10000)\n"
     "  --ready-fd N         once both ports listen, write \"ready\\n\" to file descriptor N\n"
     "                       and close it (make run prints its banner then)\n"
@@ -84,6 +89,7 @@ typedef struct act_opts {
     const char *backend;
     const char *queue_proxy;
     const char *log_level;
+    const char *log_format;
     int max_held;
     const char *kube_api, *kube_token_file, *kube_ca_file;
     const char *identity, *lease_namespace, *activator_service;
@@ -151,6 +157,7 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
     o->ready_fd = -1;
     o->backend = (env = getenv("KP_ACTIVATOR_BACKEND")) && *env ? env : "local";
     o->log_level = (env = getenv("KP_LOG_LEVEL")) && *env ? env : "info";
+    o->log_format = (env = getenv(KP_LOG_FORMAT_ENV)) && *env ? env : "json";
     o->queue_proxy = NULL;
     o->max_held = 10000;
     o->kube_api = getenv("KP_KUBE_API");
@@ -177,6 +184,7 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
         {"lease-duration", required_argument, NULL, 'L'},
         {"pod-port-base", required_argument, NULL, 'P'}, {"reuse-port", no_argument, NULL, 'R'},
         {"ready-fd", required_argument, NULL, 'F'},    {"version", no_argument, NULL, 'V'},
+        {"log-format", required_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -188,6 +196,7 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
         case 'b': o->backend = optarg; break;
         case 'q': o->queue_proxy = optarg; break;
         case 'v': o->log_level = optarg; break;
+        case 'f': o->log_format = optarg; break;
         case 'A': o->kube_api = optarg; break;
         case 'T': o->kube_token_file = optarg; break;
         case 'C': o->kube_ca_file = optarg; break;
@@ -321,6 +330,7 @@ static act_backend_t *make_backend(const act_opts_t *o, const act_backend_events
         if (o->queue_proxy)
             lopts.queue_proxy_path = o->queue_proxy;
         lopts.log_level = o->log_level;
+        lopts.log_format = o->log_format;
         if (o->pod_port_base)
             lopts.first_port = o->pod_port_base;
         return act_backend_local_new(act.loop, events, &lopts);
@@ -351,6 +361,8 @@ int main(int argc, char **argv)
     /* A local pod's process on its way to exec (before anything else). */
     if (argc > 1 && strcmp(argv[1], ACT_POD_EXEC_FLAG) == 0)
         return act_pod_exec_main(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "status") == 0)
+        return act_status_cli_main(argc - 1, argv + 1);
     act_opts_t o;
     if (parse_args(argc, argv, &o) != 0)
         return 2;
@@ -359,7 +371,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "activator: log level \"%s\": expected debug, info, warn or error\n", o.log_level);
         return 2;
     }
+    kp_log_format_t format;
+    if (kp_log_format_parse(o.log_format, &format) != 0) {
+        fprintf(stderr, "activator: --log-format \"%s\" (or KP_LOG_FORMAT): expected json or text\n",
+                o.log_format);
+        return 2;
+    }
     kp_log_init("activator", level);
+    kp_log_set_format(format);
     signal(SIGPIPE, SIG_IGN);
     char err[1024];
     kp_activator_config_t *cfg = calloc(1, sizeof *cfg);

@@ -1,8 +1,8 @@
-/* What the activator tells operators, on its admin port: /status (JSON:
- * services, traffic, revisions, pods with their in-flight counts),
- * /metrics (Prometheus text), /load (held and in-flight counts, for the
- * other replicas) and /healthz. It only reads the state; the modules that
- * own it keep the records (counters, the cold-start histogram). */
+/* What the activator tells operators, on its admin port: /status (JSON,
+ * observe_status.h), /metrics (Prometheus text, observe_metrics.h), /load
+ * (held and in-flight counts, for the other replicas) and /healthz. It
+ * only reads the state; the modules that own it keep the records
+ * (counters, histograms, the autoscaler's last decision). */
 #ifndef KP_ACT_OBSERVE_H
 #define KP_ACT_OBSERVE_H
 

@@ -2,6 +2,8 @@
  * Knative's load balancing. See revision.h. */
 #include "revision.h"
 
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +153,10 @@ static void on_held_timer(uv_timer_t *t)
                  "request for revision %.300s timed out after %ds waiting for a ready pod "
                  "(ready pods: %d, desired: %d)\n",
                  rev->key, rev->spec->timeout_s, rev->n_ready, act_revision_desired(rev));
+        act_revision_note_failure(rev,
+                                  "a request timed out after %ds waiting for a ready pod "
+                                  "(ready: %d, desired: %d)",
+                                  rev->spec->timeout_s, rev->n_ready, act_revision_desired(rev));
         claim->ops->refused(claim, 503, body);
     }
     arm_held_timer(rev);
@@ -164,11 +170,9 @@ static void record_cold_start(act_revision_t *rev, const act_claim_t *claim)
     rev->cold_start_pending = 0;
     rev->cold_starts++;
     kp_histogram_observe(&rev->cold_start_seconds, held_seconds);
-    char held[32], held_ms[32];
-    snprintf(held, sizeof held, "%.6f", held_seconds);
-    snprintf(held_ms, sizeof held_ms, "%.3f", held_seconds * 1000);
-    kp_log_kv(KP_LOG_INFO, "cold start", "revision", rev->key, "held_seconds", held, "held_ms",
-              held_ms, NULL);
+    kp_log_fields(KP_LOG_INFO, "cold start", KP_LOG_STR("revision", rev->key),
+                  KP_LOG_NUM("held_seconds", round(held_seconds * 1e6) / 1e6),
+                  KP_LOG_NUM("held_ms", round(held_seconds * 1e6) / 1e3));
 }
 
 /* Hands held requests, oldest first, to pods with a free slot. */
@@ -373,19 +377,35 @@ static void read_demand(void *ctx, act_demand_t *out)
 static void scale(void *ctx, int from, int to, const char *reason)
 {
     act_revision_t *rev = ctx;
-    char f[16], t[16], ready[16], held[16];
-    snprintf(f, sizeof f, "%d", from);
-    snprintf(t, sizeof t, "%d", to);
-    snprintf(ready, sizeof ready, "%d", rev->n_ready);
-    snprintf(held, sizeof held, "%d", rev->n_held);
     act_backend_t *backend = rev->act->backend;
     /* Every replica decides; only the one whose decision is written says
      * it scaled, so that the logs of all replicas tell one story. */
     int writes = !backend->writes_scale || backend->writes_scale(backend);
-    kp_log_kv(KP_LOG_INFO, writes ? "scale" : "scale decided here, written by another replica",
-              "revision", rev->key, "from", f, "to", t, "why", reason, "ready", ready, "held", held,
-              NULL);
+    kp_log_fields(KP_LOG_INFO, writes ? "scale" : "scale decided here, written by another replica",
+                  KP_LOG_STR("revision", rev->key), KP_LOG_INT("from", from), KP_LOG_INT("to", to),
+                  KP_LOG_STR("why", reason), KP_LOG_INT("ready", rev->n_ready),
+                  KP_LOG_INT("held", rev->n_held));
     backend->set_scale(backend, rev->backend_rev, to);
+}
+
+void act_revision_note_failure(act_revision_t *rev, const char *fmt, ...)
+{
+    act_failure_t f = {.at_ns = kp_now_ns(), .count = 1};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f.reason, sizeof f.reason, fmt, ap);
+    va_end(ap);
+    /* The same reason again moves to the front; otherwise the oldest goes. */
+    size_t n = ACT_REVISION_FAILURES - 1;
+    for (size_t i = 0; i < ACT_REVISION_FAILURES; i++) {
+        if (rev->failures[i].at_ns && strcmp(rev->failures[i].reason, f.reason) == 0) {
+            f.count += rev->failures[i].count;
+            n = i;
+            break;
+        }
+    }
+    memmove(&rev->failures[1], &rev->failures[0], n * sizeof rev->failures[0]);
+    rev->failures[0] = f;
 }
 
 static void autoscaler_config(const act_revision_t *rev, kp_kpa_config_t *cfg)
@@ -411,7 +431,8 @@ act_revision_t *act_revision_new(act_t *act, const kp_revision_spec_t *spec)
                       sizeof cold_start_bounds / sizeof cold_start_bounds[0]);
     kp_kpa_config_t cfg;
     autoscaler_config(rev, &cfg);
-    act_autoscaler_hooks_t hooks = {.read_demand = read_demand, .scale = scale, .ctx = rev};
+    act_autoscaler_hooks_t hooks = {
+        .read_demand = read_demand, .scale = scale, .ctx = rev, .name = rev->key};
     rev->autoscaler = act_autoscaler_new(act->loop, &cfg, &hooks);
     if (!rev->autoscaler) {
         kp_revision_spec_free(&rev->spec_storage);
@@ -483,6 +504,7 @@ void act_revision_close(act_revision_t *rev, void (*on_closed)(act_revision_t *r
 
 void act_revision_free(act_revision_t *rev)
 {
+    act_response_stats_free(&rev->responses);
     kp_revision_spec_free(&rev->spec_storage);
     free(rev);
 }

@@ -15,9 +15,18 @@
 #include "autoscaler.h"
 #include "base/histogram.h"
 #include "http/upstream.h"
+#include "response_stats.h"
 
 typedef struct act_pod act_pod_t;
 typedef struct act_claim act_claim_t;
+
+#define ACT_REVISION_FAILURES 4
+
+typedef struct act_failure {
+    char reason[256];
+    uint64_t at_ns; /* its last time (monotonic) */
+    uint64_t count; /* times it happened while it stayed among the kept ones */
+} act_failure_t;
 
 typedef struct act_claim_ops {
     /* A slot on claim->pod is the claim's: send the request there. It
@@ -91,11 +100,17 @@ struct act_revision {
     int retired;      /* no longer in the config: gets no new request */
     void (*on_closed)(act_revision_t *rev); /* act_revision_close's */
     /* Records, read by observe.c. */
-    uint64_t requests_by_class[6]; /* 1xx..5xx, [0] for no status (handler.c) */
+    act_response_stats_t responses; /* handler.c's */
     uint64_t cold_starts;
     /* How long the first request of each start from zero was held. */
     kp_histogram_t cold_start_seconds;
     int cold_start_pending; /* a request is held while no pod is ready */
+    /* What went wrong for it lately, for operators: a pod that would not
+     * start, a scale not written, a scrape or a held request that timed
+     * out... Newest first, each reason once; at_ns 0: none. A few are kept
+     * because the last is often the consequence (a request that waited in
+     * vain) of the one before (the pod that did not start). */
+    act_failure_t failures[ACT_REVISION_FAILURES];
 };
 
 /* The revision that serves a spec of the current config, or NULL (not
@@ -150,5 +165,10 @@ void act_revision_pod_settled(act_pod_t *pod);
 
 /* Demand here or at a peer rose: the autoscaler may want more pods now. */
 void act_revision_demand_rose(act_revision_t *rev);
+
+/* Something went wrong for the revision (what, to what): kept among its
+ * recent failures for /status. */
+void act_revision_note_failure(act_revision_t *rev, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

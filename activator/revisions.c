@@ -132,13 +132,10 @@ int act_revisions_apply(act_t *act, kp_activator_config_t *cfg)
         uv_timer_start(&act->reap_timer, on_reap_tick, REAP_PERIOD_MS, REAP_PERIOD_MS);
         act->reap_timer_on = 1;
     }
-    char a[16], k[16], r[16];
-    snprintf(a, sizeof a, "%d", added);
-    snprintf(k, sizeof k, "%d", kept);
-    snprintf(r, sizeof r, "%d", retired);
-    kp_log_kv(KP_LOG_INFO, previous ? "config reloaded" : "config loaded", "file",
-              act->config_path ? act->config_path : "", "revisions_added", a, "revisions_kept", k,
-              "revisions_retired", r, NULL);
+    kp_log_fields(KP_LOG_INFO, previous ? "config reloaded" : "config loaded",
+                  KP_LOG_STR("file", act->config_path ? act->config_path : ""),
+                  KP_LOG_INT("revisions_added", added), KP_LOG_INT("revisions_kept", kept),
+                  KP_LOG_INT("revisions_retired", retired));
     return 0;
 }
 
@@ -164,18 +161,22 @@ static void on_pod_removed(void *rev_ctx, const char *pod_id)
         remove_pod(pod);
 }
 
+static void on_revision_failed(void *rev_ctx, const char *reason)
+{
+    act_revision_note_failure(rev_ctx, "%s", reason);
+}
+
 const act_backend_events_t act_revisions_backend_events = {
     .pod_added = on_pod_added,
     .pod_removed = on_pod_removed,
+    .revision_failed = on_revision_failed,
 };
 
 void act_revisions_set_activator_count(act_t *act, int n)
 {
     if (n < 1 || n == act->n_activators)
         return;
-    char count[16];
-    snprintf(count, sizeof count, "%d", n);
-    kp_log_kv(KP_LOG_INFO, "activator replicas changed", "ready", count, NULL);
+    kp_log_fields(KP_LOG_INFO, "activator replicas changed", KP_LOG_INT("ready", n));
     act->n_activators = n;
     for (size_t i = 0; i < act->n_revisions; i++)
         act_revision_dispatch(act->revisions[i]);

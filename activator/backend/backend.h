@@ -26,6 +26,10 @@ typedef struct act_backend_events {
     void (*pod_added)(void *rev_ctx, const act_pod_info_t *pod);
     /* The pod is going away (scale down, death): send it nothing new. */
     void (*pod_removed)(void *rev_ctx, const char *pod_id);
+    /* Something went wrong with the revision's pods that the activator
+     * cannot see by itself (a pod that did not start or died, a scale
+     * not written): reason says what, to what, for operators. Optional. */
+    void (*revision_failed)(void *rev_ctx, const char *reason);
 } act_backend_events_t;
 
 typedef struct act_backend_revision act_backend_revision_t;

@@ -134,12 +134,22 @@ static void on_patched(void *ctx, int status, int replicas, const char *message)
         return;
     }
     if (status != rev->last_error) {
-        char code[16];
-        snprintf(code, sizeof code, "%d", status);
-        kp_log_kv(KP_LOG_ERROR, "cannot scale deployment", "revision", rev->spec->name,
-                  "deployment", rev->deployment, "status", code, "error",
-                  status == 0 ? "API server unreachable" : message, NULL);
+        const char *why = status == 0 ? "API server unreachable" : message;
+        kp_log_fields(KP_LOG_ERROR, "cannot scale deployment",
+                      KP_LOG_STR("revision", rev->spec->name),
+                      KP_LOG_STR("deployment", rev->deployment), KP_LOG_INT("status", status),
+                      KP_LOG_STR("error", why));
         rev->last_error = status;
+        if (!rev->b->closing && rev->b->events->revision_failed) {
+            char reason[256];
+            if (status == 0)
+                snprintf(reason, sizeof reason, "cannot scale deployment %.100s to %d: %s",
+                         rev->deployment, sent, why);
+            else
+                snprintf(reason, sizeof reason, "cannot scale deployment %.100s to %d: %d %.100s",
+                         rev->deployment, sent, status, why ? why : "");
+            rev->b->events->revision_failed(rev->rev_ctx, reason);
+        }
     }
     rev->backoff_ms = rev->backoff_ms ? rev->backoff_ms * 2 : KUBE_RETRY_FIRST_MS;
     if (rev->backoff_ms > KUBE_RETRY_MAX_MS)
@@ -176,17 +186,16 @@ static void on_woken(void *ctx, int status, int replicas, const char *message)
         rev_maybe_free(rev);
         return;
     }
-    char code[16], got[16];
-    snprintf(code, sizeof code, "%d", status);
-    snprintf(got, sizeof got, "%d", replicas);
     if (status / 100 == 2)
-        kp_log_kv(KP_LOG_INFO, replicas > 1 || strcmp(message, "already scaled") == 0
-                                   ? "scale from zero: already under way"
-                                   : "scale from zero: raised by this follower",
-                  "revision", rev->spec->name, "replicas", got, NULL);
+        kp_log_fields(KP_LOG_INFO,
+                      replicas > 1 || strcmp(message, "already scaled") == 0
+                          ? "scale from zero: already under way"
+                          : "scale from zero: raised by this follower",
+                      KP_LOG_STR("revision", rev->spec->name), KP_LOG_INT("replicas", replicas));
     else
-        kp_log_kv(KP_LOG_INFO, "scale from zero: left to the leader", "revision", rev->spec->name,
-                  "status", code, "why", message, NULL);
+        kp_log_fields(KP_LOG_INFO, "scale from zero: left to the leader",
+                      KP_LOG_STR("revision", rev->spec->name), KP_LOG_INT("status", status),
+                      KP_LOG_STR("why", message));
 }
 
 static void kube_wake(act_backend_t *base, act_backend_revision_t *rev)

@@ -201,6 +201,8 @@ static void app_env(const local_backend_t *b, const local_pod_t *pod, env_list_t
     env_addf(e, "K_REVISION", "%s", str_or_empty(spec->name));
     env_addf(e, "K_CONFIGURATION", "%s", str_or_empty(spec->service));
     env_addf(e, "K_SERVICE", "%s", str_or_empty(spec->service));
+    if (b->opts.log_format)
+        env_addf(e, KP_LOG_FORMAT_ENV, "%s", b->opts.log_format);
     for (size_t i = 0; i < spec->n_env; i++) {
         const kp_kv_t *kv = &spec->env[i];
         if (!kv->key || !*kv->key)
@@ -247,6 +249,8 @@ static void qp_env(const local_backend_t *b, const local_pod_t *pod, env_list_t 
              pod->ports[PORT_APP], ip);
     env_addf(e, "SERVING_LOGGING_CONFIG", "%s", "");
     env_addf(e, "SERVING_LOGGING_LEVEL", "%s", str_or_empty(b->opts.log_level));
+    if (b->opts.log_format)
+        env_addf(e, KP_LOG_FORMAT_ENV, "%s", b->opts.log_format);
     int quiet = b->opts.drain_quiet_period_ms > 0 ? b->opts.drain_quiet_period_ms : 0;
     env_addf(e, "KP_DRAIN_QUIET_PERIOD_SECONDS", "%d.%03d", quiet / 1000, quiet % 1000);
 }
@@ -305,13 +309,11 @@ static int port_alloc(local_backend_t *b, int *out)
         }
         if (err != EADDRINUSE && err != EACCES)
             return -err; /* out of descriptors or memory: no port would do */
-        char port_s[12];
-        snprintf(port_s, sizeof port_s, "%d", port);
-        kp_log_kv(KP_LOG_WARN, "pod port taken by another process; skipping it", "port", port_s,
-                  "error", strerror(err), "hint",
-                  "another activator's pods or another program holds it: stop it, or give "
-                  "each activator a --pod-port-base of its own",
-                  NULL);
+        kp_log_fields(KP_LOG_WARN, "pod port taken by another process; skipping it",
+                      KP_LOG_INT("port", port), KP_LOG_STR("error", strerror(err)),
+                      KP_LOG_STR("hint", "another activator's pods or another program holds it: "
+                                         "stop it, or give each activator a --pod-port-base of "
+                                         "its own"));
     }
     return UV_EADDRINUSE;
 }
@@ -454,6 +456,22 @@ static void rev_on_restart_timer(uv_timer_t *t)
     rev_reconcile(container_of(t, act_backend_revision_t, restart_timer));
 }
 
+/* Tells the activator what went wrong, while the revision is still its. */
+static void rev_report_failure(act_backend_revision_t *rev, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void rev_report_failure(act_backend_revision_t *rev, const char *fmt, ...)
+{
+    if (rev->removed || rev->b->closing || !rev->b->events->revision_failed)
+        return;
+    char reason[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    rev->b->events->revision_failed(rev->rev_ctx, reason);
+}
+
 /* A pod died or could not start: wait before replacing it when it happens
  * right after start, doubling the wait while it keeps happening. */
 static void rev_note_failure(act_backend_revision_t *rev, uint64_t lived_ms)
@@ -467,10 +485,9 @@ static void rev_note_failure(act_backend_revision_t *rev, uint64_t lived_ms)
         rev->backoff_ms = LOCAL_BACKOFF_MAX_MS;
     if (rev->b->closing)
         return;
-    char ms[24];
-    snprintf(ms, sizeof ms, "%llu", (unsigned long long)rev->backoff_ms);
-    kp_log_kv(KP_LOG_INFO, "pod failed soon after start; delaying its replacement", "revision",
-              rev->spec->name, "backoff_ms", ms, NULL);
+    kp_log_fields(KP_LOG_INFO, "pod failed soon after start; delaying its replacement",
+                  KP_LOG_STR("revision", rev->spec->name),
+                  KP_LOG_INT("backoff_ms", rev->backoff_ms));
     uv_timer_start(&rev->restart_timer, rev_on_restart_timer, rev->backoff_ms, 0);
 }
 
@@ -493,10 +510,15 @@ static void pod_on_exit(uv_process_t *p, int64_t exit_status, int term_signal)
     if (pod->state == POD_RUNNING) {
         act_backend_revision_t *rev = pod->rev;
         uint64_t lived = now_ms(rev->b) - pod->started_ms;
-        char lived_s[24];
-        snprintf(lived_s, sizeof lived_s, "%llu", (unsigned long long)lived);
-        kp_log_kv(KP_LOG_WARN, "pod died", "revision", rev->spec->name, "pod", pod->id, "process",
-                  what, "status", status, "lived_ms", lived_s, NULL);
+        kp_log_fields(KP_LOG_WARN, "pod died", KP_LOG_STR("revision", rev->spec->name),
+                      KP_LOG_STR("pod", pod->id), KP_LOG_STR("process", what),
+                      KP_LOG_STR("status", status), KP_LOG_INT("lived_ms", lived));
+        if (lived < LOCAL_CRASH_WINDOW_MS)
+            rev_report_failure(rev, "pod %s failed to start: %s ended with %s after %llu ms",
+                               pod->id, what, status, (unsigned long long)lived);
+        else
+            rev_report_failure(rev, "pod %s died: %s ended with %s after %llu s", pod->id, what,
+                               status, (unsigned long long)(lived / 1000));
         pod_stop(pod); /* may close (and later free) the pod: no pod access below */
         rev_note_failure(rev, lived);
         rev_reconcile(rev);
@@ -557,6 +579,8 @@ static void log_spawn_error(const local_pod_t *pod, const char *what, const char
 {
     kp_log_kv(KP_LOG_ERROR, "cannot start pod process", "revision", pod->rev->spec->name, "pod",
               pod->id, "process", what, "path", file, "error", uv_strerror(rc), NULL);
+    rev_report_failure(pod->rev, "pod %s failed to start: cannot start %s %s: %s", pod->id, what,
+                       file, uv_strerror(rc));
 }
 
 /* Starts one pod and reports it; 0 or a negative error (the pod, if any
@@ -575,6 +599,8 @@ static int pod_start(act_backend_revision_t *rev)
         int rc = port_alloc(b, &pod->ports[i]);
         if (rc != 0) {
             kp_log_kv(KP_LOG_ERROR, "no free port for a pod", "revision", rev->spec->name, NULL);
+            rev_report_failure(rev, "no free port for a pod from --pod-port-base %d up",
+                               b->opts.first_port);
             free(pod);
             return rc;
         }
@@ -628,16 +654,14 @@ static int pod_start(act_backend_revision_t *rev)
         return rc;
     }
 
-    char ports[5][12], pids[2][12];
-    for (int i = 0; i < PORT_COUNT; i++)
-        snprintf(ports[i], sizeof ports[i], "%d", pod->ports[i]);
-    snprintf(pids[0], sizeof pids[0], "%d", pod->app.pid);
-    snprintf(pids[1], sizeof pids[1], "%d", pod->qp.pid);
-    kp_log_kv(KP_LOG_INFO, "pod started", "revision", rev->spec->name, "pod", pod->id, "ip",
-              b->opts.pod_ip, "app_port", ports[PORT_APP], "serving_port", ports[PORT_SERVING],
-              "admin_port", ports[PORT_ADMIN], "metrics_port", ports[PORT_METRICS],
-              "user_metrics_port", ports[PORT_USER_METRICS], "app_pid", pids[0], "qp_pid", pids[1],
-              NULL);
+    kp_log_fields(KP_LOG_INFO, "pod started", KP_LOG_STR("revision", rev->spec->name),
+                  KP_LOG_STR("pod", pod->id), KP_LOG_STR("ip", b->opts.pod_ip),
+                  KP_LOG_INT("app_port", pod->ports[PORT_APP]),
+                  KP_LOG_INT("serving_port", pod->ports[PORT_SERVING]),
+                  KP_LOG_INT("admin_port", pod->ports[PORT_ADMIN]),
+                  KP_LOG_INT("metrics_port", pod->ports[PORT_METRICS]),
+                  KP_LOG_INT("user_metrics_port", pod->ports[PORT_USER_METRICS]),
+                  KP_LOG_INT("app_pid", pod->app.pid), KP_LOG_INT("qp_pid", pod->qp.pid));
 
     act_pod_info_t info;
     memset(&info, 0, sizeof info);

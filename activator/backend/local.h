@@ -9,6 +9,7 @@ typedef struct act_local_opts {
     const char *queue_proxy_path; /* default: queue-proxy next to our own binary */
     const char *app_path;         /* default app: helloworld next to our own binary */
     const char *log_level;        /* passed to the queue-proxy (SERVING_LOGGING_LEVEL) */
+    const char *log_format;       /* passed to both processes (KP_LOG_FORMAT); NULL: not set */
     const char *pod_ip;           /* address pods listen on, default 127.0.0.1 */
     int first_port;               /* ports are taken from here upwards (default 20000) */
     int drain_quiet_period_ms;    /* queue-proxy's quiet period on scale-down (default 0) */

@@ -537,7 +537,7 @@ int kp_kpa_config_check(const kp_kpa_config_t *cfg, char *err, size_t err_len)
     return 0;
 }
 
-double kp_kpa_config_target(const kp_kpa_config_t *cfg)
+double kp_kpa_config_total(const kp_kpa_config_t *cfg)
 {
     double total =
         cfg->container_concurrency > 0 ? cfg->container_concurrency : cfg->target_default;
@@ -547,8 +547,25 @@ double kp_kpa_config_target(const kp_kpa_config_t *cfg)
         if (cfg->container_concurrency > 0 && total > cfg->container_concurrency)
             total = cfg->container_concurrency;
     }
-    double t = total * cfg->target_percentage / 100;
+    return total;
+}
+
+double kp_kpa_config_target(const kp_kpa_config_t *cfg)
+{
+    double t = kp_kpa_config_total(cfg) * cfg->target_percentage / 100;
     return t > TARGET_MIN ? t : TARGET_MIN;
+}
+
+/* autoscaler.go: what the ready pods could take at once beyond the panic
+ * window's load and the burst the revision should absorb; -1 when
+ * target-burst-capacity is -1 (unlimited), 0 when it is 0. */
+static double excess_burst_capacity(const kp_kpa_config_t *cfg, int ready_pods, double panic)
+{
+    if (cfg->target_burst_capacity == 0)
+        return 0;
+    if (cfg->target_burst_capacity < 0)
+        return -1;
+    return floor(ready_pods * kp_kpa_config_total(cfg) - cfg->target_burst_capacity - panic);
 }
 
 /* ---- windows ---------------------------------------------------------- */
@@ -898,6 +915,9 @@ int kp_kpa_decide(kp_kpa_t *kpa, uint64_t now_ns, int ready_pods, kp_kpa_decisio
         .observed_stable = stable,
         .observed_panic = panic,
         .target = target,
+        .stable_pods = stable_wish,
+        .panic_pods = panic_wish,
+        .excess_burst_capacity = excess_burst_capacity(cfg, ready_pods, panic),
         .panicking = kpa->panicking,
         .reason = reason,
     };

@@ -23,7 +23,7 @@ typedef struct kp_kpa_config {
     double scale_to_zero_grace_s;     /* scale-to-zero-grace-period, 30 */
     double scale_to_zero_retention_s; /* scale-to-zero-pod-retention-period, 0 */
     double scale_down_delay_s;        /* scale-down-delay, 0 (whole seconds) */
-    double target_burst_capacity;     /* target-burst-capacity, 211: validated, unused here */
+    double target_burst_capacity;     /* target-burst-capacity, 211: reported, not acted on */
     int initial_scale;                /* initial-scale, 1 */
     int allow_zero_initial_scale;     /* false; initial-scale 0 without it means 1 */
     int min_scale;                    /* min-scale, 0 */
@@ -61,6 +61,9 @@ int kp_kpa_config_check(const kp_kpa_config_t *cfg, char *err, size_t err_len);
 /* Knative's ResolveMetricTarget: (annotation target, capped at CC when CC >
  * 0; else CC; else target_default) × percentage / 100, at least 0.01. */
 double kp_kpa_config_target(const kp_kpa_config_t *cfg);
+/* The same before the percentage: what one pod is meant to take at once
+ * (Knative's TotalValue). */
+double kp_kpa_config_total(const kp_kpa_config_t *cfg);
 
 /* One second of observed concurrency: the average of its observations. */
 typedef struct kp_kpa_bucket {
@@ -100,9 +103,16 @@ typedef struct kp_kpa {
 
 typedef struct kp_kpa_decision {
     int desired_scale;
-    double observed_stable;
-    double observed_panic;
-    double target; /* per-pod target concurrency used */
+    double observed_stable; /* average total concurrency over the stable window */
+    double observed_panic;  /* the same over the panic window */
+    double target;          /* per-pod target concurrency used */
+    int stable_pods;        /* pods the stable window asks for, within the rate limits */
+    int panic_pods;         /* the same for the panic window */
+    /* Knative's excess burst capacity: ready pods × per-pod capacity −
+     * target-burst-capacity − panic concurrency (floored); -1 when
+     * target-burst-capacity is -1. Reported only: the activator stays in
+     * the path whatever it says. */
+    double excess_burst_capacity;
     int panicking;
     const char *reason; /* short, static: "stable", "panic", "min-scale", ... */
 } kp_kpa_decision_t;

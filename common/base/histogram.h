@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KP_HISTOGRAM_MAX_BOUNDS 24
+#define KP_HISTOGRAM_MAX_BOUNDS 32
 
 typedef struct kp_histogram {
     const double *bounds; /* ascending; a constant table that outlives it */

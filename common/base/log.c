@@ -21,38 +21,150 @@
 #define STREAM_BUFFER_BYTES (256 * 1024)
 #define EXIT_FLUSH_MS 2000
 
-/* Written only by kp_log_init/kp_log_add_field at start (see log.h). */
+/* Written only by kp_log_init, kp_log_set_format and kp_log_add_field, at
+ * start (see log.h). */
 static struct {
     char logger[64];
     kp_log_level_t min_level;
-    char fields[512]; /* pre-rendered `,"k":"v"` pairs */
-    size_t fields_len;
-} g_log = {"kp", KP_LOG_INFO, "", 0};
+    kp_log_format_t format;
+    /* Process-wide fields, pre-rendered in both formats: `,"k":"v"` and
+     * ` k=v`. */
+    char fields_json[512];
+    size_t fields_json_len;
+    char fields_text[512];
+    size_t fields_text_len;
+} g_log = {"kp", KP_LOG_INFO, KP_LOG_FORMAT_JSON, "", 0, "", 0};
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
+
+int kp_log_format_parse(const char *s, kp_log_format_t *out)
+{
+    if (!s || !*s || strcasecmp(s, "json") == 0) {
+        *out = KP_LOG_FORMAT_JSON;
+        return 0;
+    }
+    if (strcasecmp(s, "text") == 0) {
+        *out = KP_LOG_FORMAT_TEXT;
+        return 0;
+    }
+    return -1;
+}
+
+void kp_log_set_format(kp_log_format_t format)
+{
+    g_log.format = format;
+}
 
 void kp_log_init(const char *logger, kp_log_level_t min_level)
 {
     snprintf(g_log.logger, sizeof g_log.logger, "%s", logger ? logger : "kp");
     g_log.min_level = min_level;
-    g_log.fields_len = 0;
-    g_log.fields[0] = '\0';
+    g_log.fields_json_len = g_log.fields_text_len = 0;
+    g_log.fields_json[0] = g_log.fields_text[0] = '\0';
+    const char *format = getenv(KP_LOG_FORMAT_ENV);
+    if (kp_log_format_parse(format, &g_log.format) != 0) {
+        g_log.format = KP_LOG_FORMAT_JSON;
+        kp_log_kv(KP_LOG_WARN, "log format not known; writing JSON", "variable", KP_LOG_FORMAT_ENV,
+                  "value", format, "expected", "json or text", NULL);
+    }
+}
+
+/* Text values are bare when they read unambiguously, quoted with Go's
+ * escapes otherwise (spaces, quotes, '=', control bytes, empty). */
+static void text_value(kp_strbuf_t *sb, const char *s, size_t len)
+{
+    int bare = len > 0;
+    for (size_t i = 0; i < len && bare; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bare = c > ' ' && c != '"' && c != '=' && c != '\\' && c != 0x7f;
+    }
+    if (bare) {
+        kp_strbuf_append(sb, s, len);
+        return;
+    }
+    kp_strbuf_puts(sb, "\"");
+    kp_strbuf_json_escape(sb, s, len);
+    kp_strbuf_puts(sb, "\"");
+}
+
+/* A message on one line: control bytes escaped, the rest as is. */
+static void text_message(kp_strbuf_t *sb, const char *s, size_t len)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)s[i] >= ' ')
+            continue;
+        kp_strbuf_append(sb, s + run, i - run);
+        kp_strbuf_json_escape(sb, s + i, 1);
+        run = i + 1;
+    }
+    kp_strbuf_append(sb, s + run, len - run);
+}
+
+static void field_key(kp_strbuf_t *sb, kp_log_format_t format, const char *key)
+{
+    if (format == KP_LOG_FORMAT_TEXT) {
+        kp_strbuf_puts(sb, " ");
+        text_message(sb, key, strlen(key));
+        kp_strbuf_puts(sb, "=");
+    } else {
+        kp_strbuf_puts(sb, ",\"");
+        kp_strbuf_json_escape(sb, key, strlen(key));
+        kp_strbuf_puts(sb, "\":");
+    }
+}
+
+static void field_str(kp_strbuf_t *sb, kp_log_format_t format, const char *key, const char *value)
+{
+    field_key(sb, format, key);
+    if (!value) {
+        kp_strbuf_puts(sb, "null");
+    } else if (format == KP_LOG_FORMAT_TEXT) {
+        text_value(sb, value, strlen(value));
+    } else {
+        kp_strbuf_puts(sb, "\"");
+        kp_strbuf_json_escape(sb, value, strlen(value));
+        kp_strbuf_puts(sb, "\"");
+    }
+}
+
+static void field_typed(kp_strbuf_t *sb, kp_log_format_t format, const kp_log_field_t *f)
+{
+    switch (f->type) {
+    case KP_LOG_FIELD_STR:
+        field_str(sb, format, f->key, f->v.s);
+        return;
+    case KP_LOG_FIELD_INT:
+        field_key(sb, format, f->key);
+        kp_strbuf_printf(sb, "%lld", f->v.i);
+        return;
+    case KP_LOG_FIELD_NUM:
+        field_key(sb, format, f->key);
+        kp_strbuf_json_number(sb, f->v.d);
+        return;
+    case KP_LOG_FIELD_BOOL:
+        field_key(sb, format, f->key);
+        kp_strbuf_puts(sb, f->v.b ? "true" : "false");
+        return;
+    }
 }
 
 void kp_log_add_field(const char *key, const char *value)
 {
-    kp_strbuf_t sb;
-    kp_strbuf_init(&sb);
-    kp_strbuf_puts(&sb, ",\"");
-    kp_strbuf_json_escape(&sb, key, strlen(key));
-    kp_strbuf_puts(&sb, "\":\"");
-    kp_strbuf_json_escape(&sb, value ? value : "", value ? strlen(value) : 0);
-    kp_strbuf_puts(&sb, "\"");
-    if (g_log.fields_len + sb.len < sizeof g_log.fields) {
-        memcpy(g_log.fields + g_log.fields_len, sb.data, sb.len + 1);
-        g_log.fields_len += sb.len;
+    kp_strbuf_t json, text;
+    kp_strbuf_init(&json);
+    kp_strbuf_init(&text);
+    field_str(&json, KP_LOG_FORMAT_JSON, key, value ? value : "");
+    field_str(&text, KP_LOG_FORMAT_TEXT, key, value ? value : "");
+    if (g_log.fields_json_len + json.len < sizeof g_log.fields_json &&
+        g_log.fields_text_len + text.len < sizeof g_log.fields_text) {
+        memcpy(g_log.fields_json + g_log.fields_json_len, json.data, json.len + 1);
+        g_log.fields_json_len += json.len;
+        memcpy(g_log.fields_text + g_log.fields_text_len, text.data, text.len + 1);
+        g_log.fields_text_len += text.len;
     }
-    kp_strbuf_free(&sb);
+    kp_strbuf_free(&json);
+    kp_strbuf_free(&text);
 }
 
 int kp_log_level_parse(const char *s, kp_log_level_t *out)
@@ -88,6 +200,8 @@ int kp_log_enabled(kp_log_level_t level)
     return level >= g_log.min_level;
 }
 
+/* Everything up to the message text, which the caller appends (escaped
+ * for the format by line_message). */
 static void line_begin(kp_strbuf_t *sb, kp_log_level_t level)
 {
     struct timespec ts;
@@ -98,6 +212,12 @@ static void line_begin(kp_strbuf_t *sb, kp_log_level_t level)
     size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", ts.tv_nsec / 1000000);
 
+    if (g_log.format == KP_LOG_FORMAT_TEXT) {
+        kp_strbuf_printf(sb, "%s %-7s ", stamp, kp_log_level_name(level));
+        text_message(sb, g_log.logger, strlen(g_log.logger));
+        kp_strbuf_puts(sb, ": ");
+        return;
+    }
     kp_strbuf_puts(sb, "{\"severity\":\"");
     kp_strbuf_puts(sb, kp_log_level_name(level));
     kp_strbuf_puts(sb, "\",\"timestamp\":\"");
@@ -105,6 +225,18 @@ static void line_begin(kp_strbuf_t *sb, kp_log_level_t level)
     kp_strbuf_puts(sb, "\",\"logger\":\"");
     kp_strbuf_json_escape(sb, g_log.logger, strlen(g_log.logger));
     kp_strbuf_puts(sb, "\",\"message\":\"");
+}
+
+static void line_message(kp_strbuf_t *sb, const char *msg, size_t len)
+{
+    if (g_log.format == KP_LOG_FORMAT_TEXT) {
+        text_message(sb, msg, len);
+        /* Two spaces: the message's own words end here, the fields begin. */
+        kp_strbuf_puts(sb, " ");
+        return;
+    }
+    kp_strbuf_json_escape(sb, msg, len);
+    kp_strbuf_puts(sb, "\"");
 }
 
 /* The streams' writers, made with the first line. NULL when out of memory:
@@ -175,8 +307,15 @@ int kp_log_flush(int timeout_ms)
 /* The line goes out as one piece: the writer keeps lines whole. */
 static void line_end(kp_strbuf_t *sb)
 {
-    kp_strbuf_append(sb, g_log.fields, g_log.fields_len);
-    kp_strbuf_puts(sb, "}\n");
+    if (g_log.format == KP_LOG_FORMAT_TEXT) {
+        kp_strbuf_append(sb, g_log.fields_text, g_log.fields_text_len);
+        while (sb->len > 0 && sb->data[sb->len - 1] == ' ')
+            sb->len--; /* a message with no field */
+        kp_strbuf_puts(sb, "\n");
+    } else {
+        kp_strbuf_append(sb, g_log.fields_json, g_log.fields_json_len);
+        kp_strbuf_puts(sb, "}\n");
+    }
     if (sb->data)
         kp_log_line(KP_LOG_STDERR, sb->data, sb->len);
     kp_strbuf_free(sb);
@@ -208,8 +347,7 @@ void kp_log(kp_log_level_t level, const char *fmt, ...)
     kp_strbuf_t sb;
     kp_strbuf_init(&sb);
     line_begin(&sb, level);
-    kp_strbuf_json_escape(&sb, msg, (size_t)n);
-    kp_strbuf_puts(&sb, "\"");
+    line_message(&sb, msg, (size_t)n);
     if (msg != stackmsg)
         free(msg);
     line_end(&sb);
@@ -222,23 +360,26 @@ void kp_log_kv(kp_log_level_t level, const char *message, ...)
     kp_strbuf_t sb;
     kp_strbuf_init(&sb);
     line_begin(&sb, level);
-    kp_strbuf_json_escape(&sb, message, strlen(message));
-    kp_strbuf_puts(&sb, "\"");
+    line_message(&sb, message, strlen(message));
     va_list ap;
     va_start(ap, message);
     const char *key;
-    while ((key = va_arg(ap, const char *)) != NULL) {
-        const char *value = va_arg(ap, const char *);
-        kp_strbuf_puts(&sb, ",\"");
-        kp_strbuf_json_escape(&sb, key, strlen(key));
-        if (value) {
-            kp_strbuf_puts(&sb, "\":\"");
-            kp_strbuf_json_escape(&sb, value, strlen(value));
-            kp_strbuf_puts(&sb, "\"");
-        } else {
-            kp_strbuf_puts(&sb, "\":null");
-        }
-    }
+    while ((key = va_arg(ap, const char *)) != NULL)
+        field_str(&sb, g_log.format, key, va_arg(ap, const char *));
     va_end(ap);
+    line_end(&sb);
+}
+
+void kp_log_field_array(kp_log_level_t level, const char *message, const kp_log_field_t *fields,
+                        size_t n)
+{
+    if (!kp_log_enabled(level))
+        return;
+    kp_strbuf_t sb;
+    kp_strbuf_init(&sb);
+    line_begin(&sb, level);
+    line_message(&sb, message, strlen(message));
+    for (size_t i = 0; i < n; i++)
+        field_typed(&sb, g_log.format, &fields[i]);
     line_end(&sb);
 }

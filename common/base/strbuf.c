@@ -1,6 +1,7 @@
 /* Growable byte buffer; see strbuf.h. */
 #include "strbuf.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,23 @@ void kp_strbuf_json_escape(kp_strbuf_t *sb, const char *s, size_t len)
             }
         }
     }
+}
+
+void kp_strbuf_json_number(kp_strbuf_t *sb, double v)
+{
+    if (isnan(v) || isinf(v)) {
+        kp_strbuf_append(sb, "null", 4);
+        return;
+    }
+    /* %.17g always reads back exactly but spells 0.1 as 0.10000000000000001;
+     * the first precision that reads back exactly keeps it short. */
+    char buf[32];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    kp_strbuf_puts(sb, buf);
 }
 
 char *kp_strbuf_detach(kp_strbuf_t *sb, size_t *len)

@@ -20,6 +20,10 @@ void kp_strbuf_puts(kp_strbuf_t *sb, const char *s);
 void kp_strbuf_printf(kp_strbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as the inside of a JSON string (quotes not included). */
 void kp_strbuf_json_escape(kp_strbuf_t *sb, const char *s, size_t len);
+/* Appends v as a JSON number, the shortest decimal that reads back as v
+ * ("3", "0.25", "1e+20"); NaN and infinities, which JSON cannot spell, as
+ * null. */
+void kp_strbuf_json_number(kp_strbuf_t *sb, double v);
 /* Hands the buffer to the caller (free() it); sb is left empty. */
 char *kp_strbuf_detach(kp_strbuf_t *sb, size_t *len);
 

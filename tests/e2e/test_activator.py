@@ -152,7 +152,7 @@ def test_scale_to_zero_after_grace_period_then_cold_start_again(activator_factor
     act.wait_for(lambda: act.revision_status("helloworld-go-00001")["desired_pods"] == 0
                  and not act.pod_processes(), 30, "scale to zero")
     scale_logs = [l for l in act.log_lines() if l.get("message") == "scale"]
-    assert any(l["to"] == "0" for l in scale_logs), scale_logs
+    assert any(l["to"] == 0 for l in scale_logs), scale_logs
     assert act.request("/") == (200, "Hello World!\n")
     assert act.revision_status("helloworld-go-00001")["cold_starts"] == 2
 
@@ -169,7 +169,7 @@ def test_metrics_and_status(activator_factory):
     st = act.status()
     svc = st["services"][0]
     assert svc["name"] == "helloworld-go"
-    assert svc["traffic"][1] == {"revisionName": "helloworld-go-00002", "percent": 0,
+    assert svc["traffic"][1] == {"revision_name": "helloworld-go-00002", "percent": 0,
                                  "tag": "candidate"}
 
 

@@ -8,14 +8,16 @@ import concurrent.futures
 import http.client
 import json
 import os
+import re
 import signal
 import ssl
+import subprocess
 import threading
 import time
 
 import pytest
 
-from activator_harness import (ASAN, HOST, Activator, free_port, hey, helloworld_config,
+from activator_harness import (ASAN, BUILD, HOST, Activator, free_port, hey, helloworld_config,
                                stop_all)
 from fake_kube import FakeKube, activator_rules
 from kubelet_sim import KubeletSim
@@ -144,6 +146,17 @@ def test_forbidden_scale_ends_held_requests_with_503_and_names_the_permission(cl
     logs = act.logs()
     assert 'cannot patch resource \\"deployments/scale\\"' in logs or \
         'cannot patch resource "deployments/scale"' in logs, logs[-2000:]
+    # /status names the cause next to its consequence, and so does the table.
+    failures = [f["reason"] for f in act.revision_status("helloworld-go-00001")["recent_failures"]]
+    assert failures[0].startswith("a request timed out after 2s waiting for a ready pod"), failures
+    assert any(f.startswith("cannot scale deployment helloworld-go-00001-deployment to 1: 403 ")
+               for f in failures), failures
+    table = subprocess.run([os.path.join(BUILD, "activator"), "status", "--admin",
+                            f"127.0.0.1:{act.admin_port}"], capture_output=True, text=True,
+                           timeout=10)
+    assert table.returncode == 0, table
+    assert re.search(r"^helloworld-go-00001 +helloworld-go +1 +0 +0 +0 .* a request timed out "
+                     r"after 2s waiting for a ready pod", table.stdout, re.M), table.stdout
 
 
 def token_for(cluster, user):

@@ -7,6 +7,7 @@ process holds is named in a warning, not skipped in silence."""
 import concurrent.futures
 import os
 import random
+import re
 import signal
 import socket
 import time
@@ -188,7 +189,7 @@ def test_a_taken_pod_port_is_named_in_a_warning(activators):
         warnings = [l for l in act.log_lines()
                     if l.get("message") == "pod port taken by another process; skipping it"]
         print(f"\ntaken port: {warnings}")
-        assert [w["port"] for w in warnings] == [str(base)], warnings
+        assert [w["port"] for w in warnings] == [base], warnings
         assert warnings[0]["severity"] == "WARNING"
         assert "--pod-port-base" in warnings[0]["hint"], warnings
         ports = [int(v) for l in started_pods(act).values() for k, v in l.items()
@@ -217,8 +218,13 @@ def test_a_pod_program_that_cannot_run_is_named_and_retried(activators):
     assert cannot and all(l["path"] == "/nonexistent/app" and
                           l["error"] == "No such file or directory" for l in cannot), cannot
     assert all(l["process"] == "app" and l["status"] == "exit status 127" for l in died), died
-    backoffs = [int(l["backoff_ms"]) for l in lines if "backoff_ms" in l]
+    backoffs = [l["backoff_ms"] for l in lines if "backoff_ms" in l]
     assert backoffs[:3] == [100, 200, 400], backoffs
+    # An operator sees why without reading the log.
+    failure = act.revision_status(REV)["last_failure"]
+    assert failure and re.fullmatch(r"pod \S+ failed to start: (app ended with exit status 127 "
+                                    r"after \d+ ms|cannot start app /nonexistent/app: .*)",
+                                    failure["reason"]), failure
     assert act.stop() == 0, act.logs()[-3000:]
 
 

@@ -9,6 +9,8 @@ import subprocess
 import threading
 import time
 
+from activator_harness import BUILD
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 README_PORT, README_ADMIN = "127.0.0.1:8080", "127.0.0.1:9095"
@@ -60,13 +62,23 @@ def test_make_run_uses_the_config_and_ports_the_readme_names():
 def test_the_readme_make_run_lines_do_what_it_says(activator_factory):
     act = activator_factory(local_config())
     commands = make_run_block()
-    assert [c.split()[0] for c, _ in commands] == ["curl", "curl", "hey", "curl"], commands
+    assert [c.split()[0] for c, _ in commands] == \
+        ["curl", "curl", "hey", "build/activator", "curl"], commands
     for command, expected in commands:
         if command.startswith("curl -H"):
             # "# Hello World!   (a pod ... was started for it)"
             body = re.split(r"\s{2,}|\s\(", expected)[0]
             result = run_here(command, act)
             assert result.stdout.strip() == body, (command, result.stdout, result.stderr)
+        elif command.startswith("build/activator status"):
+            # -w follows until interrupted: one view is what it shows first.
+            once = command.replace(" -w", "").replace("build/", BUILD + "/", 1)
+            if f"127.0.0.1:{act.admin_port}" not in once:
+                once = once.replace("status", f"status --admin 127.0.0.1:{act.admin_port}", 1)
+            result = run_here(once, act)
+            assert result.returncode == 0, result.stderr
+            for word in ("REVISION", "DESIRED", "READY", "helloworld-go-00001", "POD"):
+                assert word in result.stdout, result.stdout
         elif command.startswith("curl -s"):
             status = json.loads(run_here(command, act).stdout)
             revisions = status["services"][0]["revisions"]

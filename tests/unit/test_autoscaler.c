@@ -109,6 +109,34 @@ static void an_adopted_pod_is_kept(void **state)
     stop(f);
 }
 
+/* /status reads what the last decision saw and why, and the last change. */
+static void state_keeps_the_last_decision_and_the_last_scale(void **state)
+{
+    fixture_t *f = start(10);
+    const act_autoscaler_state_t *st = act_autoscaler_state(f->as);
+    assert_int_equal(st->scaled_ns, 0);
+    f->probe.demand = (act_demand_t){.ready_pods = 0, .held = 1};
+    act_autoscaler_poke(f->as);
+    assert_true(st->decided_ns > 0 && st->scaled_ns == st->decided_ns);
+    assert_int_equal(st->desired, 1);
+    assert_int_equal(st->scale_from, 0);
+    assert_int_equal(st->scale_to, 1);
+    /* Knative's default initial-scale 1 is what asks for it here. */
+    assert_string_equal(st->scale_reason, "initial scale");
+    assert_string_equal(st->reason, "initial scale");
+    assert_int_equal(st->demand.held, 1);
+    assert_float_equal(st->decision.target, 7, 1e-9);
+
+    /* 30 requests waiting: a burst the panic window has not seen yet. */
+    f->probe.demand = (act_demand_t){.ready_pods = 1, .held = 20, .in_flight = 10};
+    act_autoscaler_demand_rose(f->as);
+    assert_int_equal(st->scale_from, 1);
+    assert_int_equal(st->scale_to, 5); /* ceil(30 / 7) */
+    assert_int_equal(st->decision.panicking, 1);
+    assert_string_equal(st->scale_reason, "panic");
+    stop(f);
+}
+
 static void settings_merge_defaults_global_then_annotations(void **state)
 {
     kp_kv_t global[] = {{"container-concurrency-target-percentage", "50"},
@@ -139,6 +167,7 @@ int main(void)
         cmocka_unit_test(a_burst_asks_for_enough_pods_at_once),
         cmocka_unit_test(demand_within_what_was_asked_decides_nothing),
         cmocka_unit_test(an_adopted_pod_is_kept),
+        cmocka_unit_test(state_keeps_the_last_decision_and_the_last_scale),
         cmocka_unit_test(settings_merge_defaults_global_then_annotations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,6 @@
 /* Tests for common/autoscaling/kpa.c: Knative's KPA decisions (windows, panic, scale
  * bounds, scale to zero) driven with synthetic monotonic times. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -464,6 +465,43 @@ static void steady_load_35_at_cc_10_wants_5_pods(void **state)
     sim_free(s);
 }
 
+/* autoscaler.go: floor(ready × total per pod − target-burst-capacity −
+ * panic concurrency); 0 and -1 as the setting's own special values. */
+static void excess_burst_capacity_is_knatives(void **state)
+{
+    kp_kpa_config_t cfg = cfg_cc(10); /* total 10 per pod, target-burst-capacity 211 */
+    sim_t *s = sim_new(&cfg, 0);
+    s->follow = 0;
+    s->ready = 3;
+    sim_run(s, 20, 12.5);
+    assert_float_equal(s->d.observed_panic, 12.5, 1e-9);
+    assert_float_equal(s->d.excess_burst_capacity, floor(3 * 10 - 211 - 12.5), 1e-9);
+    assert_int_equal(s->d.stable_pods, 2); /* ceil(12.5 / 7) */
+    assert_int_equal(s->d.panic_pods, 2);
+    sim_free(s);
+
+    cfg.target_burst_capacity = 0;
+    s = sim_new(&cfg, 2);
+    sim_run(s, 4, 5);
+    assert_float_equal(s->d.excess_burst_capacity, 0, 1e-9);
+    sim_free(s);
+
+    cfg.target_burst_capacity = -1;
+    s = sim_new(&cfg, 2);
+    sim_run(s, 4, 5);
+    assert_float_equal(s->d.excess_burst_capacity, -1, 1e-9);
+    sim_free(s);
+
+    cfg = cfg_cc(0); /* unlimited: the per-pod total is target-default, 100 */
+    cfg.target_burst_capacity = 50;
+    s = sim_new(&cfg, 0);
+    s->follow = 0;
+    s->ready = 2;
+    sim_run(s, 10, 30);
+    assert_float_equal(s->d.excess_burst_capacity, 2 * 100 - 50 - 30, 1e-9);
+    sim_free(s);
+}
+
 static void step_to_high_load_panics_within_the_panic_window(void **state)
 {
     kp_kpa_config_t cfg = cfg_cc(10);
@@ -766,6 +804,7 @@ int main(void)
         cmocka_unit_test(max_scale_caps_the_wish),
         cmocka_unit_test(scale_down_rate_halves_at_most_per_decision),
         cmocka_unit_test(scale_up_rate_bounds_each_decision),
+        cmocka_unit_test(excess_burst_capacity_is_knatives),
         cmocka_unit_test(scale_down_delay_holds_the_recent_max),
         cmocka_unit_test(poke_at_zero_asks_for_one_pod_at_once),
         cmocka_unit_test(burst_of_held_requests_scales_out_at_once_and_holds),

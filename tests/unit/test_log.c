@@ -122,12 +122,115 @@ static void level_parse(void **state)
     assert_true(kp_log_enabled(KP_LOG_ERROR));
 }
 
+static void emit_typed(void)
+{
+    kp_log_init("activator", KP_LOG_DEBUG);
+    kp_log_fields(KP_LOG_DEBUG, "scale decision", KP_LOG_STR("revision", "default/r1"),
+                  KP_LOG_INT("from", 0), KP_LOG_INT("to", 3), KP_LOG_NUM("stable", 12.25),
+                  KP_LOG_NUM("big", 1e20), KP_LOG_NUM("nan", 0.0 / 0.0),
+                  KP_LOG_BOOL("panic_mode", 1), KP_LOG_STR("pod", NULL));
+}
+
+static void typed_fields_are_json_numbers(void **state)
+{
+    char *out = capture_stderr(emit_typed);
+    cJSON *j = parse_line(out, strlen(out) - 1);
+    assert_string_equal(cJSON_GetObjectItem(j, "revision")->valuestring, "default/r1");
+    cJSON *from = cJSON_GetObjectItem(j, "from"), *to = cJSON_GetObjectItem(j, "to");
+    assert_true(cJSON_IsNumber(from) && from->valuedouble == 0);
+    assert_true(cJSON_IsNumber(to) && to->valuedouble == 3);
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(j, "stable")));
+    assert_true(cJSON_GetObjectItem(j, "stable")->valuedouble == 12.25);
+    assert_true(cJSON_GetObjectItem(j, "big")->valuedouble == 1e20);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "nan"))); /* JSON has no NaN */
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "panic_mode")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "pod")));
+    /* Numbers are spelled short, not 12.2500000000000000. */
+    assert_non_null(strstr(out, "\"stable\":12.25,"));
+    assert_non_null(strstr(out, "\"to\":3,"));
+    cJSON_Delete(j);
+    free(out);
+}
+
+static void emit_text(void)
+{
+    kp_log_init("activator", KP_LOG_INFO);
+    kp_log_set_format(KP_LOG_FORMAT_TEXT);
+    kp_log_add_field("knative.dev/pod", "pod-1");
+    kp_log_fields(KP_LOG_INFO, "scale", KP_LOG_STR("revision", "default/r1"), KP_LOG_INT("to", 2),
+                  KP_LOG_STR("why", "poke: request waiting"), KP_LOG_STR("quote", "a\"b"),
+                  KP_LOG_STR("empty", ""), KP_LOG_NUM("ms", 1.5));
+    kp_log(KP_LOG_WARN, "two\nlines");
+    kp_log_set_format(KP_LOG_FORMAT_JSON);
+}
+
+static void text_format_is_one_readable_line_per_entry(void **state)
+{
+    char *out = capture_stderr(emit_text);
+    char *nl = strchr(out, '\n');
+    assert_non_null(nl);
+    *nl = '\0';
+    /* 2026-11-25T10:00:00.123Z INFO    activator: scale  revision=... */
+    assert_true(strlen(out) > 25 && out[10] == 'T' && out[23] == 'Z' && out[24] == ' ');
+    assert_string_equal(out + 25, "INFO    activator: scale  revision=default/r1 to=2 "
+                                  "why=\"poke: request waiting\" quote=\"a\\\"b\" empty=\"\" "
+                                  "ms=1.5 knative.dev/pod=pod-1");
+    char *second = nl + 1;
+    char *nl2 = strchr(second, '\n');
+    assert_non_null(nl2);
+    *nl2 = '\0';
+    assert_string_equal(second + 25, "WARNING activator: two\\nlines  knative.dev/pod=pod-1");
+    assert_string_equal(nl2 + 1, "");
+    free(out);
+}
+
+static void emit_with_bad_format_env(void)
+{
+    setenv(KP_LOG_FORMAT_ENV, "xml", 1);
+    kp_log_init("queue-proxy", KP_LOG_INFO);
+    unsetenv(KP_LOG_FORMAT_ENV);
+    kp_log(KP_LOG_INFO, "still json");
+}
+
+static void unknown_format_in_env_is_named_and_json_kept(void **state)
+{
+    char *out = capture_stderr(emit_with_bad_format_env);
+    char *nl = strchr(out, '\n');
+    assert_non_null(nl);
+    cJSON *w = parse_line(out, (size_t)(nl - out));
+    assert_string_equal(cJSON_GetObjectItem(w, "severity")->valuestring, "WARNING");
+    assert_string_equal(cJSON_GetObjectItem(w, "variable")->valuestring, "KP_LOG_FORMAT");
+    assert_string_equal(cJSON_GetObjectItem(w, "value")->valuestring, "xml");
+    assert_string_equal(cJSON_GetObjectItem(w, "expected")->valuestring, "json or text");
+    cJSON_Delete(w);
+    cJSON *j = parse_line(nl + 1, strlen(nl + 1) - 1);
+    assert_string_equal(cJSON_GetObjectItem(j, "message")->valuestring, "still json");
+    cJSON_Delete(j);
+    free(out);
+}
+
+static void format_parse(void **state)
+{
+    kp_log_format_t f;
+    assert_int_equal(kp_log_format_parse("", &f), 0);
+    assert_int_equal(f, KP_LOG_FORMAT_JSON);
+    assert_int_equal(kp_log_format_parse("TEXT", &f), 0);
+    assert_int_equal(f, KP_LOG_FORMAT_TEXT);
+    assert_int_equal(kp_log_format_parse("json", &f), 0);
+    assert_int_equal(f, KP_LOG_FORMAT_JSON);
+    assert_int_equal(kp_log_format_parse("console", &f), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(lines_are_json_with_knative_keys),
         cmocka_unit_test(long_messages_are_whole),
         cmocka_unit_test(level_parse),
+        cmocka_unit_test(typed_fields_are_json_numbers),
+        cmocka_unit_test(text_format_is_one_readable_line_per_entry),
+        cmocka_unit_test(unknown_format_in_env_is_named_and_json_kept),
+        cmocka_unit_test(format_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -278,6 +278,27 @@ static void replicas_share_each_pods_slots(void **state)
     teardown(f);
 }
 
+/* /status keeps a few recent failures, newest first, each reason once. */
+static void recent_failures_are_kept_newest_first_once_each(void **state)
+{
+    fixture_t *f = setup(10, 100);
+    act_revision_note_failure(f->rev, "pod %s failed to start", "a");
+    act_revision_note_failure(f->rev, "scrape timed out");
+    act_revision_note_failure(f->rev, "pod %s failed to start", "a");
+    assert_string_equal(f->rev->failures[0].reason, "pod a failed to start");
+    assert_int_equal(f->rev->failures[0].count, 2);
+    assert_string_equal(f->rev->failures[1].reason, "scrape timed out");
+    assert_int_equal(f->rev->failures[1].count, 1);
+    assert_int_equal(f->rev->failures[2].at_ns, 0);
+    for (int i = 0; i < 4; i++)
+        act_revision_note_failure(f->rev, "failure %d", i);
+    assert_string_equal(f->rev->failures[0].reason, "failure 3");
+    assert_string_equal(f->rev->failures[3].reason, "failure 0"); /* the older ones went */
+    for (int i = 0; i < ACT_REVISION_FAILURES; i++)
+        assert_int_equal(f->rev->failures[i].count, 1);
+    teardown(f);
+}
+
 int main(void)
 {
     kp_log_init("test", KP_LOG_ERROR);
@@ -289,6 +310,7 @@ int main(void)
         cmocka_unit_test(a_removed_or_unready_pod_gets_nothing_new),
         cmocka_unit_test(a_cancelled_claim_leaves_the_queue),
         cmocka_unit_test(replicas_share_each_pods_slots),
+        cmocka_unit_test(recent_failures_are_kept_newest_first_once_each),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
