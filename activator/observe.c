@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/strbuf.h"
+#include "http/path.h"
 #include "observe_metrics.h"
 #include "observe_status.h"
 #include "revision.h"
@@ -20,11 +21,12 @@ static void render_load(const act_t *act, kp_strbuf_t *sb)
     }
 }
 
+/* Paths as Knative's Go servers match them (ServeMux: unescaped, then
+ * cleaned), so "//status" or "/./metrics" from a probe or a proxy that
+ * joins paths naively still reach their page. */
 static int path_is(const kp_http_request_t *req, const char *path)
 {
-    size_t n = strlen(path);
-    return req->url_len >= n && memcmp(req->url, path, n) == 0 &&
-           (req->url_len == n || req->url[n] == '?');
+    return kp_http_target_is(req->target, req->target_len, path);
 }
 
 static void on_admin_request(kp_http_request_t *req, void *ctx)

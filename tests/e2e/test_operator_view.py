@@ -261,3 +261,25 @@ def test_status_watch_shows_the_pod_a_request_starts(activator_factory):
         watcher.send_signal(signal.SIGTERM)
         watcher.wait(5)
         watcher.stdout.close()
+
+
+def test_admin_paths_are_matched_as_knatives_servemux_does(activator_factory):
+    """"//status", "/./metrics", "/x/../load" and "/%68ealthz" name their page,
+    as Go's ServeMux reads a path; a longer path or another page is a 404."""
+    act = activator_factory(helloworld_config())
+    base = f"http://127.0.0.1:{act.admin_port}"
+
+    def get(path):
+        r = subprocess.run(["curl", "-s", "--path-as-is", "-o", "-", "-w", "\n%{http_code}",
+                            base + path], capture_output=True, text=True, timeout=10)
+        body, _, code = r.stdout.rpartition("\n")
+        return int(code), body
+
+    code, body = get("//status")
+    assert code == 200 and json.loads(body)["services"][0]["name"] == "helloworld-go"
+    code, body = get("/./metrics?x=1")
+    assert code == 200 and "autoscaler_desired_pods{" in body
+    assert get("/x/../load")[0] == 200
+    assert get("/%68ealthz") == (200, "ok\n")
+    for path in ("/statusx", "/status/", "/metrics/extra", "/x/status"):
+        assert get(path)[0] == 404, path
