@@ -155,6 +155,14 @@ static void cfg_logging(cfg_errors_t *e, kp_qp_config_t *cfg)
         cfg->log_level = KP_LOG_INFO;
     }
     cJSON_Delete(zap);
+    /* Read by the logger itself at start (so that every program honours
+     * it); checked here so that a typo stops the pod with the others. */
+    const char *format;
+    kp_log_format_t parsed;
+    if (cfg_string(e, KP_LOG_FORMAT_ENV, 0, "", &format) == 0 && *format &&
+        kp_log_format_parse(format, &parsed) < 0)
+        cfg_failf(e, KP_LOG_FORMAT_ENV "=\"%.40s\": unknown format (expected json or text)",
+                  format);
 }
 
 static void cfg_request_log(cfg_errors_t *e, kp_qp_config_t *cfg)

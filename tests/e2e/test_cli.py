@@ -145,6 +145,15 @@ def test_queue_proxy_names_every_missing_variable_at_once(procs):
                        "SERVING_LOGGING_LEVEL"], err
 
 
+def test_queue_proxy_refuses_an_unknown_log_format(procs):
+    env = {k: None for k in os.environ if k != "PATH"}
+    env.update(kp.knative_env(KP_LOG_FORMAT="xml"))
+    qp = procs.start("queue-proxy", [kp.binary("queue-proxy")], {k: str(v) if v is not None else None
+                                                                 for k, v in env.items()})
+    assert qp.wait(5 * kp.SLOW) == 1
+    assert 'KP_LOG_FORMAT="xml": unknown format (expected json or text)' in qp.stderr(), qp.stderr()
+
+
 def run_sh(procs, listen, admin):
     env = {"KP_ACTIVATOR_LISTEN": listen, "KP_ACTIVATOR_ADMIN": admin}
     return procs.start("activator", ["bash", RUN_SH, kp.BUILD], env)
