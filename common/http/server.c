@@ -745,6 +745,10 @@ void kp_http_conn_accepted(kp_http_conn_t *c)
         }
     }
     conn_wait_next_request(c);
+    /* The first request's head is due within the header timeout from the
+     * accept, as Go's ReadHeaderTimeout counts it: a connection that
+     * never speaks must not hold a slot for the whole keep-alive time. */
+    uv_timer_start(&c->timer, on_idle_timeout, s->opts.header_timeout_ms, 0);
 }
 
 void kp_http_server_close_idle(kp_http_server_t *s)

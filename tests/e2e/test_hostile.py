@@ -902,10 +902,15 @@ def test_request_one_byte_per_write(target):
 def test_slowloris_cut_at_header_timeout(tuned):
     """A head trickled one byte every 0.3 s is cut at the 1 s header timeout
     (KP_HTTP_HEADER_TIMEOUT_MS) with 408 (RFC 9110 §15.5.9) and a close; a
-    connection that sent nothing is left to the keep-alive timeout."""
+    new connection that sends nothing is closed at the same timeout, without a
+    word (Go's ReadHeaderTimeout counts from the accept), while a kept-alive
+    one between requests is left to the keep-alive timeout."""
     before = tuned.app_requests()
     c = Conn(tuned.port, timeout=5)
+    silent = Conn(tuned.port, timeout=5)
     idle = Conn(tuned.port, timeout=5)
+    idle.send(b"GET / HTTP/1.1\r\nHost: " + H + b"\r\n\r\n")
+    assert status_code(idle.response()[0]) == 200
     try:
         t0 = time.monotonic()
         data = b"GET / HTTP/1.1\r\nHost: " + H + b"\r\nX-Slow: " + b"a" * 100
@@ -928,14 +933,18 @@ def test_slowloris_cut_at_header_timeout(tuned):
         assert c.closed(2)
         assert 0.9 < elapsed < 2.5 * kp.SLOW, elapsed
         assert sent < len(data)
-        # the idle connection was not cut by the header timeout
+        # the silent new connection was closed, with no response
+        assert silent.closed(2 * kp.SLOW)
+        assert silent.buf == b"", silent.buf
+        # the kept-alive connection was not cut by the header timeout
         idle.send(b"GET / HTTP/1.1\r\nHost: " + H + b"\r\n\r\n")
         r = idle.response()
         assert status_code(r[0]) == 200, r
     finally:
         c.close()
+        silent.close()
         idle.close()
-    assert tuned.app_requests() == before + 1
+    assert tuned.app_requests() == before + 2
     assert tuned.alive()
     tuned.normal_request_ok()
 
