@@ -7,11 +7,14 @@ import time
 
 import kp
 
-# promtool lints Knative's counter name; both lines follow from the name
-# Knative's dashboards query (as tests/unit/promtool_check.h allows).
+# promtool lints Knative's counter names (the queue-proxy's and the
+# activator's); both lines follow from the names Knative's dashboards query
+# (as tests/unit/promtool_check.h allows).
 ALLOWED_LINTS = {
-    'revision_app_request_count counter metrics should have "_total" suffix',
-    'revision_app_request_count non-histogram and non-summary metrics should not have "_count" suffix',
+    f'{name} {problem}'
+    for name in ("revision_app_request_count", "activator_request_count")
+    for problem in ('counter metrics should have "_total" suffix',
+                    'non-histogram and non-summary metrics should not have "_count" suffix')
 }
 
 LABELS = ('{destination_configuration="",destination_namespace="default",'
