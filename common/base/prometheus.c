@@ -43,15 +43,7 @@ void kp_prom_value(kp_strbuf_t *out, double v)
         kp_strbuf_puts(out, v > 0 ? "+Inf" : "-Inf");
         return;
     }
-    /* %.17g always round-trips but prints 0.1 as 0.10000000000000001;
-     * the first precision that reads back exactly keeps the text short. */
-    char buf[32];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    kp_strbuf_puts(out, buf);
+    kp_strbuf_shortest_double(out, v);
 }
 
 /* NAME SUFFIX {labels} with the brace left open when le follows. */

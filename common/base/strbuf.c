@@ -108,6 +108,11 @@ void kp_strbuf_json_number(kp_strbuf_t *sb, double v)
         kp_strbuf_append(sb, "null", 4);
         return;
     }
+    kp_strbuf_shortest_double(sb, v);
+}
+
+void kp_strbuf_shortest_double(kp_strbuf_t *sb, double v)
+{
     /* %.17g always reads back exactly but spells 0.1 as 0.10000000000000001;
      * the first precision that reads back exactly keeps it short. */
     char buf[32];

@@ -24,6 +24,9 @@ void kp_strbuf_json_escape(kp_strbuf_t *sb, const char *s, size_t len);
  * ("3", "0.25", "1e+20"); NaN and infinities, which JSON cannot spell, as
  * null. */
 void kp_strbuf_json_number(kp_strbuf_t *sb, double v);
+/* Appends a finite v as the shortest decimal that reads back as v (%g
+ * style: "3", "0.25", "1e+20"). */
+void kp_strbuf_shortest_double(kp_strbuf_t *sb, double v);
 /* Hands the buffer to the caller (free() it); sb is left empty. */
 char *kp_strbuf_detach(kp_strbuf_t *sb, size_t *len);
 
