@@ -19,7 +19,8 @@ Try, in another terminal:
   curl -H 'Host: $host' http://127.0.0.1:$port/
   curl -H 'Host: candidate-$host' http://127.0.0.1:$port/
   hey -c 50 -z 30s -host $host 'http://127.0.0.1:$port/?sleep=100'
-  curl -s http://$admin/status        # services, revisions, pods
+  $build/activator status -w --admin $admin   # a live table: revisions, pods, autoscaler
+  curl -s http://$admin/status        # the same as JSON
   curl -s http://$admin/metrics       # Prometheus metrics
 Ctrl-C to stop.
 
