@@ -22,7 +22,6 @@ typedef struct act_request {
     act_claim_t claim; /* its place in the revision's throttler */
     kp_http_request_t *req;
     int unreachable_pods; /* pods it was sent to that could not be reached */
-    char original_host[256];
 } act_request_t;
 
 #define request_of(c) ((act_request_t *)((char *)(c)-offsetof(act_request_t, claim)))
@@ -94,9 +93,12 @@ static void on_granted(act_claim_t *claim)
     act_request_t *r = request_of(claim);
     act_pod_t *pod = claim->pod;
     const kp_revision_spec_t *spec = claim->rev->spec;
+    /* req->host, as routed: an absolute-form target's authority or Host. */
+    size_t original_host_len = r->req->host ? r->req->host_len : 0;
     char add[512];
-    int n = snprintf(add, sizeof add, "K-Original-Host: %s\r\nK-Proxy-Request: activator\r\n",
-                     r->original_host);
+    int n = snprintf(add, sizeof add, "K-Original-Host: %.*s\r\nK-Proxy-Request: activator\r\n",
+                     (int)(original_host_len > 255 ? 255 : original_host_len),
+                     r->req->host ? r->req->host : "");
     char host[96];
     int host_len = snprintf(host, sizeof host, "%s:%d", pod->info.ip, pod->info.serving_port);
     kp_proxy_edits_t edits = {
@@ -187,9 +189,6 @@ void act_on_request(kp_http_request_t *req, void *ctx)
     r->claim.ops = &claim_ops;
     r->claim.start_ns = req->start_ns;
     r->req = req;
-    snprintf(r->original_host, sizeof r->original_host, "%.*s",
-             (int)(host_len < sizeof r->original_host ? host_len : sizeof r->original_host - 1),
-             host);
     kp_http_conn_bind(req->conn, &held_ops, r);
     act_revision_admit(rev, &r->claim);
 }

@@ -14,8 +14,13 @@ void kp_http_head_init(kp_http_head_t *h)
 void kp_http_head_free(kp_http_head_t *h)
 {
     free(h->buf);
+    free(h->spans);
+    free(h->headers);
     h->buf = NULL;
-    h->cap = 0;
+    h->spans = NULL;
+    h->headers = NULL;
+    h->cap = h->fields_cap = 0;
+    kp_http_head_reset(h);
 }
 
 void kp_http_head_reset(kp_http_head_t *h)
@@ -23,7 +28,8 @@ void kp_http_head_reset(kp_http_head_t *h)
     h->len = 0;
     h->url_off = h->url_len = 0;
     h->n_headers = 0;
-    h->spans[0].name_len = 0;
+    if (h->spans)
+        h->spans[0].name_len = 0;
     h->in_value = 0;
     h->error = KP_HEAD_OK;
     h->origin_off = h->origin_len = 0;
@@ -39,7 +45,7 @@ static int reserve(kp_http_head_t *h, size_t len)
         return -1;
     }
     if (h->len + len > h->cap) {
-        uint32_t cap = h->cap ? h->cap : 1024;
+        uint32_t cap = h->cap ? h->cap : 128; /* grows with the head: most are short */
         while (cap < h->len + len)
             cap *= 2;
         if (cap > KP_HTTP_MAX_HEAD)
@@ -84,12 +90,37 @@ int kp_http_head_add_url(kp_http_head_t *h, const char *at, size_t len)
     return 0;
 }
 
-int kp_http_head_add_field(kp_http_head_t *h, const char *at, size_t len)
+/* Room for field n_headers, within KP_HTTP_MAX_HEADERS; a new entry's
+ * name_len is 0, which marks it as not begun. */
+static int reserve_field(kp_http_head_t *h)
 {
     if (h->n_headers == KP_HTTP_MAX_HEADERS) {
         h->error = KP_HEAD_TOO_MANY;
         return -1;
     }
+    if (h->n_headers < h->fields_cap)
+        return 0;
+    uint32_t cap = h->fields_cap ? h->fields_cap * 2 : 4;
+    if (cap > KP_HTTP_MAX_HEADERS)
+        cap = KP_HTTP_MAX_HEADERS;
+    kp_http_field_span_t *spans = realloc(h->spans, cap * sizeof *spans);
+    if (spans)
+        h->spans = spans;
+    kp_http_header_t *headers = spans ? realloc(h->headers, cap * sizeof *headers) : NULL;
+    if (!headers) { /* out of memory: the head cannot be taken, as if too large */
+        h->error = KP_HEAD_TOO_LARGE;
+        return -1;
+    }
+    h->headers = headers;
+    memset(spans + h->fields_cap, 0, (cap - h->fields_cap) * sizeof *spans);
+    h->fields_cap = cap;
+    return 0;
+}
+
+int kp_http_head_add_field(kp_http_head_t *h, const char *at, size_t len)
+{
+    if (reserve_field(h) != 0)
+        return -1;
     if (!h->in_value && h->spans[h->n_headers].name_len == 0)
         h->spans[h->n_headers].name_off = h->len;
     if (append(h, at, len) != 0)
@@ -100,10 +131,8 @@ int kp_http_head_add_field(kp_http_head_t *h, const char *at, size_t len)
 
 int kp_http_head_field_done(kp_http_head_t *h)
 {
-    if (h->n_headers == KP_HTTP_MAX_HEADERS) {
-        h->error = KP_HEAD_TOO_MANY;
+    if (reserve_field(h) != 0)
         return -1;
-    }
     h->in_value = 1;
     h->spans[h->n_headers].value_off = h->len;
     h->spans[h->n_headers].value_len = 0;
@@ -112,7 +141,7 @@ int kp_http_head_field_done(kp_http_head_t *h)
 
 int kp_http_head_add_value(kp_http_head_t *h, const char *at, size_t len)
 {
-    if (append(h, at, len) != 0)
+    if (reserve_field(h) != 0 || append(h, at, len) != 0)
         return -1;
     h->spans[h->n_headers].value_len += (uint32_t)len;
     return 0;
@@ -123,13 +152,15 @@ int kp_http_head_value_done(kp_http_head_t *h)
     /* RFC 9110 §5.5: a field value excludes the whitespace (SP or HTAB,
      * §5.6.3 OWS) around it. llhttp drops the leading OWS and hands over
      * the trailing. */
+    if (reserve_field(h) != 0)
+        return -1;
     uint32_t off = h->spans[h->n_headers].value_off;
     uint32_t *len = &h->spans[h->n_headers].value_len;
     while (*len > 0 && (h->buf[off + *len - 1] == ' ' || h->buf[off + *len - 1] == '\t'))
         (*len)--;
     h->in_value = 0;
     h->n_headers++;
-    if (h->n_headers < KP_HTTP_MAX_HEADERS)
+    if (h->n_headers < h->fields_cap)
         h->spans[h->n_headers].name_len = 0;
     return 0;
 }

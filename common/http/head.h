@@ -25,14 +25,20 @@ typedef enum {
     KP_HEAD_TOO_MANY,     /* 431: header count */
 } kp_head_error_t;
 
+/* Where one field line lies in the head's buffer while it is parsed. */
+typedef struct kp_http_field_span {
+    uint32_t name_off, name_len, value_off, value_len;
+} kp_http_field_span_t;
+
+/* Storage grows with what arrives and is freed by kp_http_head_free, so
+ * a connection between requests (or a request held with a short head)
+ * carries a few hundred bytes, not room for the largest head allowed. */
 typedef struct kp_http_head {
     char *buf; /* grows up to KP_HTTP_MAX_HEAD; offsets below point into it */
     uint32_t len, cap;
     uint32_t url_off, url_len;
-    struct {
-        uint32_t name_off, name_len, value_off, value_len;
-    } spans[KP_HTTP_MAX_HEADERS];
-    uint32_t n_headers;
+    kp_http_field_span_t *spans; /* fields_cap entries, as headers */
+    uint32_t n_headers, fields_cap;
     int in_value; /* the current header's name is complete */
     kp_head_error_t error;
     /* A request's target as RFC 9112 §3.2 reads it (kp_http_head_read_target);
@@ -43,10 +49,11 @@ typedef struct kp_http_head {
     const char *url;
     const char *origin;
     const char *authority; /* NULL unless the target was in absolute-form */
-    kp_http_header_t headers[KP_HTTP_MAX_HEADERS];
+    kp_http_header_t *headers; /* n_headers entries */
 } kp_http_head_t;
 
 void kp_http_head_init(kp_http_head_t *h);
+/* Frees the storage; the head is empty and usable again. */
 void kp_http_head_free(kp_http_head_t *h);
 void kp_http_head_reset(kp_http_head_t *h);
 /* Each returns 0, or -1 with h->error set when a limit is passed. */

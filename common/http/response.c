@@ -157,7 +157,7 @@ void kp_http_conn_start_tunnel(kp_http_conn_t *c)
     size_t residue = c->rlen - c->rpos;
     if (residue && c->ops && c->ops->on_tunnel_data)
         c->ops->on_tunnel_data(c->ctx, c->rbuf + c->rpos, residue);
-    c->rpos = c->rlen = 0;
+    kp_conn_drop_read_buffer(c);
     kp_conn_update_reading(c);
 }
 

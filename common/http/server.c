@@ -18,6 +18,17 @@
 
 static void conn_process(kp_http_conn_t *c);
 static void on_idle_timeout(uv_timer_t *t);
+
+/* A connection with nothing buffered reads into this buffer, and most
+ * reads are consumed whole before on_read returns: a connection owns a
+ * read buffer only while bytes wait in it (a head cut by the read, a body
+ * its handler does not read yet, pipelined requests). One per thread:
+ * a loop handles one read at a time. */
+static _Thread_local char read_scratch[READ_BUF_SIZE];
+
+/* A keep-alive connection idle this long gives back the storage of its
+ * last request's head; a busy one keeps reusing it. */
+#define IDLE_TRIM_MS 1000
 static void respond_error(kp_http_conn_t *c, int status, const char *body);
 
 /* An optional positive integer from the environment; def when unset,
@@ -237,7 +248,7 @@ static void on_handle_closed(uv_handle_t *h)
         c->next->prev = c->prev;
     s->n_conns--;
     kp_http_head_free(&c->head);
-    free(c->rbuf);
+    kp_conn_drop_read_buffer(c);
     free(c);
     release_memory_after_peak(s);
     if (s->n_conns == 0 && !s->accepting && s->on_closed && uv_is_closing((uv_handle_t *)&s->listener)) {
@@ -366,6 +377,18 @@ static void on_idle_timeout(uv_timer_t *t)
     kp_conn_close(c);
 }
 
+static void on_idle_trim(uv_timer_t *t)
+{
+    kp_http_conn_t *c = t->data;
+    kp_http_head_free(&c->head);
+    c->req.url = c->req.target = c->req.host = NULL;
+    c->req.url_len = c->req.target_len = c->req.host_len = 0;
+    c->req.headers = NULL;
+    c->req.n_headers = 0;
+    uv_timer_start(&c->timer, on_idle_timeout, c->server->opts.keepalive_timeout_ms - IDLE_TRIM_MS,
+                   0);
+}
+
 static void on_pipelined(uv_timer_t *t)
 {
     kp_http_conn_t *c = t->data;
@@ -388,7 +411,12 @@ static void conn_wait_next_request(kp_http_conn_t *c)
         uv_timer_start(&c->timer, on_pipelined, 0, 0);
         return;
     }
-    uv_timer_start(&c->timer, on_idle_timeout, c->server->opts.keepalive_timeout_ms, 0);
+    /* The handler of the request just answered may still be unwinding and
+     * reading its head: the head's storage goes later, on on_idle_trim. */
+    if (c->server->opts.keepalive_timeout_ms > IDLE_TRIM_MS)
+        uv_timer_start(&c->timer, on_idle_trim, IDLE_TRIM_MS, 0);
+    else
+        uv_timer_start(&c->timer, on_idle_timeout, c->server->opts.keepalive_timeout_ms, 0);
     kp_conn_update_reading(c);
 }
 
@@ -520,6 +548,37 @@ static void deliver_body_end(kp_http_conn_t *c)
     }
 }
 
+/* After processing: bytes left unread move from the scratch buffer into
+ * one of the connection's own; an own buffer read to its end is freed. */
+static void settle_read_buffer(kp_http_conn_t *c)
+{
+    size_t left = c->rlen - c->rpos;
+    if (c->rbuf == read_scratch) {
+        c->rbuf = NULL;
+        char *own = left && c->state != CONN_CLOSING ? malloc(READ_BUF_SIZE) : NULL;
+        if (own) {
+            memcpy(own, read_scratch + c->rpos, left);
+            c->rbuf = own;
+            c->rpos = 0;
+            c->rlen = left;
+            return;
+        }
+        c->rpos = c->rlen = 0;
+        if (left && c->state != CONN_CLOSING)
+            kp_conn_close(c); /* out of memory: the bytes cannot be kept */
+    } else if (c->rbuf && left == 0) {
+        kp_conn_drop_read_buffer(c);
+    }
+}
+
+void kp_conn_drop_read_buffer(kp_http_conn_t *c)
+{
+    if (c->rbuf != read_scratch)
+        free(c->rbuf);
+    c->rbuf = NULL;
+    c->rpos = c->rlen = 0;
+}
+
 static void conn_process(kp_http_conn_t *c)
 {
     if (c->processing) {
@@ -534,7 +593,7 @@ static void conn_process(kp_http_conn_t *c)
             if (avail == 0 && !c->parser_pending)
                 break;
             c->parser_pending = 0;
-            const char *start = c->rbuf + c->rpos;
+            const char *start = c->rbuf ? c->rbuf + c->rpos : "";
             c->exec_start = start;
             llhttp_errno_t err = llhttp_execute(&c->parser, start, avail);
             if (err == HPE_OK || err == HPE_PAUSED) {
@@ -567,8 +626,7 @@ static void conn_process(kp_http_conn_t *c)
         deliver_body_end(c);
     } while (c->process_again && c->state != CONN_CLOSING);
     c->processing = 0;
-    if (c->rpos == c->rlen)
-        c->rpos = c->rlen = 0;
+    settle_read_buffer(c);
     if (c->state != CONN_CLOSING)
         kp_conn_update_reading(c);
 }
@@ -577,15 +635,17 @@ static void conn_process(kp_http_conn_t *c)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
+    (void)suggested;
     kp_http_conn_t *c = h->data;
-    if (c->state == CONN_LINGERING) {
-        buf->base = c->rbuf;
+    if (c->state == CONN_LINGERING || c->state == CONN_TUNNEL || c->rpos == c->rlen) {
+        /* Consumed (or discarded) before on_read returns. */
+        if (c->state != CONN_LINGERING)
+            kp_conn_drop_read_buffer(c);
+        buf->base = read_scratch;
         buf->len = READ_BUF_SIZE;
         return;
     }
-    if (c->rpos > 0 && c->rpos == c->rlen) {
-        c->rpos = c->rlen = 0;
-    } else if (c->rpos > 0 && c->rlen == READ_BUF_SIZE) {
+    if (c->rpos > 0 && c->rlen == READ_BUF_SIZE) {
         memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
         c->rlen -= c->rpos;
         c->rpos = 0;
@@ -633,7 +693,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             c->ops->on_tunnel_data(c->ctx, buf->base, (size_t)nread);
         return;
     }
-    c->rlen += (size_t)nread;
+    if (buf->base == read_scratch) {
+        c->rbuf = read_scratch;
+        c->rpos = 0;
+        c->rlen = (size_t)nread;
+    } else {
+        c->rlen += (size_t)nread;
+    }
     conn_process(c);
 }
 
@@ -697,13 +763,8 @@ void kp_http_conn_pause_body(kp_http_conn_t *c)
 kp_http_conn_t *kp_http_conn_new(kp_http_server_t *s)
 {
     kp_http_conn_t *c = calloc(1, sizeof *c);
-    char *rbuf = malloc(READ_BUF_SIZE);
-    if (!c || !rbuf) {
-        free(c);
-        free(rbuf);
+    if (!c)
         return NULL;
-    }
-    c->rbuf = rbuf;
     c->server = s;
     uv_tcp_init(s->loop, &c->tcp);
     uv_timer_init(s->loop, &c->timer);

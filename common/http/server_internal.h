@@ -33,7 +33,7 @@ struct kp_http_conn {
     kp_http_request_t req;
     const kp_http_request_ops_t *ops;
     void *ctx;
-    char *rbuf;
+    char *rbuf; /* NULL while nothing waits to be parsed (see server.c) */
     size_t rlen, rpos;
     uint64_t bytes_sent;
     unsigned reading : 1;
@@ -75,6 +75,8 @@ void kp_conn_response_ended(kp_http_conn_t *c);
 /* Shut the write side down, then close (lingering on unread input). */
 void kp_conn_finish_and_close(kp_http_conn_t *c);
 void kp_conn_close(kp_http_conn_t *c);
+/* Forgets the bytes buffered and frees the connection's read buffer. */
+void kp_conn_drop_read_buffer(kp_http_conn_t *c);
 /* Starts or stops reading as the connection's state wants. */
 void kp_conn_update_reading(kp_http_conn_t *c);
 
