@@ -11,6 +11,7 @@
 #include "activator/backend/backend.h"
 #include "activator/config/config.h"
 #include "base/rng.h"
+#include "capacity.h"
 #include "http/server.h"
 #include "router.h"
 
@@ -33,6 +34,7 @@ typedef struct act {
     kp_http_server_t server;       /* traffic (handler.c) */
     kp_http_server_t admin_server; /* /status, /metrics, /load (observe.c) */
     int max_held;                  /* per revision, Knative's 10 000 */
+    act_capacity_t capacity;       /* every revision together (capacity.h) */
     int n_activators;              /* ready activator replicas sharing each pod (>= 1) */
     struct act_peers *peers;       /* peers.c; NULL when alone */
     const char *identity;          /* this replica's pod name, or "" */

@@ -20,6 +20,7 @@
 /* One request in the activator, from arrival to the end of its response. */
 typedef struct act_request {
     act_claim_t claim; /* its place in the revision's throttler */
+    act_t *act;
     kp_http_request_t *req;
     int unreachable_pods; /* pods it was sent to that could not be reached */
 } act_request_t;
@@ -46,13 +47,29 @@ static void request_done(const act_request_t *r, act_revision_t *rev, int status
                   KP_LOG_INT("status", status), KP_LOG_NUM("duration_ms", round(ms * 1000) / 1000));
 }
 
+static act_request_t *request_new(act_t *act)
+{
+    act_request_t *r = calloc(1, sizeof *r);
+    if (r) {
+        r->act = act;
+        act->capacity.active_requests++;
+    }
+    return r;
+}
+
+static void request_free(act_request_t *r)
+{
+    r->act->capacity.active_requests--;
+    free(r);
+}
+
 static void respond_and_free(act_request_t *r, int status, const char *body)
 {
     kp_http_conn_bind(r->req->conn, NULL, NULL);
     kp_http_conn_respond(r->req->conn, status, "text/plain; charset=utf-8", body, strlen(body));
     if (r->claim.rev)
         request_done(r, r->claim.rev, status);
-    free(r);
+    request_free(r);
 }
 
 static const kp_http_request_ops_t held_ops;
@@ -85,7 +102,7 @@ static void on_proxy_done(void *ctx, const kp_proxy_result_t *res)
     }
     request_done(r, rev, res->status);
     act_revision_release(&r->claim);
-    free(r);
+    request_free(r);
 }
 
 static void on_granted(act_claim_t *claim)
@@ -133,7 +150,7 @@ static void on_held_client_gone(void *ctx)
 {
     act_request_t *r = ctx;
     act_revision_cancel(&r->claim);
-    free(r);
+    request_free(r);
 }
 
 static const kp_http_request_ops_t held_ops = {.on_abort = on_held_client_gone};
@@ -181,7 +198,13 @@ void act_on_request(kp_http_request_t *req, void *ctx)
         kp_http_conn_respond(req->conn, 404, "text/plain; charset=utf-8", body, strlen(body));
         return;
     }
-    act_request_t *r = calloc(1, sizeof *r);
+    if (act->capacity.active_requests >= act->capacity.max_requests) {
+        act->capacity.rejected++;
+        kp_http_conn_respond(req->conn, 503, "text/plain; charset=utf-8",
+                             "activator at capacity\n", 22);
+        return;
+    }
+    act_request_t *r = request_new(act);
     if (!r) {
         kp_http_conn_respond(req->conn, 503, "text/plain", "out of memory\n", 14);
         return;

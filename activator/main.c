@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "activator.h"
@@ -63,13 +64,19 @@ static const char usage[] =
     "  --log-format F       json (Knative's) or text, for terminals; local pods log the\n"
     "                       same way (env KP_LOG_FORMAT; default json)\n"
     "  --max-held N         held requests per revision before 503 (default 10000)\n"
+    "  --max-requests N     held and in-flight requests of all revisions together before\n"
+    "                       503 \"activator at capacity\" (env KP_MAX_REQUESTS; default\n"
+    "                       derived from the memory limit: see README, Capacity)\n"
     "  --ready-fd N         once both ports listen, write \"ready\\n\" to file descriptor N\n"
     "                       and close it (make run prints its banner then)\n"
     "  --version            the version and the commit it was built from\n"
     "  -h, --help           this text\n"
     "\n"
     "Environment for every HTTP server of the process: KP_HTTP_HEADER_TIMEOUT_MS\n"
-    "(30000: a slower request head gets 408) and KP_HTTP_MAX_CONNECTIONS (20000).\n"
+    "(30000: a slower request head gets 408) and KP_HTTP_MAX_CONNECTIONS (20000; for\n"
+    "the --listen port, derived from the memory limit unless set). KP_CGROUP_ROOT: where\n"
+    "the memory limit is read (default /sys/fs/cgroup: memory.max, cgroup v1's\n"
+    "memory/memory.limit_in_bytes).\n"
     "\n"
     "Route a request by Host {service}.{namespace}.{any domain} (tagged:\n"
     "{tag}-{service}.{namespace}.{domain}) or by the headers Knative-Serving-Revision\n"
@@ -91,6 +98,7 @@ typedef struct act_opts {
     const char *log_level;
     const char *log_format;
     int max_held;
+    int max_requests; /* 0: derived from the memory limit */
     const char *kube_api, *kube_token_file, *kube_ca_file;
     const char *identity, *lease_namespace, *activator_service;
     int lease_duration_s;
@@ -160,6 +168,10 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
     o->log_format = (env = getenv(KP_LOG_FORMAT_ENV)) && *env ? env : "json";
     o->queue_proxy = NULL;
     o->max_held = 10000;
+    o->max_requests = 0;
+    if ((env = getenv("KP_MAX_REQUESTS")) && *env &&
+        parse_int_flag("KP_MAX_REQUESTS", env, 1, 100000000, &o->max_requests) != 0)
+        return -1;
     o->kube_api = getenv("KP_KUBE_API");
     o->kube_token_file = getenv("KP_KUBE_TOKEN_FILE");
     o->kube_ca_file = getenv("KP_KUBE_CA_FILE");
@@ -185,6 +197,7 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
         {"pod-port-base", required_argument, NULL, 'P'}, {"reuse-port", no_argument, NULL, 'R'},
         {"ready-fd", required_argument, NULL, 'F'},    {"version", no_argument, NULL, 'V'},
         {"log-format", required_argument, NULL, 'f'},
+        {"max-requests", required_argument, NULL, 'M'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -214,6 +227,10 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
             break;
         case 'm':
             if (parse_int_flag("--max-held", optarg, 1, 10000000, &o->max_held) != 0)
+                return -1;
+            break;
+        case 'M':
+            if (parse_int_flag("--max-requests", optarg, 1, 100000000, &o->max_requests) != 0)
                 return -1;
             break;
         case 'F':
@@ -389,6 +406,13 @@ int main(int argc, char **argv)
     }
     act.loop = uv_default_loop();
     act.max_held = o.max_held;
+    struct rlimit files;
+    const char *cgroup_root = getenv("KP_CGROUP_ROOT");
+    act_capacity_init(&act.capacity, (size_t)o.max_requests,
+                      kp_memory_limit_read(cgroup_root && *cgroup_root ? cgroup_root : NULL),
+                      getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY
+                          ? (uint64_t)files.rlim_cur
+                          : 0);
     act.n_activators = 1;
     kp_rng_init(&act.rng);
     act.identity = o.identity && *o.identity ? o.identity : "";
@@ -403,6 +427,14 @@ int main(int argc, char **argv)
     kp_http_server_opts_t sopts;
     kp_http_server_opts_default(&sopts);
     sopts.reuse_port = o.reuse_port;
+    const char *max_conns_env = getenv("KP_HTTP_MAX_CONNECTIONS");
+    if (!max_conns_env || !*max_conns_env)
+        sopts.max_connections = act.capacity.max_connections;
+    kp_log_fields(KP_LOG_INFO, "capacity", KP_LOG_INT("max_requests", (long long)act.capacity.max_requests),
+                  KP_LOG_STR("max_requests_from", act.capacity.max_requests_source),
+                  KP_LOG_INT("max_connections", (long long)sopts.max_connections),
+                  KP_LOG_INT("memory_limit_bytes", (long long)act.capacity.memory.bytes),
+                  KP_LOG_STR("memory_limit_from", act.capacity.memory.source));
     int rc = kp_http_server_init(&act.server, act.loop, o.listen_addr.ip, o.listen_addr.port,
                                  &sopts, act_on_request, &act);
     if (rc != 0) {

@@ -239,6 +239,18 @@ void act_observe_render_metrics(act_t *act, kp_strbuf_t *sb)
                           &rev->cold_start_seconds);
     }
     kp_strbuf_free(&labels);
+    const act_capacity_t *cap = &act->capacity;
+    kp_strbuf_printf(sb,
+                     "# HELP activator_capacity_requests Held and in-flight requests of all "
+                     "revisions together before 503 \"activator at capacity\".\n"
+                     "# TYPE activator_capacity_requests gauge\nactivator_capacity_requests %zu\n"
+                     "# HELP activator_active_requests Requests held or in flight now.\n"
+                     "# TYPE activator_active_requests gauge\nactivator_active_requests %zu\n"
+                     "# HELP activator_capacity_rejected_requests_total Requests answered 503 "
+                     "\"activator at capacity\".\n"
+                     "# TYPE activator_capacity_rejected_requests_total counter\n"
+                     "activator_capacity_rejected_requests_total %llu\n",
+                     cap->max_requests, cap->active_requests, (unsigned long long)cap->rejected);
     kp_log_render_metrics(sb);
     kp_process_render_metrics(sb);
 }

@@ -178,7 +178,18 @@ void act_observe_render_status(act_t *act, kp_strbuf_t *sb)
     uint64_t now = kp_now_ns();
     kp_strbuf_printf(sb, "{\"draining\":%s,\"backend\":", act->draining ? "true" : "false");
     json_str(sb, act->backend ? act->backend->name : "");
-    kp_strbuf_puts(sb, ",\"services\":[");
+    const act_capacity_t *cap = &act->capacity;
+    kp_strbuf_printf(sb,
+                     ",\"capacity\":{\"max_requests\":%zu,\"active_requests\":%zu,"
+                     "\"rejected\":%llu,\"max_connections\":%zu,\"connections\":%zu,"
+                     "\"max_requests_from\":",
+                     cap->max_requests, cap->active_requests, (unsigned long long)cap->rejected,
+                     act->server.opts.max_connections, act->server.n_conns);
+    json_str(sb, cap->max_requests_source);
+    kp_strbuf_printf(sb, ",\"memory_limit_bytes\":%llu,\"memory_limit_from\":",
+                     (unsigned long long)cap->memory.bytes);
+    json_str(sb, cap->memory.source);
+    kp_strbuf_puts(sb, "},\"services\":[");
     for (size_t i = 0; i < act->cfg->n_services; i++) {
         if (i)
             kp_strbuf_puts(sb, ",");

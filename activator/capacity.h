@@ -1,0 +1,38 @@
+/* How much the activator takes in at once. Past max_requests (held and in
+ * flight, every revision together) a request is answered 503 "activator
+ * at capacity" at once; past max_connections a new connection is closed
+ * at accept. Both are derived by default from the memory the process may
+ * use (its container's limit), so that a burst is refused in words before
+ * the kernel's OOM killer ends the process and every request with it. */
+#ifndef KP_ACTIVATOR_CAPACITY_H
+#define KP_ACTIVATOR_CAPACITY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/memory_limit.h"
+
+/* What one request and its connection may cost, all told: measured 1.5 KiB
+ * in the process for a held request (tests/e2e/test_memory_at_scale.py),
+ * and the kernel's socket, file and epoll structures (about 4 KiB, charged
+ * to the container's cgroup too), with room to spare. */
+#define ACT_COST_PER_CONNECTION (8 * 1024)
+
+typedef struct act_capacity {
+    size_t max_requests;
+    size_t max_connections;
+    const char *max_requests_source; /* "--max-requests" or "memory limit" */
+    kp_memory_limit_t memory;
+    size_t active_requests; /* held or in flight now */
+    uint64_t rejected;      /* answered "activator at capacity" */
+} act_capacity_t;
+
+/* max_requests_flag: 0 derives it from memory. open_files_limit (0: none)
+ * also bounds the connections. Three quarters of the memory go to
+ * connections at ACT_COST_PER_CONNECTION each (the rest is the process,
+ * its pools and buffers); requests may fill four fifths of them, so that
+ * the requests past the bound still find a connection to be told on. */
+void act_capacity_init(act_capacity_t *c, size_t max_requests_flag, kp_memory_limit_t memory,
+                       uint64_t open_files_limit);
+
+#endif

@@ -1,0 +1,67 @@
+/* Tests for activator/capacity.c: the bound on requests and connections
+ * derived from the memory limit, the open-files limit and --max-requests. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "activator/capacity.h"
+
+#define MIB (UINT64_C(1) << 20)
+
+static kp_memory_limit_t limit_of(uint64_t bytes)
+{
+    return (kp_memory_limit_t){bytes, "cgroup v2 memory.max"};
+}
+
+static void three_quarters_of_memory_go_to_connections(void **state)
+{
+    act_capacity_t c;
+    act_capacity_init(&c, 0, limit_of(128 * MIB), 0);
+    assert_int_equal(c.max_connections, 96 * MIB / ACT_COST_PER_CONNECTION);
+    assert_int_equal(c.max_requests, c.max_connections / 5 * 4);
+    assert_string_equal(c.max_requests_source, "memory limit");
+    assert_true((uint64_t)c.max_connections * ACT_COST_PER_CONNECTION <= 128 * MIB / 4 * 3);
+}
+
+static void open_files_bound_the_connections(void **state)
+{
+    act_capacity_t c;
+    act_capacity_init(&c, 0, limit_of(128 * MIB), 1024);
+    assert_int_equal(c.max_connections, 1024 - 256);
+    assert_int_equal(c.max_requests, (1024 - 256) / 5 * 4);
+}
+
+static void a_tiny_limit_still_serves(void **state)
+{
+    act_capacity_t c;
+    act_capacity_init(&c, 0, limit_of(64 * 1024), 0);
+    assert_int_equal(c.max_connections, 16);
+    assert_true(c.max_requests > 0);
+}
+
+static void max_requests_flag_wins_and_leaves_connections_to_refuse_on(void **state)
+{
+    act_capacity_t c;
+    act_capacity_init(&c, 50000, limit_of(128 * MIB), 0);
+    assert_int_equal(c.max_requests, 50000);
+    assert_string_equal(c.max_requests_source, "--max-requests");
+    assert_int_equal(c.max_connections, 62500);
+    act_capacity_init(&c, 20, limit_of(128 * MIB), 0);
+    assert_int_equal(c.max_connections, 96 * MIB / ACT_COST_PER_CONNECTION);
+    assert_int_equal(c.active_requests, 0);
+    assert_int_equal(c.rejected, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(three_quarters_of_memory_go_to_connections),
+        cmocka_unit_test(open_files_bound_the_connections),
+        cmocka_unit_test(a_tiny_limit_still_serves),
+        cmocka_unit_test(max_requests_flag_wins_and_leaves_connections_to_refuse_on),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
