@@ -6,38 +6,15 @@ memory.limit_in_bytes) unless --max-requests sets it; the manifests' limit
 and the bound derived from it agree."""
 import os
 import re
-import socket
 
 import yaml
 
-from activator_harness import HOST, revision
+from crowd import NEVER_READY_CONFIG, NEVER_READY_REVISION as REV, open_crowd
 from test_metrics import promtool_check
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 COST_PER_CONNECTION = 8 * 1024  # activator/capacity.h: ACT_COST_PER_CONNECTION
-REV = "helloworld-go-00001"
-SLOW_APP_CONFIG = {
-    "domain": "127.0.0.1.sslip.io",
-    "autoscaler": {"initial-scale": "0", "allow-zero-initial-scale": "true"},
-    "services": [{
-        "name": "helloworld-go", "namespace": "default",
-        # The pod never becomes ready: every request stays held.
-        "revisions": [revision(REV, "World", timeout=600, env={"STARTUP_DELAY_MS": "3600000"},
-                               annotations={"autoscaling.knative.dev/max-scale": "1"})],
-        "traffic": [{"revisionName": REV, "percent": 100}],
-    }],
-}
-REQUEST = f"GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
-
-
-def hold(port, n):
-    socks = []
-    for _ in range(n):
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        s.sendall(REQUEST)
-        socks.append(s)
-    return socks
 
 
 def answer_of(s):
@@ -72,15 +49,15 @@ def derived(memory_bytes):
 
 
 def test_past_max_requests_a_503_activator_at_capacity(activator_factory):
-    act = activator_factory(SLOW_APP_CONFIG, ["--max-requests", "20"])
+    act = activator_factory(NEVER_READY_CONFIG, ["--max-requests", "20"])
     cap = act.status()["capacity"]
     assert (cap["max_requests"], cap["max_requests_from"]) == (20, "--max-requests"), cap
-    crowd = hold(act.port, 20)
+    crowd = open_crowd(act.port, 20)
     try:
         act.wait_for(lambda: act.revision_status(REV)["held"] == 20, 10, "20 held")
         assert rejected(act) == 0
         # The 21st, on a connection of its own: refused at once, in words.
-        extra = hold(act.port, 1)[0]
+        extra = open_crowd(act.port, 1)[0]
         assert answer_of(extra) == ("503", "activator at capacity\n")
         extra.close()
         assert act.status()["capacity"]["active_requests"] == 20
@@ -95,7 +72,7 @@ def test_past_max_requests_a_503_activator_at_capacity(activator_factory):
             s.close()
     # The crowd gone, a request is taken in again (held, not refused).
     act.wait_for(lambda: act.status()["capacity"]["active_requests"] == 0, 10, "crowd gone")
-    again = hold(act.port, 1)[0]
+    again = open_crowd(act.port, 1)[0]
     act.wait_for(lambda: act.revision_status(REV)["held"] == 1, 10, "held again")
     again.close()
     assert act.proc.poll() is None
@@ -104,18 +81,18 @@ def test_past_max_requests_a_503_activator_at_capacity(activator_factory):
 
 def test_the_bound_is_derived_from_cgroup_v2_memory_max(activator_factory, tmp_path):
     env = fake_cgroup(tmp_path, {"memory.max": "4194304\n"})  # 4 MiB
-    act = activator_factory(SLOW_APP_CONFIG, env=env)
+    act = activator_factory(NEVER_READY_CONFIG, env=env)
     want_requests, want_connections = derived(4 << 20)
     cap = act.status()["capacity"]
     assert cap["memory_limit_bytes"] == 4 << 20 and \
         cap["memory_limit_from"] == "cgroup v2 memory.max", cap
     assert (cap["max_requests"], cap["max_connections"]) == (want_requests, want_connections)
     assert cap["max_requests_from"] == "memory limit"
-    crowd = hold(act.port, want_requests)
+    crowd = open_crowd(act.port, want_requests)
     try:
         act.wait_for(lambda: act.revision_status(REV)["held"] == want_requests, 20,
                      f"{want_requests} held")
-        extra = hold(act.port, 1)[0]
+        extra = open_crowd(act.port, 1)[0]
         assert answer_of(extra) == ("503", "activator at capacity\n")
         extra.close()
     finally:
@@ -128,21 +105,21 @@ def test_cgroup_v1_limit_and_no_limit(activator_factory, tmp_path):
     # cgroup v2 without a limit ("max") and a v1 hierarchy with one: v1's.
     env = fake_cgroup(tmp_path, {"memory.max": "max\n",
                                  "memory/memory.limit_in_bytes": "8388608\n"})
-    cap = activator_factory(SLOW_APP_CONFIG, env=env).status()["capacity"]
+    cap = activator_factory(NEVER_READY_CONFIG, env=env).status()["capacity"]
     assert cap["memory_limit_from"] == "cgroup v1 memory.limit_in_bytes", cap
     assert (cap["max_requests"], cap["max_connections"]) == derived(8 << 20)
     # v1's "no limit" (the largest page-aligned signed 64-bit number): the
     # machine's memory, and the descriptors the process may open.
     env = fake_cgroup(tmp_path / "unlimited",
                       {"memory/memory.limit_in_bytes": "9223372036854771712\n"})
-    cap = activator_factory(SLOW_APP_CONFIG, env=env).status()["capacity"]
+    cap = activator_factory(NEVER_READY_CONFIG, env=env).status()["capacity"]
     assert cap["memory_limit_from"] == "physical memory", cap
     assert cap["memory_limit_bytes"] == os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def test_an_explicit_max_connections_is_kept(activator_factory, tmp_path):
     env = {**fake_cgroup(tmp_path, {"memory.max": "4194304\n"}), "KP_HTTP_MAX_CONNECTIONS": "50"}
-    cap = activator_factory(SLOW_APP_CONFIG, env=env).status()["capacity"]
+    cap = activator_factory(NEVER_READY_CONFIG, env=env).status()["capacity"]
     assert cap["max_connections"] == 50, cap
 
 
@@ -167,7 +144,7 @@ def test_the_manifests_limit_and_the_derived_bound_agree(activator_factory, tmp_
     assert "KP_HTTP_MAX_CONNECTIONS" not in env_names and "KP_MAX_REQUESTS" not in env_names
     assert "--max-requests" not in container.get("args", [])
     env = fake_cgroup(tmp_path, {"memory.max": f"{limit}\n"})
-    cap = activator_factory(SLOW_APP_CONFIG, env=env).status()["capacity"]
+    cap = activator_factory(NEVER_READY_CONFIG, env=env).status()["capacity"]
     print(f"\nmanifest limit {limit >> 20} MiB: max_requests {cap['max_requests']}, "
           f"max_connections {cap['max_connections']}")
     assert cap["memory_limit_bytes"] == limit

@@ -13,7 +13,6 @@ import itertools
 import json
 import os
 import re
-import resource
 import socket
 import time
 
@@ -21,6 +20,7 @@ import pytest
 
 import activator_harness as ah
 import kp
+from crowd import raise_nofile, status_kib
 
 H = ah.HOST.encode()  # routes on the activator; the queue-proxy ignores it
 
@@ -949,13 +949,6 @@ def test_slowloris_cut_at_header_timeout(tuned):
     tuned.normal_request_ok()
 
 
-def raise_nofile(n):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < n:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(n, hard), hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= n
-
-
 def test_connection_limit_refuses_cleanly(tuned):
     """KP_HTTP_MAX_CONNECTIONS=100: the 101st connection is closed at once,
     the first 100 still work."""
@@ -1012,14 +1005,6 @@ IDLE_CONN_RSS_BUDGET = 2 * 1024
 ASAN_MEMORY_FACTOR = 1.6
 
 
-def proc_status_kib(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
-
-
 def open_fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
@@ -1033,8 +1018,8 @@ def test_many_idle_connections_memory_bounded(target):
     target.normal_request_ok()
     time.sleep(0.2)  # the request's connection is closed and freed
     fds0 = open_fds(target.pid)
-    rss0 = proc_status_kib(target.pid, "VmRSS")
-    data0 = proc_status_kib(target.pid, "VmData")
+    rss0 = status_kib(target.pid, "VmRSS")
+    data0 = status_kib(target.pid, "VmData")
     conns = []
     try:
         for _ in range(n):
@@ -1047,8 +1032,8 @@ def test_many_idle_connections_memory_bounded(target):
                       what="%d connections accepted" % n)
         accepted = open_fds(target.pid) - fds0
         time.sleep(0.2)
-        rss_per_conn = (proc_status_kib(target.pid, "VmRSS") - rss0) * 1024.0 / n
-        alloc_per_conn = (proc_status_kib(target.pid, "VmData") - data0) * 1024.0 / n
+        rss_per_conn = (status_kib(target.pid, "VmRSS") - rss0) * 1024.0 / n
+        alloc_per_conn = (status_kib(target.pid, "VmData") - data0) * 1024.0 / n
         scale = ASAN_MEMORY_FACTOR if kp.ASAN else 1.0
         rss_budget, alloc_budget = IDLE_CONN_RSS_BUDGET * scale, IDLE_CONN_ALLOC_BUDGET * scale
         print("%s: %d idle connections (%d descriptors more), per connection %.0f bytes "

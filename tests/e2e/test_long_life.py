@@ -10,6 +10,7 @@ import threading
 import time
 
 from activator_harness import ASAN, HOST, revision
+from crowd import status_kib
 
 # Under ASan only descriptors and frees are checked (its quarantine keeps
 # freed memory resident on purpose), so fewer reloads prove as much.
@@ -45,14 +46,6 @@ def open_fds(pid):
         seen.append(len(os.listdir(f"/proc/{pid}/fd")))
         time.sleep(0.05)
     return min(seen)
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def revision_series(act):
@@ -116,7 +109,7 @@ def test_a_thousand_reloads_leave_memory_and_descriptors_flat(activator_factory)
                 assert act.request("/", host="new-" + HOST) == (200, f"Hello Churn {i}!\n")
         wait_flat(act, WARMUP)
         time.sleep(6)  # a periodic malloc_trim (every 5 s) has run
-        fds_before, rss_before = open_fds(pid), rss_kib(pid)
+        fds_before, rss_before = open_fds(pid), status_kib(pid, "VmRSS")
 
         cold = 0
         for i in range(WARMUP + 1, WARMUP + 1 + RELOADS):
@@ -127,7 +120,7 @@ def test_a_thousand_reloads_leave_memory_and_descriptors_flat(activator_factory)
         last = WARMUP + RELOADS
         wait_flat(act, last)
         time.sleep(6)
-        fds_after, rss_after = open_fds(pid), rss_kib(pid)
+        fds_after, rss_after = open_fds(pid), status_kib(pid, "VmRSS")
     finally:
         stop.set()
         loader.join()

@@ -5,11 +5,11 @@ leaves.
 
 A connection owns a read buffer only while bytes wait in it, and a request
 head's storage grows with what arrives (common/http/server.c, head.c)."""
-import resource
-import socket
 import time
 
-from activator_harness import ASAN, HOST, revision
+from activator_harness import ASAN
+from crowd import (NEVER_READY_CONFIG, NEVER_READY_REVISION, REQUEST, close_crowd, open_crowd,
+                   raise_nofile, status_kib)
 from loadclient import wait_until
 
 N = 10_000
@@ -17,59 +17,16 @@ BUDGET_BYTES = 2048
 # ASan gives every allocation redzones and keeps shadow memory (1/8 of what
 # is mapped); its budget is scaled by what it measured on the same code.
 ASAN_FACTOR = 2.5
-SLOW_APP_CONFIG = {
-    "domain": "127.0.0.1.sslip.io",
-    "autoscaler": {"initial-scale": "0", "allow-zero-initial-scale": "true"},
-    "services": [{
-        "name": "helloworld-go", "namespace": "default",
-        # The pod never becomes ready (its app starts in an hour), so every
-        # request stays held for the whole test.
-        "revisions": [revision("helloworld-go-00001", "World", timeout=600,
-                               env={"STARTUP_DELAY_MS": "3600000"},
-                               annotations={"autoscaling.knative.dev/max-scale": "1"})],
-        "traffic": [{"revisionName": "helloworld-go-00001", "percent": 100}],
-    }],
-}
-REQUEST = f"GET / HTTP/1.1\r\nHost: {HOST}\r\nUser-Agent: crowd\r\n\r\n".encode()
 UNKNOWN_HOST_REQUEST = b"GET / HTTP/1.1\r\nHost: nosuch.default.example.com\r\n\r\n"
-
-
-def raise_nofile(n):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < n:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(n, hard), hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= n
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def settled_rss_kib(pid):
     """The lowest of a few samples: the harness's own status calls come and go."""
     samples = []
     for _ in range(5):
-        samples.append(rss_kib(pid))
+        samples.append(status_kib(pid, "VmRSS"))
         time.sleep(0.1)
     return min(samples)
-
-
-def open_crowd(port, n, payload):
-    socks = []
-    for _ in range(n):
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        s.sendall(payload)
-        socks.append(s)
-    return socks
-
-
-def close_crowd(socks):
-    for s in socks:
-        s.close()
 
 
 def budget():
@@ -78,20 +35,20 @@ def budget():
 
 def test_ten_thousand_held_requests_cost_at_most_2_kib_each(activator_factory):
     assert raise_nofile(N + 500), "ulimit -n below %d" % (N + 500)
-    act = activator_factory(SLOW_APP_CONFIG, ["--max-held", str(N + 1)])
+    act = activator_factory(NEVER_READY_CONFIG, ["--max-held", str(N + 1)])
     # A first request starts the pod that never gets ready; its answer
     # (504 at the revision timeout) is never waited for.
     first = open_crowd(act.port, 1, REQUEST)
-    act.wait_for(lambda: act.revision_status("helloworld-go-00001")["held"] == 1, 10, "held 1")
+    act.wait_for(lambda: act.revision_status(NEVER_READY_REVISION)["held"] == 1, 10, "held 1")
     time.sleep(1)
     rss0 = settled_rss_kib(act.proc.pid)
     crowd = []
     try:
         crowd = open_crowd(act.port, N, REQUEST)
-        act.wait_for(lambda: act.revision_status("helloworld-go-00001")["held"] == N + 1, 60,
+        act.wait_for(lambda: act.revision_status(NEVER_READY_REVISION)["held"] == N + 1, 60,
                      f"{N + 1} held")
         rss_held = settled_rss_kib(act.proc.pid)
-        st = act.revision_status("helloworld-go-00001")
+        st = act.revision_status(NEVER_READY_REVISION)
         assert st["ready_pods"] == 0 and st["in_flight"] == 0, st
         # None was answered: each is still held, not refused.
         for s in crowd[::500]:
@@ -102,7 +59,7 @@ def test_ten_thousand_held_requests_cost_at_most_2_kib_each(activator_factory):
                 pass
     finally:
         close_crowd(crowd)
-    act.wait_for(lambda: act.revision_status("helloworld-go-00001")["held"] == 1, 30,
+    act.wait_for(lambda: act.revision_status(NEVER_READY_REVISION)["held"] == 1, 30,
                  "the crowd's requests let go")
     time.sleep(6)  # the periodic trim (every 5 s) hands freed pages back
     rss_after = settled_rss_kib(act.proc.pid)
@@ -111,8 +68,10 @@ def test_ten_thousand_held_requests_cost_at_most_2_kib_each(activator_factory):
     print(f"\n{N} held: VmRSS {rss0} -> {rss_held} KiB ({per_request:.0f} bytes each, "
           f"budget {budget():.0f}); after they left {rss_after} KiB")
     assert per_request <= budget(), (rss0, rss_held, per_request)
-    # Memory returns: what stays is a fraction of what the crowd took.
-    assert rss_after - rss0 <= 0.25 * (rss_held - rss0), (rss0, rss_held, rss_after)
+    # Memory returns: what stays is a fraction of what the crowd took (not
+    # under ASan, whose quarantine keeps freed memory resident on purpose).
+    if not ASAN:
+        assert rss_after - rss0 <= 0.25 * (rss_held - rss0), (rss0, rss_held, rss_after)
 
 
 def test_ten_thousand_idle_keep_alive_connections_cost_at_most_2_kib_each(activator_factory):
@@ -120,7 +79,7 @@ def test_ten_thousand_idle_keep_alive_connections_cost_at_most_2_kib_each(activa
     stays open, idle: what it keeps is the connection's state, not its last
     request's head or a read buffer."""
     assert raise_nofile(N + 500), "ulimit -n below %d" % (N + 500)
-    act = activator_factory(SLOW_APP_CONFIG)
+    act = activator_factory(NEVER_READY_CONFIG)
     rss0 = settled_rss_kib(act.proc.pid)
     crowd = []
     try:
@@ -142,9 +101,11 @@ def test_ten_thousand_idle_keep_alive_connections_cost_at_most_2_kib_each(activa
     finally:
         close_crowd(crowd)
     per_conn = (rss_idle - rss0) * 1024 / N
-    wait_until(lambda: settled_rss_kib(act.proc.pid) - rss0 <= 0.25 * (rss_idle - rss0), 15)
+    if not ASAN:  # ASan's quarantine keeps freed memory resident on purpose
+        wait_until(lambda: settled_rss_kib(act.proc.pid) - rss0 <= 0.25 * (rss_idle - rss0), 15)
     rss_after = settled_rss_kib(act.proc.pid)
     print(f"\n{N} idle keep-alive: VmRSS {rss0} -> {rss_idle} KiB ({per_conn:.0f} bytes each, "
           f"budget {budget():.0f}); after they left {rss_after} KiB")
     assert per_conn <= budget(), (rss0, rss_idle, per_conn)
-    assert rss_after - rss0 <= 0.25 * (rss_idle - rss0), (rss0, rss_idle, rss_after)
+    if not ASAN:
+        assert rss_after - rss0 <= 0.25 * (rss_idle - rss0), (rss0, rss_idle, rss_after)
