@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/strbuf.h"
 #include "revision.h"
+#include "router.h"
 
 #define PEER_PERIOD_MS 1000
 /* What a peer said is forgotten after this long without a new answer. */
@@ -57,14 +58,18 @@ static void peer_free(act_peer_t *p)
     free(p);
 }
 
+/* The current config's revision "namespace/name" names, through the
+ * router's table: a peer's answer costs O(its lines), not O(lines x
+ * revisions). */
 static act_revision_t *revision_by_key(act_t *act, const char *key, size_t len)
 {
-    for (size_t i = 0; i < act->n_revisions; i++) {
-        act_revision_t *rev = act->revisions[i];
-        if (strlen(rev->key) == len && memcmp(rev->key, key, len) == 0)
-            return rev;
-    }
-    return NULL;
+    const char *slash = memchr(key, '/', len);
+    kp_route_t route;
+    if (!slash || !act->router ||
+        kp_router_route(act->router, NULL, 0, slash + 1, len - (size_t)(slash - key) - 1, key,
+                        (size_t)(slash - key), 0, &route) != 0)
+        return NULL;
+    return route.revision ? route.revision->runtime : NULL;
 }
 
 /* Lines of "namespace/name held in_flight"; what does not parse, or names

@@ -35,66 +35,111 @@ static int pod_has_slot(const act_revision_t *rev, const act_pod_t *pod)
     return pod->ready && !pod->removed && (cc == 0 || pod->in_flight < cc);
 }
 
-/* --- load balancing --- */
+/* --- pods with a free slot: a min-heap on arrival order --- */
+
+static int free_before(const act_pod_t *a, const act_pod_t *b)
+{
+    return a->seq < b->seq;
+}
+
+static void free_place(act_revision_t *rev, int i, act_pod_t *pod)
+{
+    rev->free_pods[i] = pod;
+    pod->free_index = i;
+}
+
+static void free_sift_up(act_revision_t *rev, int i)
+{
+    act_pod_t *pod = rev->free_pods[i];
+    while (i > 0 && free_before(pod, rev->free_pods[(i - 1) / 2])) {
+        free_place(rev, i, rev->free_pods[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    free_place(rev, i, pod);
+}
+
+static void free_sift_down(act_revision_t *rev, int i)
+{
+    act_pod_t *pod = rev->free_pods[i];
+    for (;;) {
+        int child = 2 * i + 1;
+        if (child >= rev->n_free)
+            break;
+        if (child + 1 < rev->n_free && free_before(rev->free_pods[child + 1], rev->free_pods[child]))
+            child++;
+        if (!free_before(rev->free_pods[child], pod))
+            break;
+        free_place(rev, i, rev->free_pods[child]);
+        i = child;
+    }
+    free_place(rev, i, pod);
+}
+
+static void free_remove(act_revision_t *rev, act_pod_t *pod)
+{
+    int i = pod->free_index;
+    pod->free_index = -1;
+    act_pod_t *last = rev->free_pods[--rev->n_free];
+    if (last == pod)
+        return;
+    free_place(rev, i, last);
+    free_sift_up(rev, i);
+    free_sift_down(rev, last->free_index);
+}
+
+/* Puts pod in the heap or takes it out as its slots say. Adding needs
+ * room: on allocation failure the pod is left out (chosen again once
+ * another change makes room). */
+static void pod_slots_changed(act_revision_t *rev, act_pod_t *pod)
+{
+    int has_slot = pod_has_slot(rev, pod);
+    if (!has_slot && pod->free_index >= 0) {
+        free_remove(rev, pod);
+    } else if (has_slot && pod->free_index < 0) {
+        if (rev->n_free == rev->cap_free) {
+            int cap = rev->cap_free ? rev->cap_free * 2 : 8;
+            act_pod_t **grown = realloc(rev->free_pods, (size_t)cap * sizeof *grown);
+            if (!grown)
+                return;
+            rev->free_pods = grown;
+            rev->cap_free = cap;
+        }
+        rev->free_pods[rev->n_free] = pod;
+        rev->n_free++;
+        free_sift_up(rev, rev->n_free - 1);
+    }
+}
+
+void act_revision_capacity_changed(act_revision_t *rev)
+{
+    for (act_pod_t *p = rev->pods; p; p = p->next)
+        pod_slots_changed(rev, p);
+    act_revision_dispatch(rev);
+}
+
+/* --- load balancing (Knative's policies), O(1) --- */
 
 static act_pod_t *pick_least_of_two(act_revision_t *rev)
 {
-    int n = 0;
-    for (act_pod_t *p = rev->pods; p; p = p->next)
-        if (pod_has_slot(rev, p))
-            n++;
-    if (n == 0)
-        return NULL;
-    int a = (int)(act_random(rev->act) % (uint32_t)n);
-    int b = (int)(act_random(rev->act) % (uint32_t)n);
-    act_pod_t *pa = NULL, *pb = NULL;
-    int i = 0;
-    for (act_pod_t *p = rev->pods; p; p = p->next) {
-        if (!pod_has_slot(rev, p))
-            continue;
-        if (i == a)
-            pa = p;
-        if (i == b)
-            pb = p;
-        i++;
-    }
-    return pb->in_flight < pa->in_flight ? pb : pa;
-}
-
-static act_pod_t *pick_first_free(act_revision_t *rev)
-{
-    for (act_pod_t *p = rev->pods; p; p = p->next)
-        if (pod_has_slot(rev, p))
-            return p;
-    return NULL;
+    act_pod_t *a = rev->free_pods[act_random(rev->act) % (uint32_t)rev->n_free];
+    act_pod_t *b = rev->free_pods[act_random(rev->act) % (uint32_t)rev->n_free];
+    return b->in_flight < a->in_flight ? b : a;
 }
 
 static act_pod_t *pick_round_robin(act_revision_t *rev)
 {
-    if (rev->n_pods == 0)
-        return NULL;
-    unsigned start = rev->rr_next % (unsigned)rev->n_pods;
-    for (int pass = 0; pass < 2; pass++) {
-        unsigned i = 0;
-        for (act_pod_t *p = rev->pods; p; p = p->next, i++) {
-            if ((pass == 0 && i < start) || (pass == 1 && i >= start))
-                continue;
-            if (pod_has_slot(rev, p)) {
-                rev->rr_next = i + 1;
-                return p;
-            }
-        }
-    }
-    return NULL;
+    return rev->free_pods[rev->rr_next++ % (unsigned)rev->n_free];
 }
 
 static act_pod_t *pick_pod(act_revision_t *rev)
 {
+    if (rev->n_free == 0)
+        return NULL;
     int cc = act_revision_capacity_per_pod(rev);
     if (cc == 0)
         return pick_least_of_two(rev);
     if (cc <= 3)
-        return pick_first_free(rev);
+        return rev->free_pods[0]; /* first free: the oldest pod with a slot */
     return pick_round_robin(rev);
 }
 
@@ -105,6 +150,7 @@ static void grant(act_revision_t *rev, act_claim_t *claim, act_pod_t *pod)
     claim->pod = pod;
     pod->in_flight++;
     rev->in_flight++;
+    pod_slots_changed(rev, pod);
     claim->ops->granted(claim);
 }
 
@@ -288,6 +334,7 @@ void act_revision_release(act_claim_t *claim)
     claim->pod = NULL;
     pod->in_flight--;
     rev->in_flight--;
+    pod_slots_changed(rev, pod);
     if (pod->removed)
         pod_maybe_free(pod);
     act_revision_dispatch(rev);
@@ -300,6 +347,7 @@ void act_revision_pod_ready(act_pod_t *pod)
         return;
     pod->ready = 1;
     rev->n_ready++;
+    pod_slots_changed(rev, pod);
     kp_log_kv(KP_LOG_INFO, "pod ready", "revision", rev->key, "pod", pod->info.id, NULL);
     /* A pod nobody here asked for: another replica raised the revision
      * from zero for a request it holds. */
@@ -314,6 +362,7 @@ void act_revision_pod_unready(act_pod_t *pod)
         return;
     pod->ready = 0;
     pod->rev->n_ready--;
+    pod_slots_changed(pod->rev, pod);
 }
 
 void act_revision_pod_settled(act_pod_t *pod)
@@ -337,6 +386,8 @@ act_pod_t *act_revision_pod_add(act_revision_t *rev, const act_pod_info_t *info)
     pod->rev = rev;
     pod->info = *info;
     pod->added_ns = kp_now_ns();
+    pod->seq = rev->pod_seq++;
+    pod->free_index = -1;
     pod->pool = pool;
     uv_timer_init(rev->act->loop, &pod->probe_timer);
     pod->probe_timer.data = pod;
@@ -360,6 +411,7 @@ void act_revision_pod_remove(act_pod_t *pod)
 {
     act_revision_pod_unready(pod);
     pod->removed = 1;
+    pod_slots_changed(pod->rev, pod);
     pod_maybe_free(pod);
 }
 
@@ -459,6 +511,7 @@ int act_revision_reconfigure(act_revision_t *rev, const kp_revision_spec_t *spec
         autoscaler_config(rev, &cfg);
         act_autoscaler_reconfigure(rev->autoscaler, &cfg);
     }
+    act_revision_capacity_changed(rev);
     return 0;
 }
 
@@ -506,5 +559,6 @@ void act_revision_free(act_revision_t *rev)
 {
     act_response_stats_free(&rev->responses);
     kp_revision_spec_free(&rev->spec_storage);
+    free(rev->free_pods);
     free(rev);
 }

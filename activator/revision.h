@@ -60,6 +60,8 @@ struct act_pod {
     int ready;                /* its queue-proxy answered our probe */
     int removed;              /* the backend took it away: send nothing new */
     uint64_t added_ns;
+    uint64_t seq;    /* order of arrival in its revision: older pods are chosen first */
+    int free_index;  /* its place in rev->free_pods, -1 while it has no free slot */
     int closing;
     /* Readiness probe (pod_probe.c); the timer is closed with the pod. */
     int probing;
@@ -89,6 +91,11 @@ struct act_revision {
     act_pod_t *pods;
     int n_pods;
     int n_ready;
+    uint64_t pod_seq;
+    /* The pods with a free slot, a min-heap on seq: a request's pod is
+     * chosen without walking the others. */
+    act_pod_t **free_pods;
+    int n_free, cap_free;
     unsigned rr_next; /* round robin cursor */
     /* Held requests, oldest first; all share the revision timeout, so the
      * oldest expires first and one timer serves them all. */
@@ -138,6 +145,9 @@ int act_revision_is_idle(const act_revision_t *rev);
  * handles are closed; from then on act_revision_free may be called. */
 void act_revision_close(act_revision_t *rev, void (*on_closed)(act_revision_t *rev));
 void act_revision_free(act_revision_t *rev);
+/* The slots per pod changed (containerConcurrency, activator replicas):
+ * which pods have a free slot is read again, and held requests go out. */
+void act_revision_capacity_changed(act_revision_t *rev);
 /* Pods its autoscaler asked for. */
 int act_revision_desired(const act_revision_t *rev);
 /* Slots per pod for this replica: containerConcurrency shared among the

@@ -179,7 +179,7 @@ void act_revisions_set_activator_count(act_t *act, int n)
     kp_log_fields(KP_LOG_INFO, "activator replicas changed", KP_LOG_INT("ready", n));
     act->n_activators = n;
     for (size_t i = 0; i < act->n_revisions; i++)
-        act_revision_dispatch(act->revisions[i]);
+        act_revision_capacity_changed(act->revisions[i]);
 }
 
 void act_revisions_close(act_t *act)

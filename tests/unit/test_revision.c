@@ -278,6 +278,167 @@ static void replicas_share_each_pods_slots(void **state)
     teardown(f);
 }
 
+/* The pods the revision would choose from are exactly the ready, kept
+ * pods below their slots, in a heap on arrival order. */
+static void assert_free_pods_consistent(const act_revision_t *rev)
+{
+    int cc = act_revision_capacity_per_pod(rev), with_slot = 0;
+    for (const act_pod_t *p = rev->pods; p; p = p->next) {
+        int has_slot = p->ready && !p->removed && (cc == 0 || p->in_flight < cc);
+        with_slot += has_slot;
+        assert_int_equal(p->free_index >= 0, has_slot);
+        if (has_slot)
+            assert_ptr_equal(rev->free_pods[p->free_index], p);
+    }
+    assert_int_equal(rev->n_free, with_slot);
+    for (int i = 1; i < rev->n_free; i++)
+        assert_true(rev->free_pods[(i - 1) / 2]->seq < rev->free_pods[i]->seq);
+}
+
+/* containerConcurrency <= 3: the first pod with a free slot, oldest first,
+ * so load packs onto the fewest pods (Knative's first-available policy). */
+static void small_concurrency_fills_the_oldest_pod_first(void **state)
+{
+    fixture_t *f = setup(2, 100);
+    act_pod_t *a = add_ready_pod(f, "pod-a"), *b = add_ready_pod(f, "pod-b");
+    test_request_t r[4];
+    for (int i = 0; i < 4; i++)
+        admit(f, &r[i]);
+    assert_ptr_equal(r[0].claim.pod, a);
+    assert_ptr_equal(r[1].claim.pod, a);
+    assert_ptr_equal(r[2].claim.pod, b);
+    assert_ptr_equal(r[3].claim.pod, b);
+    act_revision_release(&r[0].claim);
+    test_request_t again;
+    admit(f, &again);
+    assert_ptr_equal(again.claim.pod, a);
+    act_revision_release(&again.claim);
+    for (int i = 1; i < 4; i++)
+        act_revision_release(&r[i].claim);
+    assert_free_pods_consistent(f->rev);
+    teardown(f);
+}
+
+/* containerConcurrency > 3: round robin over the pods with a free slot. */
+static void larger_concurrency_goes_round_robin(void **state)
+{
+    fixture_t *f = setup(10, 100);
+    act_pod_t *pods[3] = {add_ready_pod(f, "pod-a"), add_ready_pod(f, "pod-b"),
+                          add_ready_pod(f, "pod-c")};
+    test_request_t r[6];
+    for (int i = 0; i < 6; i++)
+        admit(f, &r[i]);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pods[i]->in_flight, 2);
+    for (int i = 0; i < 6; i++)
+        act_revision_release(&r[i].claim);
+    teardown(f);
+}
+
+/* Unlimited: the less loaded of two pods drawn at random, never a pod that
+ * is not ready or was removed. */
+static void unlimited_concurrency_picks_among_ready_pods_only(void **state)
+{
+    fixture_t *f = setup(0, 100);
+    act_pod_t *a = add_ready_pod(f, "pod-a"), *b = add_ready_pod(f, "pod-b");
+    act_pod_t *c = add_ready_pod(f, "pod-c");
+    act_revision_pod_unready(b);
+    act_revision_pod_remove(c);
+    test_request_t r[50];
+    for (int i = 0; i < 50; i++)
+        admit(f, &r[i]);
+    assert_int_equal(a->in_flight, 50);
+    for (int i = 0; i < 50; i++)
+        act_revision_release(&r[i].claim);
+    teardown(f);
+}
+
+/* Ten thousand random steps (pods arrive, turn ready or not, leave;
+ * requests come and go; the slots per pod change): after each, the
+ * pods to choose from are exactly those with a free slot, and no pod is
+ * over its slots. */
+static void free_pods_follow_every_change(void **state)
+{
+    fixture_t *f = setup(3, 100000);
+    enum { MAX_PODS = 12, MAX_REQS = 64 };
+    act_pod_t *pods[MAX_PODS] = {0};
+    test_request_t *r = calloc(MAX_REQS, sizeof *r);
+    assert_non_null(r);
+    int in_use[MAX_REQS] = {0}, n_added = 0;
+    kp_rng_t rng;
+    kp_rng_seed(&rng, 7);
+    for (int step = 0; step < 10000; step++) {
+        /* In flight per pod before the step: a grant may only go to a pod
+         * below its slots, so none may rise above them. */
+        const act_pod_t *seen[256];
+        int seen_in_flight[256], n_seen = 0;
+        for (const act_pod_t *p = f->rev->pods; p && n_seen < 256; p = p->next) {
+            seen[n_seen] = p;
+            seen_in_flight[n_seen++] = p->in_flight;
+        }
+        uint64_t x = kp_rng_next(&rng);
+        int k = (int)((x >> 8) % MAX_PODS), q = (int)((x >> 16) % MAX_REQS);
+        switch (x % 7) {
+        case 0:
+            if (!pods[k] && n_added < 1000) {
+                act_pod_info_t info = {.serving_port = f->next_port++, .metrics_port = 9090};
+                snprintf(info.id, sizeof info.id, "pod-%d", n_added++);
+                strcpy(info.ip, "127.0.0.1");
+                pods[k] = act_revision_pod_add(f->rev, &info);
+            }
+            break;
+        case 1:
+            if (pods[k])
+                act_revision_pod_ready(pods[k]);
+            break;
+        case 2:
+            if (pods[k])
+                act_revision_pod_unready(pods[k]);
+            break;
+        case 3:
+            if (pods[k] && (x >> 32) % 4 == 0) {
+                act_revision_pod_remove(pods[k]);
+                pods[k] = NULL;
+            }
+            break;
+        case 4:
+        case 5:
+            if (!in_use[q]) {
+                admit(f, &r[q]);
+                in_use[q] = 1;
+            } else if (r[q].claim.pod) {
+                act_revision_release(&r[q].claim);
+                in_use[q] = 0;
+            } else {
+                act_revision_cancel(&r[q].claim);
+                in_use[q] = 0;
+            }
+            break;
+        case 6:
+            f->spec.container_concurrency = (int)((x >> 24) % 5);
+            f->rev->spec_storage.container_concurrency = f->spec.container_concurrency;
+            act_revision_capacity_changed(f->rev);
+            break;
+        }
+        assert_free_pods_consistent(f->rev);
+        int cc = act_revision_capacity_per_pod(f->rev);
+        for (const act_pod_t *p = f->rev->pods; p; p = p->next) {
+            int before = 0;
+            for (int i = 0; i < n_seen; i++)
+                if (seen[i] == p)
+                    before = seen_in_flight[i];
+            assert_true(cc == 0 || p->in_flight <= cc || p->in_flight <= before);
+        }
+    }
+    for (int q = 0; q < MAX_REQS; q++)
+        if (in_use[q] && r[q].claim.pod)
+            act_revision_release(&r[q].claim);
+        else if (in_use[q])
+            act_revision_cancel(&r[q].claim);
+    free(r);
+    teardown(f);
+}
+
 /* /status keeps a few recent failures, newest first, each reason once. */
 static void recent_failures_are_kept_newest_first_once_each(void **state)
 {
@@ -311,6 +472,10 @@ int main(void)
         cmocka_unit_test(a_cancelled_claim_leaves_the_queue),
         cmocka_unit_test(replicas_share_each_pods_slots),
         cmocka_unit_test(recent_failures_are_kept_newest_first_once_each),
+        cmocka_unit_test(small_concurrency_fills_the_oldest_pod_first),
+        cmocka_unit_test(larger_concurrency_goes_round_robin),
+        cmocka_unit_test(unlimited_concurrency_picks_among_ready_pods_only),
+        cmocka_unit_test(free_pods_follow_every_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
