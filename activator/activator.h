@@ -36,6 +36,7 @@ typedef struct act {
     int max_held;                  /* per revision, Knative's 10 000 */
     act_capacity_t capacity;       /* every revision together (capacity.h) */
     int n_activators;              /* ready activator replicas sharing each pod (>= 1) */
+    int activator_index;           /* ours among them by pod name; -1: not one of them */
     struct act_peers *peers;       /* peers.c; NULL when alone */
     const char *identity;          /* this replica's pod name, or "" */
     int draining;

@@ -317,26 +317,44 @@ static void on_signal(uv_signal_t *s, int signum)
 
 static kp_kube_config_t kube_cfg;
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* The activator Service's endpoints: the ready ones share each pod's
- * concurrency, and the others than us are the peers whose load counts. */
+ * concurrency (each replica finds its place among them by pod name, as
+ * every replica sees the same list), and the others than us are the peers
+ * whose load counts. */
 static void on_activators_changed(void *ctx, const kp_kube_endpoint_t *eps, size_t n)
 {
     act_t *a = ctx;
     const char **peers = calloc(n ? n : 1, sizeof *peers);
-    size_t n_peers = 0;
+    const char **names = calloc(n ? n : 1, sizeof *names);
+    size_t n_peers = 0, n_names = 0;
     int ready = 0;
     for (size_t i = 0; i < n; i++) {
         if (!eps[i].ready)
             continue;
         ready++;
+        if (names)
+            names[n_names++] = eps[i].pod;
         /* An address with no pod name cannot be told apart from ours. */
         if (peers && eps[i].pod[0] && strcmp(eps[i].pod, a->identity) != 0)
             peers[n_peers++] = eps[i].ip;
     }
-    act_revisions_set_activator_count(a, ready > 0 ? ready : 1);
+    int self = -1;
+    if (names && a->identity[0]) {
+        qsort(names, n_names, sizeof *names, by_name);
+        for (size_t i = 0; i < n_names; i++)
+            if (strcmp(names[i], a->identity) == 0)
+                self = (int)i;
+    }
+    act_revisions_set_activators(a, ready > 0 ? ready : 1, self);
     if (peers)
         act_peers_set(a, peers, n_peers);
     free(peers);
+    free(names);
 }
 
 static act_backend_t *make_backend(const act_opts_t *o, const act_backend_events_t *events)
@@ -414,6 +432,7 @@ int main(int argc, char **argv)
                           ? (uint64_t)files.rlim_cur
                           : 0);
     act.n_activators = 1;
+    act.activator_index = -1;
     kp_rng_init(&act.rng);
     act.identity = o.identity && *o.identity ? o.identity : "";
     act.backend = make_backend(&o, &act_revisions_backend_events);

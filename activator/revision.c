@@ -10,29 +10,17 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "slot_share.h"
 
 /* Upper bounds (seconds) of the cold-start histogram: from a warm process
  * start (milliseconds) to a slow image pull. */
 static const double cold_start_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                            1,     2.5,  5,     10,   30,  60,   120};
 
-int act_revision_capacity_per_pod(const act_revision_t *rev)
-{
-    int cc = rev->spec->container_concurrency;
-    int n = rev->act->n_activators > 1 ? rev->act->n_activators : 1;
-    /* Knative divides each pod's slots among the ready activators, so the
-     * pod's limit holds whichever replica a request went through. At least
-     * one slot each: with more replicas than slots, the queue-proxy's own
-     * breaker queues the excess. */
-    if (cc == 0 || n == 1)
-        return cc;
-    return cc / n > 0 ? cc / n : 1;
-}
-
 static int pod_has_slot(const act_revision_t *rev, const act_pod_t *pod)
 {
-    int cc = act_revision_capacity_per_pod(rev);
-    return pod->ready && !pod->removed && (cc == 0 || pod->in_flight < cc);
+    int cc = rev->spec->container_concurrency;
+    return pod->ready && !pod->removed && (cc == 0 || pod->in_flight < pod->slots);
 }
 
 /* --- pods with a free slot: a min-heap on arrival order --- */
@@ -110,10 +98,57 @@ static void pod_slots_changed(act_revision_t *rev, act_pod_t *pod)
     }
 }
 
-void act_revision_capacity_changed(act_revision_t *rev)
+static int by_pod_id(const void *a, const void *b)
 {
+    return strcmp((*(act_pod_t *const *)a)->info.id, (*(act_pod_t *const *)b)->info.id);
+}
+
+/* Each pod's slots that are this replica's (slot_share.h). Alone, or
+ * unlimited, every slot is ours and a pod's share never depends on the
+ * others: nothing to do beyond the pod itself. */
+static void share_slots(act_revision_t *rev)
+{
+    int cc = rev->spec->container_concurrency;
+    int replicas = rev->act->n_activators, self = rev->act->activator_index;
+    act_pod_t **sorted = NULL;
+    size_t n = 0;
+    if (cc > 0 && replicas > 1 && self >= 0 && rev->n_pods > 0)
+        sorted = malloc((size_t)rev->n_pods * sizeof *sorted);
+    if (sorted) {
+        for (act_pod_t *p = rev->pods; p; p = p->next)
+            if (!p->removed)
+                sorted[n++] = p;
+        qsort(sorted, n, sizeof *sorted, by_pod_id);
+        int owned = 0;
+        for (size_t i = 0; i < n; i++) {
+            sorted[i]->slots = act_slot_share(cc, replicas, self, i);
+            owned += sorted[i]->slots;
+        }
+        /* Fewer slots than replicas: rather than hold its requests until
+         * the autoscaler adds pods, a replica that owns none borrows one,
+         * and the pod's queue-proxy queues the excess. */
+        if (owned == 0 && n > 0)
+            sorted[(size_t)self % n]->slots = 1;
+        free(sorted);
+    } else {
+        /* Our place among the replicas unknown (not yet a ready endpoint)
+         * or no memory for the sort: an even share, at least one. */
+        int even = replicas > 1 && cc > 0 ? (cc / replicas > 0 ? cc / replicas : 1) : cc;
+        for (act_pod_t *p = rev->pods; p; p = p->next)
+            p->slots = even;
+    }
     for (act_pod_t *p = rev->pods; p; p = p->next)
         pod_slots_changed(rev, p);
+}
+
+static int shares_with_replicas(const act_revision_t *rev)
+{
+    return rev->spec->container_concurrency > 0 && rev->act->n_activators > 1;
+}
+
+void act_revision_capacity_changed(act_revision_t *rev)
+{
+    share_slots(rev);
     act_revision_dispatch(rev);
 }
 
@@ -135,7 +170,7 @@ static act_pod_t *pick_pod(act_revision_t *rev)
 {
     if (rev->n_free == 0)
         return NULL;
-    int cc = act_revision_capacity_per_pod(rev);
+    int cc = rev->spec->container_concurrency;
     if (cc == 0)
         return pick_least_of_two(rev);
     if (cc <= 3)
@@ -372,7 +407,7 @@ void act_revision_pod_settled(act_pod_t *pod)
 
 act_pod_t *act_revision_pod_add(act_revision_t *rev, const act_pod_info_t *info)
 {
-    int cc = act_revision_capacity_per_pod(rev);
+    int cc = rev->spec->container_concurrency;
     kp_upstream_pool_t *pool =
         kp_upstream_pool_for(rev->act->loop, info->ip, info->serving_port, cc > 0 ? cc : 100);
     act_pod_t *pod = pool ? calloc(1, sizeof *pod) : NULL;
@@ -396,6 +431,9 @@ act_pod_t *act_revision_pod_add(act_revision_t *rev, const act_pod_info_t *info)
         rev->pods->prev = pod;
     rev->pods = pod;
     rev->n_pods++;
+    pod->slots = cc;
+    if (shares_with_replicas(rev))
+        act_revision_capacity_changed(rev); /* the others' places moved */
     return pod;
 }
 
@@ -409,10 +447,13 @@ act_pod_t *act_revision_pod_find(act_revision_t *rev, const char *pod_id)
 
 void act_revision_pod_remove(act_pod_t *pod)
 {
+    act_revision_t *rev = pod->rev;
     act_revision_pod_unready(pod);
     pod->removed = 1;
-    pod_slots_changed(pod->rev, pod);
+    pod_slots_changed(rev, pod);
     pod_maybe_free(pod);
+    if (shares_with_replicas(rev))
+        act_revision_capacity_changed(rev); /* the others' places moved */
 }
 
 /* --- the revision --- */

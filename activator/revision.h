@@ -57,6 +57,7 @@ struct act_pod {
     act_pod_info_t info;
     kp_upstream_pool_t *pool; /* keep-alive connections to its queue-proxy */
     int in_flight;            /* requests we sent it that are not done */
+    int slots;                /* of its containerConcurrency, ours to fill (slot_share.h) */
     int ready;                /* its queue-proxy answered our probe */
     int removed;              /* the backend took it away: send nothing new */
     uint64_t added_ns;
@@ -146,13 +147,10 @@ int act_revision_is_idle(const act_revision_t *rev);
 void act_revision_close(act_revision_t *rev, void (*on_closed)(act_revision_t *rev));
 void act_revision_free(act_revision_t *rev);
 /* The slots per pod changed (containerConcurrency, activator replicas):
- * which pods have a free slot is read again, and held requests go out. */
+ * each pod's share is dealt again, and held requests go out. */
 void act_revision_capacity_changed(act_revision_t *rev);
 /* Pods its autoscaler asked for. */
 int act_revision_desired(const act_revision_t *rev);
-/* Slots per pod for this replica: containerConcurrency shared among the
- * ready activators, at least one; 0 when unlimited. */
-int act_revision_capacity_per_pod(const act_revision_t *rev);
 
 /* A request (claim->ops and start_ns set): granted a slot now, or held. */
 void act_revision_admit(act_revision_t *rev, act_claim_t *claim);

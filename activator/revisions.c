@@ -172,12 +172,14 @@ const act_backend_events_t act_revisions_backend_events = {
     .revision_failed = on_revision_failed,
 };
 
-void act_revisions_set_activator_count(act_t *act, int n)
+void act_revisions_set_activators(act_t *act, int n, int self)
 {
-    if (n < 1 || n == act->n_activators)
+    if (n < 1 || (n == act->n_activators && self == act->activator_index))
         return;
-    kp_log_fields(KP_LOG_INFO, "activator replicas changed", KP_LOG_INT("ready", n));
+    kp_log_fields(KP_LOG_INFO, "activator replicas changed", KP_LOG_INT("ready", n),
+                  KP_LOG_INT("index", self));
     act->n_activators = n;
+    act->activator_index = self;
     for (size_t i = 0; i < act->n_revisions; i++)
         act_revision_capacity_changed(act->revisions[i]);
 }

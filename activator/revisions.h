@@ -16,8 +16,9 @@ int act_revisions_apply(act_t *act, kp_activator_config_t *cfg);
 /* The backend's pod events; rev_ctx is the revision. */
 extern const act_backend_events_t act_revisions_backend_events;
 
-/* The number of activator replicas sharing the pods changed. */
-void act_revisions_set_activator_count(act_t *act, int n);
+/* The ready activator replicas sharing the pods: n of them, this one at
+ * self in their order by pod name (-1: not among them). */
+void act_revisions_set_activators(act_t *act, int n, int self);
 
 /* Shutdown: refuses what is held, stops collectors and probes, lets pods go. */
 void act_revisions_close(act_t *act);

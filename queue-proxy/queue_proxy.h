@@ -45,6 +45,9 @@ typedef struct qp {
     kp_reqlog_t *request_log;
     kp_readiness_t *readiness;
     size_t traffic_in_flight;
+    /* Requests that found every slot taken and waited in the breaker's
+     * queue: what the activators, together, should never cause. */
+    uint64_t queued_requests;
 
     /* Drain: see drain.c. */
     int draining;

@@ -3,6 +3,7 @@
  * second; scrapes read the last closed one, as Knative's reporter does. */
 #include "stats_http.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,6 +95,12 @@ void qp_on_user_metrics_request(kp_http_request_t *req, void *ctx)
     kp_strbuf_t text;
     kp_strbuf_init(&text);
     kp_req_metrics_render(qp->req_metrics, &text);
+    kp_strbuf_printf(&text,
+                     "# HELP kp_queue_proxy_queued_requests_total Requests that waited in the "
+                     "queue for a free slot of containerConcurrency\n"
+                     "# TYPE kp_queue_proxy_queued_requests_total counter\n"
+                     "kp_queue_proxy_queued_requests_total %" PRIu64 "\n",
+                     qp->queued_requests);
     /* Here rather than on the autoscaler's port: this is the port Knative
      * names "metrics emitted by queue-proxy for end user", the one their
      * Prometheus scrapes. */

@@ -293,6 +293,7 @@ static void handle_traffic(qp_t *qp, kp_http_request_t *req)
         start_proxy(r);
         break;
     case KP_BREAKER_QUEUED:
+        qp->queued_requests++;
         if (qp->breaker.head == &r->waiter)
             arm_queue_timer(qp);
         break;

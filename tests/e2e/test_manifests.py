@@ -82,6 +82,7 @@ def test_kinds_and_names():
         ("Deployment", SYSTEM_NS, "kp-activator"),
         ("Service", SYSTEM_NS, "kp-activator"),
         ("PodDisruptionBudget", SYSTEM_NS, "kp-activator"),
+        ("HorizontalPodAutoscaler", SYSTEM_NS, "kp-activator"),
         ("Deployment", APPS_NS, REVISION + "-deployment"),
         ("Service", APPS_NS, REVISION + "-private"),
         ("Service", APPS_NS, REVISION),
@@ -157,7 +158,9 @@ def assert_locked_down(deployment):
 
 def test_activator_deployment():
     d = find("Deployment", "kp-activator", SYSTEM_NS)
-    assert d["spec"]["replicas"] == 2
+    # The HorizontalPodAutoscaler owns the count: a count here would reset
+    # it at every apply.
+    assert "replicas" not in d["spec"]
     assert_locked_down(d)
     c = container(d, "activator")
     argv = c["command"] + c.get("args", [])
@@ -184,6 +187,16 @@ def test_activator_deployment():
                                      "protocol": "TCP"}]
     pdb = find("PodDisruptionBudget", "kp-activator", SYSTEM_NS)
     assert pdb["spec"]["minAvailable"] == 1
+    hpa = find("HorizontalPodAutoscaler", "kp-activator", SYSTEM_NS)
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": "kp-activator"}
+    # Never so few replicas that the budget forbids every eviction (a node
+    # drain would hang), and room to grow.
+    assert hpa["spec"]["minReplicas"] > pdb["spec"]["minAvailable"]
+    assert hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
     for sel in (svc["spec"]["selector"], pdb["spec"]["selector"]["matchLabels"],
                 d["spec"]["selector"]["matchLabels"]):
         assert sel.items() <= labels.items(), sel

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "activator/revision.h"
+#include "activator/slot_share.h"
 #include "base/log.h"
 
 typedef struct stub_backend {
@@ -95,6 +96,7 @@ static fixture_t *setup(int container_concurrency, int max_held)
     f->act.backend = &f->backend.base;
     f->act.max_held = max_held;
     f->act.n_activators = 1;
+    f->act.activator_index = -1;
     kp_rng_seed(&f->act.rng, 12345);
     f->rev = act_revision_new(&f->act, &f->spec);
     assert_non_null(f->rev);
@@ -265,16 +267,104 @@ static void a_cancelled_claim_leaves_the_queue(void **state)
     teardown(f);
 }
 
+/* Every slot of every pod goes to exactly one replica, and the replicas'
+ * totals differ by at most one, CC below the number of replicas too. */
+static void slots_are_dealt_once_and_evenly(void **state)
+{
+    for (int cc = 1; cc <= 12; cc++) {
+        for (int replicas = 1; replicas <= 7; replicas++) {
+            int total[7] = {0};
+            for (size_t ordinal = 0; ordinal < 20; ordinal++) {
+                int sum = 0;
+                for (int self = 0; self < replicas; self++) {
+                    int share = act_slot_share(cc, replicas, self, ordinal);
+                    assert_true(share >= 0);
+                    sum += share;
+                    total[self] += share;
+                }
+                assert_int_equal(sum, cc);
+            }
+            for (int self = 1; self < replicas; self++)
+                assert_true(abs(total[self] - total[0]) <= 1);
+        }
+    }
+    assert_int_equal(act_slot_share(0, 3, 1, 5), 0);
+    assert_int_equal(act_slot_share(4, 3, -1, 5), 4);
+}
+
+static int slots_of(const act_revision_t *rev, const char *id)
+{
+    for (const act_pod_t *p = rev->pods; p; p = p->next)
+        if (strcmp(p->info.id, id) == 0)
+            return p->slots;
+    fail_msg("no pod %s", id);
+    return -1;
+}
+
+static void as_replica(fixture_t *f, int replicas, int self)
+{
+    f->act.n_activators = replicas;
+    f->act.activator_index = self;
+    act_revision_capacity_changed(f->rev);
+}
+
+/* Three replicas, CC 1: each owns one pod of three (by name, whatever
+ * order they came in), so together they send none more than one. */
 static void replicas_share_each_pods_slots(void **state)
 {
-    fixture_t *f = setup(10, 100);
-    f->act.n_activators = 3;
-    assert_int_equal(act_revision_capacity_per_pod(f->rev), 3);
-    f->act.n_activators = 20;
-    assert_int_equal(act_revision_capacity_per_pod(f->rev), 1);
-    f->rev->spec_storage.container_concurrency = 0;
-    assert_int_equal(act_revision_capacity_per_pod(f->rev), 0);
-    f->act.n_activators = 1;
+    fixture_t *f = setup(1, 100);
+    const char *ids[] = {"pod-c", "pod-a", "pod-b"};
+    for (int i = 0; i < 3; i++)
+        add_ready_pod(f, ids[i]);
+    const char *sorted[] = {"pod-a", "pod-b", "pod-c"};
+    for (int self = 0; self < 3; self++) {
+        as_replica(f, 3, self);
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(slots_of(f->rev, sorted[i]), i == self);
+        assert_int_equal(f->rev->n_free, 1);
+    }
+    /* CC 10 among 3: 4 + 3 + 3 of each pod's 10, the extra one moving on. */
+    f->rev->spec_storage.container_concurrency = 10;
+    for (int i = 0; i < 3; i++) {
+        int sum = 0;
+        for (int self = 0; self < 3; self++) {
+            as_replica(f, 3, self);
+            sum += slots_of(f->rev, sorted[i]);
+        }
+        assert_int_equal(sum, 10);
+    }
+    /* Our place unknown (not yet a ready endpoint): an even share. */
+    as_replica(f, 3, -1);
+    assert_int_equal(slots_of(f->rev, "pod-a"), 3);
+    as_replica(f, 20, -1);
+    assert_int_equal(slots_of(f->rev, "pod-a"), 1);
+    as_replica(f, 1, -1);
+    assert_int_equal(slots_of(f->rev, "pod-a"), 10);
+    teardown(f);
+}
+
+/* One pod of CC 1, three replicas: the two that own no slot borrow one
+ * rather than hold their requests for good. A pod leaving deals the rest
+ * again at once. */
+static void a_replica_without_a_slot_borrows_one(void **state)
+{
+    fixture_t *f = setup(1, 100);
+    add_ready_pod(f, "pod-a");
+    act_pod_t *b = add_ready_pod(f, "pod-b");
+    as_replica(f, 3, 2);
+    assert_int_equal(slots_of(f->rev, "pod-a"), 1); /* 2 slots, none ours: borrowed */
+    assert_int_equal(slots_of(f->rev, "pod-b"), 0);
+    as_replica(f, 3, 1);
+    assert_int_equal(slots_of(f->rev, "pod-b"), 1);
+    test_request_t r;
+    admit(f, &r);
+    assert_true(r.granted);
+    assert_string_equal(r.claim.pod->info.id, "pod-b");
+    act_revision_release(&r.claim);
+    act_revision_pod_remove(b);
+    assert_int_equal(slots_of(f->rev, "pod-a"), 1); /* pod-a is now the only one: borrowed */
+    as_replica(f, 3, 0);
+    assert_int_equal(slots_of(f->rev, "pod-a"), 1); /* owned */
     teardown(f);
 }
 
@@ -282,9 +372,9 @@ static void replicas_share_each_pods_slots(void **state)
  * pods below their slots, in a heap on arrival order. */
 static void assert_free_pods_consistent(const act_revision_t *rev)
 {
-    int cc = act_revision_capacity_per_pod(rev), with_slot = 0;
+    int cc = rev->spec->container_concurrency, with_slot = 0;
     for (const act_pod_t *p = rev->pods; p; p = p->next) {
-        int has_slot = p->ready && !p->removed && (cc == 0 || p->in_flight < cc);
+        int has_slot = p->ready && !p->removed && (cc == 0 || p->in_flight < p->slots);
         with_slot += has_slot;
         assert_int_equal(p->free_index >= 0, has_slot);
         if (has_slot)
@@ -417,17 +507,18 @@ static void free_pods_follow_every_change(void **state)
         case 6:
             f->spec.container_concurrency = (int)((x >> 24) % 5);
             f->rev->spec_storage.container_concurrency = f->spec.container_concurrency;
-            act_revision_capacity_changed(f->rev);
+            /* and the replicas sharing the pods, our place among them */
+            as_replica(f, 1 + (int)((x >> 32) % 4), (int)((x >> 40) % 5) - 1);
             break;
         }
         assert_free_pods_consistent(f->rev);
-        int cc = act_revision_capacity_per_pod(f->rev);
+        int cc = f->rev->spec->container_concurrency;
         for (const act_pod_t *p = f->rev->pods; p; p = p->next) {
             int before = 0;
             for (int i = 0; i < n_seen; i++)
                 if (seen[i] == p)
                     before = seen_in_flight[i];
-            assert_true(cc == 0 || p->in_flight <= cc || p->in_flight <= before);
+            assert_true(cc == 0 || p->in_flight <= p->slots || p->in_flight <= before);
         }
     }
     for (int q = 0; q < MAX_REQS; q++)
@@ -470,7 +561,9 @@ int main(void)
         cmocka_unit_test(a_full_queue_refuses_with_503),
         cmocka_unit_test(a_removed_or_unready_pod_gets_nothing_new),
         cmocka_unit_test(a_cancelled_claim_leaves_the_queue),
+        cmocka_unit_test(slots_are_dealt_once_and_evenly),
         cmocka_unit_test(replicas_share_each_pods_slots),
+        cmocka_unit_test(a_replica_without_a_slot_borrows_one),
         cmocka_unit_test(recent_failures_are_kept_newest_first_once_each),
         cmocka_unit_test(small_concurrency_fills_the_oldest_pod_first),
         cmocka_unit_test(larger_concurrency_goes_round_robin),
