@@ -27,10 +27,10 @@ typedef struct kube_backend kube_backend_t;
 typedef struct kube_pod {
     char id[128];
     char ip[64];
+    int slice_port; /* as the slice says it (0: none), the order's second key */
     int port;
     int reported; /* pod_added sent, pod_removed not yet */
     int was_ready;
-    int seen; /* in the latest endpoint set (scratch) */
 } kube_pod_t;
 
 /* Owned by the backend; freed when the client has closed, or once removed
@@ -47,8 +47,8 @@ struct act_backend_revision {
     char deployment[256];
     char service[256];
     kp_kube_watch_t *watch;
-    kube_pod_t *pods;
-    size_t n_pods, cap_pods;
+    kube_pod_t *pods; /* in the watch's order: by address, then port */
+    size_t n_pods;
     int desired;     /* what the autoscaler asked for */
     int written;     /* what the API last accepted (-1: nothing yet) */
     int writing;     /* a PATCH is on its way with this value, or -1 */
@@ -214,14 +214,6 @@ static void kube_wake(act_backend_t *base, act_backend_revision_t *rev)
 
 /* --- pods from EndpointSlices --- */
 
-static kube_pod_t *pod_find(act_backend_revision_t *rev, const char *id)
-{
-    for (size_t i = 0; i < rev->n_pods; i++)
-        if (strcmp(rev->pods[i].id, id) == 0)
-            return &rev->pods[i];
-    return NULL;
-}
-
 static void pod_report_removed(act_backend_revision_t *rev, kube_pod_t *p)
 {
     if (!p->reported)
@@ -243,6 +235,15 @@ static void pod_report_added(act_backend_revision_t *rev, kube_pod_t *p)
     rev->b->events->pod_added(rev->rev_ctx, &info);
 }
 
+/* The same order as the watch's set (kp_kube_watch_endpoints). */
+static int pod_vs_endpoint(const kube_pod_t *p, const kp_kube_endpoint_t *ep)
+{
+    int c = strcmp(p->ip, ep->ip);
+    return c ? c : (p->slice_port > ep->port) - (p->slice_port < ep->port);
+}
+
+/* The new set against the last, both sorted: one walk of the two, so an
+ * event costs what the revision's addresses do, not their square. */
 static void on_endpoints(void *ctx, const kp_kube_endpoint_t *eps, size_t n)
 {
     act_backend_revision_t *rev = ctx;
@@ -250,55 +251,48 @@ static void on_endpoints(void *ctx, const kp_kube_endpoint_t *eps, size_t n)
      * the lease is handed back. */
     if (rev->b->closing)
         return;
-    for (size_t i = 0; i < rev->n_pods; i++)
-        rev->pods[i].seen = 0;
+    kube_pod_t *now = n ? malloc(n * sizeof *now) : NULL;
+    if (n && !now)
+        return; /* the next event brings the whole set again */
+    size_t old = 0, kept = 0;
     for (size_t i = 0; i < n; i++) {
         const kp_kube_endpoint_t *ep = &eps[i];
+        while (old < rev->n_pods && pod_vs_endpoint(&rev->pods[old], ep) < 0)
+            pod_report_removed(rev, &rev->pods[old++]); /* gone from every slice */
+        kube_pod_t *was = NULL;
+        if (old < rev->n_pods && pod_vs_endpoint(&rev->pods[old], ep) == 0)
+            was = &rev->pods[old++];
+        kube_pod_t *p = &now[kept++];
+        memset(p, 0, sizeof *p);
         int port = ep->port > 0 ? ep->port : KNATIVE_SERVING_PORT;
-        char id[128];
         if (ep->pod[0])
-            snprintf(id, sizeof id, "%s", ep->pod);
+            snprintf(p->id, sizeof p->id, "%s", ep->pod);
         else
-            snprintf(id, sizeof id, "%s:%d", ep->ip, port);
-        kube_pod_t *p = pod_find(rev, id);
-        if (!p) {
-            if (rev->n_pods == rev->cap_pods) {
-                size_t cap = rev->cap_pods ? rev->cap_pods * 2 : 8;
-                kube_pod_t *grown = realloc(rev->pods, cap * sizeof *grown);
-                if (!grown)
-                    continue;
-                rev->pods = grown;
-                rev->cap_pods = cap;
-            }
-            p = &rev->pods[rev->n_pods++];
-            memset(p, 0, sizeof *p);
-            snprintf(p->id, sizeof p->id, "%s", id);
+            snprintf(p->id, sizeof p->id, "%s:%d", ep->ip, port);
+        /* The same address for another pod: the old one went. */
+        if (was && strcmp(was->id, p->id) != 0) {
+            pod_report_removed(rev, was);
+            was = NULL;
+        }
+        if (!was) {
             snprintf(p->ip, sizeof p->ip, "%s", ep->ip);
+            p->slice_port = ep->port;
             p->port = port;
-            p->seen = 1;
             p->was_ready = ep->ready;
             pod_report_added(rev, p);
             continue;
         }
-        p->seen = 1;
-        if (p->was_ready && !ep->ready) {
+        *p = *was;
+        if (p->was_ready && !ep->ready)
             pod_report_removed(rev, p); /* terminating */
-        } else if (!p->reported && ep->ready) {
+        else if (!p->reported && ep->ready)
             pod_report_added(rev, p); /* back again */
-        }
         p->was_ready = ep->ready;
     }
-    /* Gone from every slice: drop it, compacting the array. */
-    size_t kept = 0;
-    for (size_t i = 0; i < rev->n_pods; i++) {
-        if (!rev->pods[i].seen) {
-            pod_report_removed(rev, &rev->pods[i]);
-            continue;
-        }
-        if (kept != i)
-            rev->pods[kept] = rev->pods[i];
-        kept++;
-    }
+    while (old < rev->n_pods)
+        pod_report_removed(rev, &rev->pods[old++]);
+    free(rev->pods);
+    rev->pods = now;
     rev->n_pods = kept;
 }
 

@@ -63,7 +63,8 @@ typedef struct kp_kube_endpoint {
 } kp_kube_endpoint_t;
 
 /* The whole current set of addresses of the service (all its slices
- * merged), each time it changes. */
+ * merged), each time it changes: sorted by ip (strcmp), then port, each
+ * address once, so two sets compare in one walk. */
 typedef void (*kp_kube_endpoints_cb)(void *ctx, const kp_kube_endpoint_t *eps, size_t n);
 typedef struct kp_kube_watch kp_kube_watch_t;
 /* List, then watch from the list's resourceVersion with bookmarks; relist
