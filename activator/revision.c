@@ -353,7 +353,8 @@ static void pod_unlink(act_revision_t *rev, act_pod_t *pod)
 /* Frees a removed pod once nothing refers to it any more. */
 static void pod_maybe_free(act_pod_t *pod)
 {
-    if (!pod->removed || pod->in_flight > 0 || pod->probing || pod->scraping || pod->closing)
+    if (!pod->removed || pod->backend_holds || pod->in_flight > 0 || pod->probing ||
+        pod->scraping || pod->closing)
         return;
     pod->closing = 1;
     pod_unlink(pod->rev, pod);
@@ -435,14 +436,6 @@ act_pod_t *act_revision_pod_add(act_revision_t *rev, const act_pod_info_t *info)
     if (shares_with_replicas(rev))
         act_revision_capacity_changed(rev); /* the others' places moved */
     return pod;
-}
-
-act_pod_t *act_revision_pod_find(act_revision_t *rev, const char *pod_id)
-{
-    for (act_pod_t *pod = rev->pods; pod; pod = pod->next)
-        if (!pod->removed && strcmp(pod->info.id, pod_id) == 0)
-            return pod;
-    return NULL;
 }
 
 void act_revision_pod_remove(act_pod_t *pod)

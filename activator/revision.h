@@ -60,6 +60,7 @@ struct act_pod {
     int slots;                /* of its containerConcurrency, ours to fill (slot_share.h) */
     int ready;                /* its queue-proxy answered our probe */
     int removed;              /* the backend took it away: send nothing new */
+    int backend_holds;        /* the backend may still name it (pod_removed owed) */
     uint64_t added_ns;
     uint64_t seq;    /* order of arrival in its revision: older pods are chosen first */
     int free_index;  /* its place in rev->free_pods, -1 while it has no free slot */
@@ -163,7 +164,6 @@ void act_revision_dispatch(act_revision_t *rev);
 
 /* NULL when left out (an address that is not an IP, out of memory). */
 act_pod_t *act_revision_pod_add(act_revision_t *rev, const act_pod_info_t *info);
-act_pod_t *act_revision_pod_find(act_revision_t *rev, const char *pod_id);
 /* Sends nothing new to it; freed once settled. Its probe must be stopped. */
 void act_revision_pod_remove(act_pod_t *pod);
 void act_revision_pod_ready(act_pod_t *pod);

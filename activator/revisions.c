@@ -139,11 +139,14 @@ int act_revisions_apply(act_t *act, kp_activator_config_t *cfg)
     return 0;
 }
 
-static void on_pod_added(void *rev_ctx, const act_pod_info_t *info)
+static void *on_pod_added(void *rev_ctx, const act_pod_info_t *info)
 {
     act_pod_t *pod = act_revision_pod_add(rev_ctx, info);
-    if (pod)
-        act_pod_probe_start(pod);
+    if (!pod)
+        return NULL;
+    pod->backend_holds = 1;
+    act_pod_probe_start(pod);
+    return pod;
 }
 
 static void remove_pod(act_pod_t *pod)
@@ -154,10 +157,13 @@ static void remove_pod(act_pod_t *pod)
     act_revision_pod_remove(pod);
 }
 
-static void on_pod_removed(void *rev_ctx, const char *pod_id)
+static void on_pod_removed(void *rev_ctx, void *handle)
 {
-    act_pod_t *pod = act_revision_pod_find(rev_ctx, pod_id);
-    if (pod)
+    act_pod_t *pod = handle;
+    pod->backend_holds = 0;
+    if (pod->removed)
+        act_revision_pod_settled(pod); /* we removed it first, at shutdown */
+    else
         remove_pod(pod);
 }
 

@@ -23,9 +23,12 @@ typedef struct act_backend act_backend_t;
 /* Events from the backend, on the loop thread. rev_ctx is what the
  * activator passed to add_revision. */
 typedef struct act_backend_events {
-    void (*pod_added)(void *rev_ctx, const act_pod_info_t *pod);
-    /* The pod is going away (scale down, death): send it nothing new. */
-    void (*pod_removed)(void *rev_ctx, const char *pod_id);
+    /* Returns the activator's handle for the pod, or NULL: it was left
+     * out (no memory), and pod_removed is not owed. */
+    void *(*pod_added)(void *rev_ctx, const act_pod_info_t *pod);
+    /* The pod is going away (scale down, death): send it nothing new.
+     * pod: pod_added's handle, so nothing is searched. */
+    void (*pod_removed)(void *rev_ctx, void *pod);
     /* Something went wrong with the revision's pods that the activator
      * cannot see by itself (a pod that did not start or died, a scale
      * not written): reason says what, to what, for operators. Optional. */

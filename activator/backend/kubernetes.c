@@ -29,7 +29,7 @@ typedef struct kube_pod {
     char ip[64];
     int slice_port; /* as the slice says it (0: none), the order's second key */
     int port;
-    int reported; /* pod_added sent, pod_removed not yet */
+    void *handle; /* pod_added's answer: pod_removed still owed while set */
     int was_ready;
 } kube_pod_t;
 
@@ -216,10 +216,11 @@ static void kube_wake(act_backend_t *base, act_backend_revision_t *rev)
 
 static void pod_report_removed(act_backend_revision_t *rev, kube_pod_t *p)
 {
-    if (!p->reported)
+    if (!p->handle)
         return;
-    p->reported = 0;
-    rev->b->events->pod_removed(rev->rev_ctx, p->id);
+    void *handle = p->handle;
+    p->handle = NULL;
+    rev->b->events->pod_removed(rev->rev_ctx, handle);
 }
 
 static void pod_report_added(act_backend_revision_t *rev, kube_pod_t *p)
@@ -231,8 +232,7 @@ static void pod_report_added(act_backend_revision_t *rev, kube_pod_t *p)
     info.serving_port = p->port;
     info.metrics_port = KNATIVE_METRICS_PORT;
     info.admin_port = KNATIVE_ADMIN_PORT;
-    p->reported = 1;
-    rev->b->events->pod_added(rev->rev_ctx, &info);
+    p->handle = rev->b->events->pod_added(rev->rev_ctx, &info);
 }
 
 /* The same order as the watch's set (kp_kube_watch_endpoints). */
@@ -285,7 +285,7 @@ static void on_endpoints(void *ctx, const kp_kube_endpoint_t *eps, size_t n)
         *p = *was;
         if (p->was_ready && !ep->ready)
             pod_report_removed(rev, p); /* terminating */
-        else if (!p->reported && ep->ready)
+        else if (!p->handle && ep->ready)
             pod_report_added(rev, p); /* back again */
         p->was_ready = ep->ready;
     }
@@ -370,7 +370,7 @@ static void kube_remove_revision(act_backend_t *base, act_backend_revision_t *re
     rev->watch = NULL;
     uv_timer_stop(&rev->retry_timer);
     for (size_t i = 0; i < rev->n_pods; i++)
-        rev->pods[i].reported = 0; /* the activator hears nothing more of it */
+        rev->pods[i].handle = NULL; /* the activator hears nothing more of it */
     rev_maybe_free(rev);
 }
 

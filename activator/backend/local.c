@@ -68,7 +68,7 @@ struct local_pod {
     unsigned qp_spawned : 1;
     unsigned app_alive : 1; /* running, exit not yet seen */
     unsigned qp_alive : 1;
-    unsigned reported : 1; /* pod_added sent; pod_removed still owed */
+    void *handle; /* pod_added's answer: pod_removed still owed while set */
     int pending_closes;
     uint64_t started_ms;
 };
@@ -439,9 +439,10 @@ static void pod_stop(local_pod_t *pod)
     if (pod->state != POD_RUNNING)
         return;
     local_backend_t *b = pod->rev->b;
-    if (pod->reported) {
-        pod->reported = 0;
-        b->events->pod_removed(pod->rev->rev_ctx, pod->id);
+    if (pod->handle) {
+        void *handle = pod->handle;
+        pod->handle = NULL;
+        b->events->pod_removed(pod->rev->rev_ctx, handle);
     }
     pod->state = POD_DRAINING;
     if (pod->qp_alive) {
@@ -670,8 +671,7 @@ static int pod_start(act_backend_revision_t *rev)
     info.serving_port = pod->ports[PORT_SERVING];
     info.metrics_port = pod->ports[PORT_METRICS];
     info.admin_port = pod->ports[PORT_ADMIN];
-    pod->reported = 1;
-    b->events->pod_added(rev->rev_ctx, &info);
+    pod->handle = b->events->pod_added(rev->rev_ctx, &info);
     return 0;
 }
 
@@ -754,7 +754,7 @@ static void local_remove_revision(act_backend_t *base, act_backend_revision_t *r
     /* Stops what still runs (nothing, as the activator asked for no pod),
      * telling the activator nothing more. */
     for (local_pod_t *p = rev->head; p; p = p->next) {
-        p->reported = 0;
+        p->handle = NULL;
         pod_stop(p);
     }
     if (!rev->head)
