@@ -225,6 +225,17 @@ bench_table() {
         }'
 }
 
+# bench_md_table: like bench_table, as a markdown table (for a report or a README).
+bench_md_table() {
+    awk -F'\t' '
+        {
+            line = "|"
+            for (i = 1; i <= NF; i++) line = line " " $i " |"
+            print line
+            if (NR == 1) { line = "|"; for (i = 1; i <= NF; i++) line = line (i == 1 ? "---|" : "--:|"); print line }
+        }'
+}
+
 # bench_sysinfo: print one-line-per-fact context for a results file (date, host CPU, kernel, git revision).
 bench_sysinfo() {
     echo "date:    $(date -Iseconds)"

@@ -110,3 +110,82 @@ act_wrk() {
 
 # act_reset_hwm PID: reset VmHWM of PID (Linux >= 4.0, needs write access to /proc/PID/clear_refs).
 act_reset_hwm() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null; return 0; }
+
+# act_sum JQ_EXPR: print the sum of JQ_EXPR over every revision of /status (n/a on failure).
+act_sum() {
+    local out
+    out=$(act_status | jq -r "[.services[].revisions[] | $1] | add" 2>/dev/null)
+    [[ -n $out && $out != null ]] && echo "$out" || echo n/a
+}
+
+# act_held_client: print the path of a python3 asyncio client that holds requests open:
+#   python3 PATH PORT N HOSTS GO_FILE
+# opens N keep-alive connections to 127.0.0.1:PORT, each sending one GET whose
+# Host is the next of HOSTS (comma-separated, round robin), prints
+# "OPENED <ok> FAILED <n> IN <s> s" once all are sent, waits for GO_FILE to
+# exist, then closes them all and prints "ANSWERED_WHILE_HELD <n> <status=count;...>":
+# the responses that came before the close (none, if every request was held).
+act_held_client() {
+    local f="$BENCH_TMP/held_client.py"
+    [[ -f $f ]] || cat >"$f" <<'PY'
+import asyncio, os, sys, time
+port, n, hosts, go_file = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(","), sys.argv[4]
+reqs = [("GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: held-memory\r\n\r\n" % h).encode() for h in hosts]
+conns, answered, failed = [], [], 0
+
+async def one(sem, req):
+    global failed
+    async with sem:
+        try:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(req)
+            await w.drain()
+        except OSError:
+            failed += 1
+            return
+    conns.append(w)
+    try:
+        data = await r.read(256)
+        if data:
+            answered.append(data.split(b"\r\n", 1)[0].decode(errors="replace"))
+    except (OSError, asyncio.CancelledError):
+        pass
+
+async def main():
+    sem = asyncio.Semaphore(256)
+    t0 = time.time()
+    tasks = [asyncio.create_task(one(sem, reqs[k % len(reqs)])) for k in range(n)]
+    while len(conns) + failed < n:
+        await asyncio.sleep(0.05)
+    print("OPENED %d FAILED %d IN %.2f s" % (len(conns), failed, time.time() - t0), flush=True)
+    while not os.path.exists(go_file):
+        await asyncio.sleep(0.05)
+    early = list(answered)
+    for w in conns:
+        w.close()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    codes = {}
+    for a in early:
+        codes[a] = codes.get(a, 0) + 1
+    print("ANSWERED_WHILE_HELD %d %s" % (len(early), ";".join("%s=%d" % kv for kv in sorted(codes.items()))), flush=True)
+
+asyncio.run(main())
+PY
+    echo "$f"
+}
+
+# act_wait_held WANT [TIMEOUT_S=60]: wait until the requests held over all revisions
+# reach WANT or stop growing (unchanged for 2 s); print the last count.
+act_wait_held() {
+    local want=$1 deadline=$((SECONDS + ${2:-60})) held last=-1 stable=0
+    while ((SECONDS < deadline)); do
+        held=$(act_sum .held)
+        [[ $held == "$want" ]] && break
+        if [[ $held == "$last" ]]; then ((++stable >= 10)) && break; else stable=0; fi
+        last=$held
+        sleep 0.2
+    done
+    echo "$held"
+}
