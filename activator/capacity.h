@@ -17,12 +17,20 @@
  * and the kernel's socket, file and epoll structures (about 4 KiB, charged
  * to the container's cgroup too), with room to spare. */
 #define ACT_COST_PER_CONNECTION (8 * 1024)
+/* Descriptors kept for what is neither a client nor a pod: the Kubernetes
+ * API, logs, config, probes, peers. */
+#define ACT_RESERVED_FILES 256
+/* A pod's own: its stats scrape's connection and one kept alive. */
+#define ACT_FILES_PER_POD 2
 
 typedef struct act_capacity {
     size_t max_requests;
     size_t max_connections;
     const char *max_requests_source; /* "--max-requests" or "memory limit" */
     kp_memory_limit_t memory;
+    uint64_t open_files_limit; /* RLIMIT_NOFILE, 0: none */
+    size_t pods;               /* known pods, every revision */
+    int bounds_server;         /* the traffic server's max_connections is ours to set */
     size_t active_requests; /* held or in flight now */
     uint64_t rejected;      /* answered "activator at capacity" */
 } act_capacity_t;
@@ -34,5 +42,12 @@ typedef struct act_capacity {
  * the requests past the bound still find a connection to be told on. */
 void act_capacity_init(act_capacity_t *c, size_t max_requests_flag, kp_memory_limit_t memory,
                        uint64_t open_files_limit);
+/* max_connections, less what the pods' own descriptors leave no room for. */
+size_t act_capacity_connections(const act_capacity_t *c);
+/* 1 when a request could find no descriptor for its pod's connection:
+ * it is refused in words rather than failed by a connect (or an accept)
+ * that gets EMFILE. */
+int act_capacity_files_short(const act_capacity_t *c, size_t client_connections,
+                             size_t upstream_connections);
 
 #endif

@@ -10,6 +10,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "http/proxy.h"
+#include "http/upstream.h"
 #include "pod_probe.h"
 #include "revision.h"
 
@@ -198,7 +199,9 @@ void act_on_request(kp_http_request_t *req, void *ctx)
         kp_http_conn_respond(req->conn, 404, "text/plain; charset=utf-8", body, strlen(body));
         return;
     }
-    if (act->capacity.active_requests >= act->capacity.max_requests) {
+    if (act->capacity.active_requests >= act->capacity.max_requests ||
+        act_capacity_files_short(&act->capacity, act->server.n_conns,
+                                 kp_upstream_open_connections())) {
         act->capacity.rejected++;
         kp_http_conn_respond(req->conn, 503, "text/plain; charset=utf-8",
                              "activator at capacity\n", 22);

@@ -447,8 +447,10 @@ int main(int argc, char **argv)
     kp_http_server_opts_default(&sopts);
     sopts.reuse_port = o.reuse_port;
     const char *max_conns_env = getenv("KP_HTTP_MAX_CONNECTIONS");
-    if (!max_conns_env || !*max_conns_env)
-        sopts.max_connections = act.capacity.max_connections;
+    if (!max_conns_env || !*max_conns_env) {
+        sopts.max_connections = act_capacity_connections(&act.capacity);
+        act.capacity.bounds_server = 1;
+    }
     kp_log_fields(KP_LOG_INFO, "capacity", KP_LOG_INT("max_requests", (long long)act.capacity.max_requests),
                   KP_LOG_STR("max_requests_from", act.capacity.max_requests_source),
                   KP_LOG_INT("max_connections", (long long)sopts.max_connections),

@@ -7,6 +7,7 @@
 
 #include "base/clock.h"
 #include "collector.h"
+#include "http/upstream.h"
 #include "revision.h"
 
 static void json_str(kp_strbuf_t *sb, const char *s)
@@ -186,8 +187,11 @@ void act_observe_render_status(act_t *act, kp_strbuf_t *sb)
                      cap->max_requests, cap->active_requests, (unsigned long long)cap->rejected,
                      act->server.opts.max_connections, act->server.n_conns);
     json_str(sb, cap->max_requests_source);
-    kp_strbuf_printf(sb, ",\"memory_limit_bytes\":%llu,\"memory_limit_from\":",
-                     (unsigned long long)cap->memory.bytes);
+    kp_strbuf_printf(sb,
+                     ",\"open_files_limit\":%llu,\"pods\":%zu,\"pod_connections\":%zu,"
+                     "\"memory_limit_bytes\":%llu,\"memory_limit_from\":",
+                     (unsigned long long)cap->open_files_limit, cap->pods,
+                     kp_upstream_open_connections(), (unsigned long long)cap->memory.bytes);
     json_str(sb, cap->memory.source);
     kp_strbuf_puts(sb, "},\"services\":[");
     for (size_t i = 0; i < act->cfg->n_services; i++) {

@@ -139,11 +139,20 @@ int act_revisions_apply(act_t *act, kp_activator_config_t *cfg)
     return 0;
 }
 
+/* Each pod takes descriptors of its own: fewer are left for clients. */
+static void count_pods(act_t *act, int delta)
+{
+    act->capacity.pods += (size_t)delta;
+    if (act->capacity.bounds_server)
+        act->server.opts.max_connections = act_capacity_connections(&act->capacity);
+}
+
 static void *on_pod_added(void *rev_ctx, const act_pod_info_t *info)
 {
     act_pod_t *pod = act_revision_pod_add(rev_ctx, info);
     if (!pod)
         return NULL;
+    count_pods(pod->rev->act, 1);
     pod->backend_holds = 1;
     act_pod_probe_start(pod);
     return pod;
@@ -161,6 +170,7 @@ static void on_pod_removed(void *rev_ctx, void *handle)
 {
     act_pod_t *pod = handle;
     pod->backend_holds = 0;
+    count_pods(pod->rev->act, -1);
     if (pod->removed)
         act_revision_pod_settled(pod); /* we removed it first, at shutdown */
     else

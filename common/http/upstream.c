@@ -55,10 +55,19 @@ static void pool_maybe_free(kp_upstream_pool_t *p)
         free(p);
 }
 
+/* Every pool's connections together: descriptors a caller may budget. */
+static size_t open_connections;
+
+size_t kp_upstream_open_connections(void)
+{
+    return __atomic_load_n(&open_connections, __ATOMIC_RELAXED);
+}
+
 static void on_closed(uv_handle_t *h)
 {
     kp_upstream_t *u = h->data;
     kp_upstream_pool_t *p = u->pool;
+    __atomic_sub_fetch(&open_connections, 1, __ATOMIC_RELAXED);
     p->n_active--;
     kp_http_head_free(&u->head);
     free(u->rbuf);
@@ -356,6 +365,7 @@ int kp_upstream_get(kp_upstream_pool_t *p, const kp_upstream_ops_t *ops, void *c
     u->pool = p;
     kp_http_head_init(&u->head);
     uv_tcp_init(p->loop, &u->tcp);
+    __atomic_add_fetch(&open_connections, 1, __ATOMIC_RELAXED);
     u->tcp.data = u;
     u->connect_req.data = u;
     u->state = UP_CONNECTING;

@@ -45,6 +45,8 @@ kp_upstream_pool_t *kp_upstream_pool_for(uv_loop_t *loop, const char *ip, int po
  * last active connection is done. */
 void kp_upstream_pool_release(kp_upstream_pool_t *p);
 size_t kp_upstream_pool_idle(const kp_upstream_pool_t *p);
+/* Connections of every pool, open or opening, idle ones included. */
+size_t kp_upstream_open_connections(void);
 
 /* Returns 1 with *out ready now (a kept-alive connection), 0 with *out
  * connecting (on_connected follows), or a negative libuv error. */

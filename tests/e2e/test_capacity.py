@@ -6,9 +6,11 @@ memory.limit_in_bytes) unless --max-requests sets it; the manifests' limit
 and the bound derived from it agree."""
 import os
 import re
+import resource
 
 import yaml
 
+from activator_harness import HOST, hey, revision
 from crowd import NEVER_READY_CONFIG, NEVER_READY_REVISION as REV, open_crowd
 from test_metrics import promtool_check
 
@@ -151,3 +153,39 @@ def test_the_manifests_limit_and_the_derived_bound_agree(activator_factory, tmp_
     assert (cap["max_requests"], cap["max_connections"]) == derived(limit)
     assert cap["max_connections"] * COST_PER_CONNECTION <= limit * 3 // 4
     assert cap["max_requests"] * 2048 <= limit // 4
+
+
+def test_pods_descriptors_come_off_the_clients_share(activator_factory):
+    """Under a limit of 600 open files with 20 pods (2 descriptors each at
+    rest: a stats scrape and a kept-alive connection), the clients'
+    connections are bounded by what the reserve and the pods leave, and a
+    request that would find no descriptor for its pod connection is
+    refused: a crowd larger than that gets 200s and 503s in words, never a
+    request failed by EMFILE."""
+    pods = 20
+    config = {
+        "domain": "127.0.0.1.sslip.io",
+        "services": [{
+            "name": "helloworld-go", "namespace": "default",
+            "revisions": [revision(REV, "World", cc=0, annotations={
+                "autoscaling.knative.dev/min-scale": str(pods),
+                "autoscaling.knative.dev/max-scale": str(pods)})],
+            "traffic": [{"revisionName": REV, "percent": 100}],
+        }],
+    }
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (600, hard))
+    try:
+        act = activator_factory(config)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    act.wait_for(lambda: act.revision_status(REV)["ready_pods"] == pods, 60, "pods ready")
+    cap = act.status()["capacity"]
+    assert (cap["open_files_limit"], cap["pods"]) == (600, pods), cap
+    assert cap["max_connections"] == 600 - 256 - 2 * pods, cap
+    codes = hey(act.url("/?sleep=200"), HOST, 400, "4s")
+    assert codes.get(200), codes
+    assert set(codes) <= {200, 503}, codes
+    logs = act.logs()
+    assert "too many open files" not in logs.lower() and "EMFILE" not in logs, logs[-3000:]
+    assert act.proc.poll() is None

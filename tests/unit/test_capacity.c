@@ -34,6 +34,27 @@ static void open_files_bound_the_connections(void **state)
     assert_int_equal(c.max_requests, (1024 - 256) / 5 * 4);
 }
 
+/* Pods' own descriptors come off the clients' share as pods arrive; a
+ * request that would find none for its pod is refused. */
+static void pods_leave_fewer_files_for_clients(void **state)
+{
+    act_capacity_t c;
+    act_capacity_init(&c, 0, limit_of(128 * MIB), 3000);
+    size_t alone = act_capacity_connections(&c);
+    assert_int_equal(alone, c.max_connections);
+    c.pods = 1000;
+    size_t with_pods = act_capacity_connections(&c);
+    assert_int_equal(with_pods, 3000 - 256 - 1000 * ACT_FILES_PER_POD);
+    c.pods = 5000; /* more than the files: a floor, and requests refused */
+    assert_int_equal(act_capacity_connections(&c), 16);
+    assert_false(act_capacity_files_short(&c, 100, 2000));
+    assert_true(act_capacity_files_short(&c, 744, 2000));
+    act_capacity_init(&c, 0, limit_of(128 * MIB), 0); /* no limit: never short */
+    c.pods = 100000;
+    assert_int_equal(act_capacity_connections(&c), c.max_connections);
+    assert_false(act_capacity_files_short(&c, 1000000, 1000000));
+}
+
 static void a_tiny_limit_still_serves(void **state)
 {
     act_capacity_t c;
@@ -60,6 +81,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(three_quarters_of_memory_go_to_connections),
         cmocka_unit_test(open_files_bound_the_connections),
+        cmocka_unit_test(pods_leave_fewer_files_for_clients),
         cmocka_unit_test(a_tiny_limit_still_serves),
         cmocka_unit_test(max_requests_flag_wins_and_leaves_connections_to_refuse_on),
     };
