@@ -3,6 +3,10 @@
 # Our code is compiled with -Wall -Wextra -Werror; llhttp's C sources come
 # from Debian's node-llhttp package and keep their own, laxer flags.
 
+# `make` alone builds the programs and tests (the first rule below is a
+# library's).
+.DEFAULT_GOAL := all
+
 BUILD      ?= build
 SANITIZE   ?=
 CC         ?= cc

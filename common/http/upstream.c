@@ -55,6 +55,27 @@ static void pool_maybe_free(kp_upstream_pool_t *p)
         free(p);
 }
 
+/* A connection owns a read buffer only while an exchange is under way:
+ * kept-alive connections to many pods would otherwise hold 32 KiB each for
+ * their life. A few given-back buffers wait per thread for the next
+ * exchange, so a busy proxy does not malloc one per request. */
+#define SPARE_BUFS 16
+static __thread char *spare_bufs[SPARE_BUFS];
+static __thread int n_spare_bufs;
+
+static char *rbuf_take(void)
+{
+    return n_spare_bufs ? spare_bufs[--n_spare_bufs] : malloc(READ_BUF_SIZE);
+}
+
+static void rbuf_give(char *buf)
+{
+    if (buf && n_spare_bufs < SPARE_BUFS)
+        spare_bufs[n_spare_bufs++] = buf;
+    else
+        free(buf);
+}
+
 /* Every pool's connections together: descriptors a caller may budget. */
 static size_t open_connections;
 
@@ -70,7 +91,7 @@ static void on_closed(uv_handle_t *h)
     __atomic_sub_fetch(&open_connections, 1, __ATOMIC_RELAXED);
     p->n_active--;
     kp_http_head_free(&u->head);
-    free(u->rbuf);
+    rbuf_give(u->rbuf);
     free(u);
     pool_maybe_free(p);
 }
@@ -250,6 +271,13 @@ static void process(kp_upstream_t *u)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     kp_upstream_t *u = h->data;
+    if (!u->rbuf) {
+        /* Idle: whatever comes closes the connection (on_read). */
+        static __thread char idle_buf[64];
+        buf->base = idle_buf;
+        buf->len = sizeof idle_buf;
+        return;
+    }
     if (u->rpos == u->rlen) {
         u->rpos = u->rlen = 0;
     } else if (u->rpos > 0) {
@@ -347,7 +375,11 @@ int kp_upstream_get(kp_upstream_pool_t *p, const kp_upstream_ops_t *ops, void *c
 {
     kp_upstream_t *u = p->idle;
     if (u) {
+        char *rbuf = rbuf_take();
+        if (!rbuf)
+            return UV_ENOMEM;
         idle_remove(u);
+        u->rbuf = rbuf;
         u->state = UP_ACTIVE;
         u->reused = 1;
         begin_exchange(u, ops, ctx);
@@ -355,10 +387,10 @@ int kp_upstream_get(kp_upstream_pool_t *p, const kp_upstream_ops_t *ops, void *c
         return 1;
     }
     u = calloc(1, sizeof *u);
-    char *rbuf = malloc(READ_BUF_SIZE);
+    char *rbuf = rbuf_take();
     if (!u || !rbuf) {
         free(u);
-        free(rbuf);
+        rbuf_give(rbuf);
         return UV_ENOMEM;
     }
     u->rbuf = rbuf;
@@ -448,6 +480,9 @@ void kp_upstream_done(kp_upstream_t *u)
     u->paused = 0;
     u->state = UP_IDLE;
     u->rpos = u->rlen = 0;
+    rbuf_give(u->rbuf);
+    u->rbuf = NULL;
+    kp_http_head_free(&u->head); /* the next response grows it again */
     u->next_idle = p->idle;
     u->prev_idle = NULL;
     if (p->idle)
