@@ -368,10 +368,13 @@ def test_cold_start_through_a_follower(cluster):
     raises = [p for p in cluster.fake.patches("default", "helloworld-go-00001-deployment")
               if p["user"] == "activator-b"]
     assert raises and raises[0]["replicas"] == 1, cluster.fake.patches()
-    # The leader counts b's load as its own: it asked for the pod too.
-    assert any(p["user"] == "activator-a" and p["replicas"] >= 1
-               for p in cluster.fake.patches("default", "helloworld-go-00001-deployment")), \
-        cluster.fake.patches()
+    # The leader counts b's load as its own, or adopts the pod once its own
+    # probe finds it ready (which may come after b's answer): it asks for
+    # the pod too.
+    a.wait_for(lambda: any(p["user"] == "activator-a" and p["replicas"] >= 1
+                           for p in cluster.fake.patches("default",
+                                                         "helloworld-go-00001-deployment")),
+               10 * SLOW, "the leader's own scale to 1")
     assert "activator peer" in a.logs()
 
 
