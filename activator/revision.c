@@ -104,8 +104,9 @@ static int by_pod_id(const void *a, const void *b)
 }
 
 /* Each pod's slots that are this replica's (slot_share.h). Alone, or
- * unlimited, every slot is ours and a pod's share never depends on the
- * others: nothing to do beyond the pod itself. */
+ * unlimited, every pod's share is its whole containerConcurrency, and a
+ * pod added or removed changes no other's (act_revision_pod_add and
+ * _remove call this only when replicas share). */
 static void share_slots(act_revision_t *rev)
 {
     int cc = rev->spec->container_concurrency;
