@@ -15,7 +15,7 @@
 FROM debian:12 AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential pkg-config libuv1-dev libcurl4-openssl-dev libcjson-dev node-llhttp \
-      libprotobuf-c-dev protobuf-c-compiler \
+      libprotobuf-c-dev protobuf-c-compiler libnghttp2-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # --version reports VERSION and the commit; the build context has no .git, so
@@ -33,7 +33,7 @@ RUN make -j"$(nproc)" build/queue-proxy build/helloworld build/activator \
 
 FROM debian:12-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libuv1 libcurl4 libcjson1 libprotobuf-c1 ca-certificates \
+      libuv1 libcurl4 libcjson1 libprotobuf-c1 libnghttp2-14 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 65532 kp \
     && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \

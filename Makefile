@@ -10,7 +10,7 @@
 BUILD      ?= build
 SANITIZE   ?=
 CC         ?= cc
-PKGS       := libuv libcurl libcjson libprotobuf-c
+PKGS       := libuv libcurl libcjson libprotobuf-c libnghttp2
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
@@ -18,13 +18,16 @@ LLHTTP_INC := /usr/share/include/llhttp
 # ones). Running: the compiler, the libraries, and the clients make run's
 # banner suggests.
 DEB_RUN   := build-essential pkg-config libuv1-dev libcurl4-openssl-dev \
-	libcjson-dev node-llhttp libprotobuf-c-dev protobuf-c-compiler curl hey
+	libcjson-dev node-llhttp libprotobuf-c-dev protobuf-c-compiler libnghttp2-dev \
+	curl hey
 # Testing: cmocka (unit), pytest and PyYAML (e2e), openssl (the fake API
 # server's certificates), promtool from prometheus (metrics are linted),
 # clang (libFuzzer targets: CI replays them), kubectl (kustomize renders
-# config/kubernetes; any kubectl already on the PATH will do).
+# config/kubernetes; any kubectl already on the PATH will do), the HTTP/2
+# clients (nghttp2-client's nghttp and h2load, python3-h2 for raw frames,
+# python3-grpcio for gRPC).
 DEB_TEST  := libcmocka-dev python3-pytest python3-yaml openssl prometheus clang \
-	kubernetes-client=kubectl
+	kubernetes-client=kubectl nghttp2-client python3-h2 python3-grpcio
 # Benchmarking: the programs we compare with and the ones that measure and plot.
 DEB_BENCH := haproxy wrk jq python3 gnuplot-nox
 
