@@ -32,6 +32,10 @@ typedef struct kp_revision_spec {
      * helloworld binary next to the activator's own. */
     char **command;
     size_t n_command;
+    /* Why the revision cannot run ("ExitCode1: panic: no PORT", from the
+     * Revision's Ready condition on Kubernetes), NULL while it can: its
+     * held and new requests end at once with a 503 naming it. */
+    char *failure;
     /* The activator's revision that serves this spec, set when the config
      * is applied: a request's route finds it without a search. */
     void *runtime;

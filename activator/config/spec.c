@@ -22,6 +22,7 @@ void kp_revision_spec_free(kp_revision_spec_t *spec)
     free(spec->name);
     free(spec->namespace_);
     free(spec->service);
+    free(spec->failure);
     kp_kv_free(spec->annotations, spec->n_annotations);
     kp_kv_free(spec->env, spec->n_env);
     for (size_t k = 0; k < spec->n_command; k++)
@@ -56,12 +57,12 @@ int kp_revision_spec_copy(kp_revision_spec_t *dst, const kp_revision_spec_t *src
     dst->runtime = NULL;
     /* Every owned pointer is replaced before anything can fail, so a
      * failed copy frees only what it made. */
-    dst->name = dst->namespace_ = dst->service = NULL;
+    dst->name = dst->namespace_ = dst->service = dst->failure = NULL;
     dst->annotations = dst->env = NULL;
     dst->command = NULL;
     dst->n_annotations = dst->n_env = dst->n_command = 0;
     if (copy_str(&dst->name, src->name) != 0 || copy_str(&dst->namespace_, src->namespace_) != 0 ||
-        copy_str(&dst->service, src->service) != 0)
+        copy_str(&dst->service, src->service) != 0 || copy_str(&dst->failure, src->failure) != 0)
         goto fail;
     dst->n_annotations = src->n_annotations;
     if (copy_kv(&dst->annotations, src->annotations, src->n_annotations) != 0)
