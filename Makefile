@@ -28,8 +28,9 @@ DEB_RUN   := build-essential pkg-config libuv1-dev libcurl4-openssl-dev \
 # python3-grpcio for gRPC).
 DEB_TEST  := libcmocka-dev python3-pytest python3-yaml openssl prometheus clang \
 	kubernetes-client=kubectl nghttp2-client python3-h2 python3-grpcio
-# Benchmarking: the programs we compare with and the ones that measure and plot.
-DEB_BENCH := haproxy wrk jq python3 gnuplot-nox
+# Benchmarking: the programs we compare with and the ones that measure and plot
+# (h2load, from nghttp2-client, for bench/http2).
+DEB_BENCH := haproxy wrk jq python3 gnuplot-nox nghttp2-client
 
 OPT        := -O2
 ifneq ($(SANITIZE),)
@@ -198,7 +199,7 @@ run: deps-run
 	$(MAKE) all
 	bash scripts/run.sh $(BUILD)
 
-BENCHES := queue-proxy activator cold-start seed-demo held-memory scale
+BENCHES := queue-proxy activator cold-start seed-demo held-memory scale http2
 bench: deps-bench all
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b"; bash bench/$$b; done
 
