@@ -388,6 +388,28 @@ def test_100_streams_on_one_connection_at_cc10(via):
     assert s["max_in_flight"] == 10, s
 
 
+def test_a_busy_channel_loses_no_call(via):
+    """1 000 short calls, 20 at a time, on one channel: every one succeeds.
+    A hop that treats the next one's normal stream ends (or its resets of
+    finished streams) as an attack and cuts the connection fails calls
+    here."""
+    w = via(cc=0)
+    n = int(1000 / kp.SLOW)
+    with w.channel() as ch:
+        method(ch, "Unary")(b"warm", timeout=30 * kp.SLOW)
+        unary = method(ch, "Unary")
+        failed = []
+        for start in range(0, n, 20):
+            futs = [unary.future(b"%d" % i, timeout=30 * kp.SLOW)
+                    for i in range(start, min(start + 20, n))]
+            for i, f in zip(range(start, n), futs):
+                try:
+                    assert f.result() == b"%d" % i
+                except grpc.RpcError as e:
+                    failed.append((i, e.code(), e.details()))
+    assert not failed, "%d of %d calls failed, first: %s" % (len(failed), n, failed[:3])
+
+
 def test_cold_start_from_zero_through_the_activator(activator_factory):
     w = ViaActivator(activator_factory, 10)
     assert w.act.revision_status(REVISION)["ready_pods"] == 0
