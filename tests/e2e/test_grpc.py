@@ -15,6 +15,7 @@ it skip, naming what a real h2c probe (curl --http2-prior-knowledge) got;
 KP_REQUIRE_H2C=1 turns those skips into failures."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -190,10 +191,17 @@ class ViaQueueProxy:
 class ViaActivator:
     name = "activator"
 
-    def __init__(self, activator_factory, cc):
+    def __init__(self, activator_factory, cc, h2c_port=False):
+        """h2c_port: call on the activator's second traffic port
+        (--listen-h2c, Knative's 8013) instead of --listen."""
         require_h2c("queue-proxy", "activator")
-        self.act = activator_factory(activator_config(cc))
-        self.port = self.act.port
+        args = ()
+        if h2c_port:
+            self.port = kp.free_port()
+            args = ("--listen-h2c", "127.0.0.1:%d" % self.port)
+        self.act = activator_factory(activator_config(cc), args)
+        if not h2c_port:
+            self.port = self.act.port
 
     def channel(self):
         return channel(self.port, AUTHORITY)
@@ -420,6 +428,30 @@ def test_cold_start_from_zero_through_the_activator(activator_factory):
         assert reply == b"first" and call.code() == grpc.StatusCode.OK
         assert len(w.pods()) == 1
         check_method_kinds(ch)
+
+
+def test_cold_start_on_the_activator_h2c_port(activator_factory):
+    w = ViaActivator(activator_factory, 10, h2c_port=True)
+    assert w.act.revision_status(REVISION)["ready_pods"] == 0
+    with w.channel() as ch:
+        assert method(ch, "Unary")(b"first", timeout=60 * kp.SLOW) == b"first"
+        check_status_passes(ch)
+
+
+def test_drain_lets_a_grpc_stream_finish(procs):
+    """SIGTERM to the queue-proxy with a server-streaming call half way:
+    the call gets every message and OK, then the queue-proxy exits 0."""
+    w = ViaQueueProxy(procs, 10)
+    n = 20
+    with w.channel() as ch:
+        stream = method(ch, "ServerStream", "unary_stream")(
+            json.dumps({"n": n, "delay_ms": 50}).encode(), timeout=30 * kp.SLOW)
+        assert next(stream) == b"0"
+        w.pod.qp.signal(signal.SIGTERM)
+        assert list(stream) == [b"%d" % i for i in range(1, n)]
+        assert stream.code() == grpc.StatusCode.OK
+    assert w.pod.qp.wait(15 * kp.SLOW) == 0
+    assert app_stats(w.app_port())["cancelled"] == 0
 
 
 def test_past_the_queue_streams_get_unavailable(procs):
