@@ -15,7 +15,9 @@ it skip, naming what a real h2c probe (curl --http2-prior-knowledge) got;
 KP_REQUIRE_H2C=1 turns those skips into failures."""
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -171,6 +173,28 @@ def activator_config(cc):
                           "traffic": [{"revisionName": REVISION, "percent": 100}]}]}
 
 
+def pod_port_base():
+    """A free range of pod ports of this test's own: activators run by
+    other tests at the same time start at the default 20000, and a pod
+    port one of them takes between our check and our app's bind would
+    send our calls to their app."""
+    for _ in range(100):
+        base = random.randrange(22000, 32000, 50)
+        if all(bindable(p) for p in range(base, base + 25)):
+            return base
+    raise AssertionError("no free range of pod ports")
+
+
+def bindable(port):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port))
+            return True
+        except OSError:
+            return False
+
+
 class ViaQueueProxy:
     name = "queue-proxy"
 
@@ -195,10 +219,10 @@ class ViaActivator:
         """h2c_port: call on the activator's second traffic port
         (--listen-h2c, Knative's 8013) instead of --listen."""
         require_h2c("queue-proxy", "activator")
-        args = ()
+        args = ("--pod-port-base", str(pod_port_base()))
         if h2c_port:
             self.port = kp.free_port()
-            args = ("--listen-h2c", "127.0.0.1:%d" % self.port)
+            args += ("--listen-h2c", "127.0.0.1:%d" % self.port)
         self.act = activator_factory(activator_config(cc), args)
         if not h2c_port:
             self.port = self.act.port
