@@ -156,8 +156,8 @@ def require_h2c(*parts):
 # ---- the two ways in ------------------------------------------------------
 
 def tcp_probe():
-    # grpcapp answers only h2c, so readiness is a TCP connect, as Knative
-    # advises for a prior-knowledge-only app.
+    # grpcapp answers only h2c with prior knowledge: an HTTP/1.1 GET probe
+    # would never see it ready, a TCP connect does.
     return '{"tcpSocket":{"port":$USER_PORT,"host":"127.0.0.1"}}'
 
 
@@ -196,8 +196,6 @@ def bindable(port):
 
 
 class ViaQueueProxy:
-    name = "queue-proxy"
-
     def __init__(self, procs, cc):
         require_h2c("queue-proxy")
         self.pod = kp.Pod(procs, app=False, CONTAINER_CONCURRENCY=str(cc),
@@ -213,8 +211,6 @@ class ViaQueueProxy:
 
 
 class ViaActivator:
-    name = "activator"
-
     def __init__(self, activator_factory, cc, h2c_port=False):
         """h2c_port: call on the activator's second traffic port
         (--listen-h2c, Knative's 8013) instead of --listen."""
