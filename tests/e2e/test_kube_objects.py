@@ -8,6 +8,7 @@ services' endpoints on one watch stream."""
 import copy
 import json
 import os
+import signal
 import subprocess
 import threading
 
@@ -117,7 +118,11 @@ class Running:
     def wait_for(self, fn, what, timeout=10):
         return kp.wait_until(lambda: fn(self.seen()), timeout, what=what)
 
-    def finish(self):
+    def finish(self, early=True):
+        """Ends the run (SIGTERM: the tool closes its client and exits 0),
+        or with early=False waits for its own deadline."""
+        if early and self.proc.poll() is None:
+            self.proc.terminate()
         try:
             self.proc.wait(timeout=30 * kp.SLOW)
         finally:
@@ -338,7 +343,7 @@ def test_a_resource_the_api_does_not_serve_is_retried_with_backoff_and_said_once
         secs = 5
         inf = Running(fake, tf, "inform", "services.serving.knative.dev/v1", "default", "",
                       str(secs))
-        rc = inf.finish()
+        rc = inf.finish(early=False)
         assert rc == 0, inf.err
         path = "/apis/serving.knative.dev/v1/namespaces/default/services"
         tries = [r for r in fake.requests if r["path"] == path]
@@ -354,11 +359,11 @@ def test_a_resource_the_api_does_not_serve_is_retried_with_backoff_and_said_once
 
 
 def test_an_informer_stopped_from_its_own_callback_delivers_nothing_more(tmp_path):
-    with FakeKube() as fake:
+    with FakeKube(bookmark_interval=0.2) as fake:
         tf = fake.write_token_file(fake.add_user("activator", activator_rules("default")),
                                    str(tmp_path / "token"))
         fake.set_endpoints("default", "one", [("10.0.0.1", True, "one-a")])
-        inf = slice_informer(fake, tf, int(4 * kp.SLOW), "stopper-x")
+        inf = slice_informer(fake, tf, int(30 * kp.SLOW), "stopper-x")
         try:
             inf.wait_for(lambda ls: any("synced" in ln for ln in ls), "the first list")
             kp.wait_until(lambda: fake.watch_count() == 1, 10, what="the watch")
@@ -395,8 +400,7 @@ def test_fifty_services_share_one_watch_stream(tmp_path):
                                                  ("10.2.0.1", True, "svc-00-a"),
                                                  {"ip": "10.2.0.1", "ready": True,
                                                   "pod": "svc-00-a", "ports": 9000}])
-        watch = Running(fake, tf, "endpoints", "default", str(int(15 * kp.SLOW)),
-                        str(int(8 * kp.SLOW)), *services)
+        watch = Running(fake, tf, "endpoints", "default", str(int(30 * kp.SLOW)), *services)
         try:
             watch.wait_for(lambda ls: len(ls) >= n, "every service's first set")
             first = {ln["service"]: ln["endpoints"] for ln in watch.seen()}
@@ -427,7 +431,8 @@ def test_fifty_services_share_one_watch_stream(tmp_path):
             watch.wait_for(lambda ls: len(ls) == n + 2, "svc-49's slices gone")
             assert watch.seen()[-1] == {"service": "svc-49", "endpoints": []}
             # Every watcher stops: the shared stream closes with the last.
-            watch.wait_for(lambda ls: {"watchers_stopped": True} in ls, "the watchers' stop", 20)
+            watch.proc.send_signal(signal.SIGUSR1)
+            watch.wait_for(lambda ls: {"watchers_stopped": True} in ls, "the watchers' stop")
             kp.wait_until(lambda: fake.watch_count() == 0, 10, what="the stream closed")
             assert watch.proc.poll() is None  # the client is still up
         finally:

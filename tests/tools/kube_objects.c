@@ -13,12 +13,14 @@
  *       {"event":"ADDED","name":..,"rv":..,"old_rv":..,"cached":..,"count":N}
  *       per event, {"synced":N} after each (re)list; STOP_ON_NAME: the
  *       informer is stopped from inside the callback of that name's event.
- *   endpoints NS SECONDS STOP_AFTER SVC...
+ *   endpoints NS SECONDS SVC...
  *       {"service":..,"endpoints":[{"ip":..,"port":..,"ready":..,"pod":..}]}
- *       per delivery; every watcher stops after STOP_AFTER seconds (0:
- *       never), the client stays open until SECONDS.
+ *       per delivery; SIGUSR1 stops every watcher (the client stays open
+ *       until SECONDS).
+ * SIGTERM ends a run early (exit 0).
  * Exit 0 on success, 1 on an API error, 2 on a usage error, 3 when a
  * callback broke its contract (ran twice, or from inside its call). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +35,9 @@
 typedef struct app {
     uv_loop_t *loop;
     kp_kube_t *kube;
-    uv_timer_t deadline, stop_timer;
+    uv_timer_t deadline;
+    uv_signal_t term; /* SIGTERM ends the run early, as the deadline does */
+    uv_signal_t usr1; /* SIGUSR1 stops the endpoint watchers */
     int exit_code;
     int closed;
     int in_call;  /* inside the call that starts a request */
@@ -55,7 +59,7 @@ static void usage(void)
                     "  create|replace|replace-status RES NS JSON\n"
                     "  patch RES NS NAME JSON\n"
                     "  inform RES NS SELECTOR SECONDS [STOP_ON_NAME]\n"
-                    "  endpoints NS SECONDS STOP_AFTER SVC...\n"
+                    "  endpoints NS SECONDS SVC...\n"
                     "  RES: PLURAL[.GROUP]/VERSION\n");
     exit(2);
 }
@@ -120,7 +124,8 @@ static void finish(app_t *a, int code)
     a->exit_code = code;
     kp_kube_close(k, on_kube_closed, a);
     uv_close((uv_handle_t *)&a->deadline, on_handle_closed);
-    uv_close((uv_handle_t *)&a->stop_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&a->term, on_handle_closed);
+    uv_close((uv_handle_t *)&a->usr1, on_handle_closed);
 }
 
 static void print_line(cJSON *line)
@@ -227,9 +232,14 @@ static void on_deadline(uv_timer_t *t)
     finish(t->data, 0);
 }
 
-static void on_stop_watchers(uv_timer_t *t)
+static void on_term(uv_signal_t *s, int signum)
 {
-    app_t *a = t->data;
+    finish(s->data, 0);
+}
+
+static void on_stop_watchers(uv_signal_t *s, int signum)
+{
+    app_t *a = s->data;
     for (int i = 0; i < a->n_watches; i++)
         kp_kube_watch_stop(a->watches[i]);
     a->n_watches = 0;
@@ -309,8 +319,12 @@ int main(int argc, char **argv)
     }
     uv_timer_init(a.loop, &a.deadline);
     a.deadline.data = &a;
-    uv_timer_init(a.loop, &a.stop_timer);
-    a.stop_timer.data = &a;
+    uv_signal_init(a.loop, &a.term);
+    a.term.data = &a;
+    uv_signal_start(&a.term, on_term, SIGTERM);
+    uv_signal_init(a.loop, &a.usr1);
+    a.usr1.data = &a;
+    uv_signal_start(&a.usr1, on_stop_watchers, SIGUSR1);
 
     int rc = 0;
     if (strcmp(cmd, "inform") == 0 && (nargs == 4 || nargs == 5)) {
@@ -321,10 +335,9 @@ int main(int argc, char **argv)
         a.inf = kp_kube_informer_start(a.kube, &a.res, args[1], args[2], &ops, &a);
         rc = a.inf ? 0 : -1;
         uv_timer_start(&a.deadline, on_deadline, (uint64_t)secs * 1000, 0);
-    } else if (strcmp(cmd, "endpoints") == 0 && nargs >= 4) {
+    } else if (strcmp(cmd, "endpoints") == 0 && nargs >= 3) {
         int secs = parse_int(args[1], "SECONDS");
-        int stop_after = parse_int(args[2], "STOP_AFTER");
-        for (int s = 3; s < nargs && rc == 0; s++) {
+        for (int s = 2; s < nargs && rc == 0; s++) {
             if (a.n_watches == MAX_WATCHERS)
                 usage();
             a.services[a.n_watches] = args[s];
@@ -333,8 +346,6 @@ int main(int argc, char **argv)
             rc = a.watches[a.n_watches++] ? 0 : -1;
         }
         uv_timer_start(&a.deadline, on_deadline, (uint64_t)secs * 1000, 0);
-        if (stop_after)
-            uv_timer_start(&a.stop_timer, on_stop_watchers, (uint64_t)stop_after * 1000, 0);
     } else {
         rc = run_object(&a, cmd, args, nargs);
         if (rc == 0 && close_at_once)
