@@ -439,3 +439,42 @@ def test_fifty_services_share_one_watch_stream(tmp_path):
             rc = watch.finish()
         assert rc == 0, watch.err
         assert len(watch.lines) == n + 3, watch.lines
+
+
+def test_watchers_of_one_service_each_get_the_set_once_and_may_stop_inside(tmp_path):
+    with FakeKube(bookmark_interval=0.5) as fake:
+        tf = fake.write_token_file(fake.add_user("activator", activator_rules("default")),
+                                   str(tmp_path / "token"))
+        fake.set_endpoints("default", "dup", [("10.3.0.1", True, "dup-a")])
+        watch = Running(fake, tf, "endpoints", "default", str(int(30 * kp.SLOW)),
+                        "dup", "dup", "stop:dup", "empty")
+        try:
+            watch.wait_for(lambda ls: len(ls) >= 4, "every watcher's first set")
+            first = watch.seen()
+            dup = [{"ip": "10.3.0.1", "port": 8012, "ready": True, "pod": "dup-a"}]
+            assert sorted(json.dumps(ln, sort_keys=True) for ln in first) == sorted(
+                json.dumps(ln, sort_keys=True) for ln in [
+                    {"service": "dup", "endpoints": dup},
+                    {"service": "dup", "endpoints": dup},
+                    {"service": "dup", "endpoints": dup, "stopped_itself": True},
+                    {"service": "empty", "endpoints": []}]), first
+            fake.set_endpoints("default", "dup", [("10.3.0.2", True, "dup-b")])
+            watch.wait_for(lambda ls: len(ls) >= 6, "the change, to the two left")
+            dup2 = [{"ip": "10.3.0.2", "port": 8012, "ready": True, "pod": "dup-b"}]
+            assert watch.seen()[4:] == [{"service": "dup", "endpoints": dup2}] * 2
+            # A watcher joining the synced namespace hears the current set
+            # at once, from the cache: no new request.
+            seen = len(fake.requests)
+            watch.proc.send_signal(signal.SIGUSR2)
+            watch.wait_for(lambda ls: len(ls) >= 7, "the late watcher's set")
+            assert watch.seen()[6] == {"service": "dup", "endpoints": dup2, "late": True}
+            assert len(fake.requests) == seen
+            assert fake.watch_count() == 1
+            fake.set_endpoints("default", "empty", [("10.3.1.1", False, "e-a")])
+            watch.wait_for(lambda ls: len(ls) >= 8, "the other service's change")
+            assert watch.seen()[7] == {"service": "empty", "endpoints": [
+                {"ip": "10.3.1.1", "port": 8012, "ready": False, "pod": "e-a"}]}
+        finally:
+            rc = watch.finish()
+        assert rc == 0, watch.err
+        assert len(watch.lines) == 8, watch.lines

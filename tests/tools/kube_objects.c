@@ -16,7 +16,9 @@
  *   endpoints NS SECONDS SVC...
  *       {"service":..,"endpoints":[{"ip":..,"port":..,"ready":..,"pod":..}]}
  *       per delivery; SIGUSR1 stops every watcher (the client stays open
- *       until SECONDS).
+ *       until SECONDS); SIGUSR2 adds one more watcher of the first SVC
+ *       (its lines say "late": true). A SVC written "stop:NAME" watches
+ *       NAME and stops itself from inside its first callback.
  * SIGTERM ends a run early (exit 0).
  * Exit 0 on success, 1 on an API error, 2 on a usage error, 3 when a
  * callback broke its contract (ran twice, or from inside its call). */
@@ -44,9 +46,14 @@ typedef struct app {
     int answered; /* object callbacks run */
     kp_kube_informer_t *inf;
     const char *stop_on;
-    kp_kube_watch_t *watches[MAX_WATCHERS];
-    const char *services[MAX_WATCHERS];
+    struct watcher {
+        kp_kube_watch_t *w;
+        const char *service;
+        int stop_self, late;
+    } watchers[MAX_WATCHERS];
     int n_watches;
+    const char *ns;
+    uv_signal_t usr2; /* SIGUSR2 adds a late watcher */
     char group[256], plural[64], version[32];
     kp_kube_resource_t res;
 } app_t;
@@ -126,6 +133,7 @@ static void finish(app_t *a, int code)
     uv_close((uv_handle_t *)&a->deadline, on_handle_closed);
     uv_close((uv_handle_t *)&a->term, on_handle_closed);
     uv_close((uv_handle_t *)&a->usr1, on_handle_closed);
+    uv_close((uv_handle_t *)&a->usr2, on_handle_closed);
 }
 
 static void print_line(cJSON *line)
@@ -212,9 +220,16 @@ static void on_synced(void *ctx)
 
 static void on_endpoints(void *ctx, const kp_kube_endpoint_t *eps, size_t n)
 {
-    const char *service = ctx;
+    struct watcher *w = ctx;
     cJSON *line = cJSON_CreateObject();
-    cJSON_AddStringToObject(line, "service", service);
+    cJSON_AddStringToObject(line, "service", w->service);
+    if (w->late)
+        cJSON_AddBoolToObject(line, "late", 1);
+    if (w->stop_self) {
+        kp_kube_watch_stop(w->w);
+        w->w = NULL;
+        cJSON_AddBoolToObject(line, "stopped_itself", 1);
+    }
     cJSON *arr = cJSON_AddArrayToObject(line, "endpoints");
     for (size_t i = 0; i < n; i++) {
         cJSON *e = cJSON_CreateObject();
@@ -232,6 +247,17 @@ static void on_deadline(uv_timer_t *t)
     finish(t->data, 0);
 }
 
+static void on_late_watcher(uv_signal_t *s, int signum)
+{
+    app_t *a = s->data;
+    if (!a->kube || a->n_watches == MAX_WATCHERS)
+        return;
+    struct watcher *w = &a->watchers[a->n_watches++];
+    w->service = a->watchers[0].service;
+    w->late = 1;
+    w->w = kp_kube_watch_endpoints(a->kube, a->ns, w->service, on_endpoints, w);
+}
+
 static void on_term(uv_signal_t *s, int signum)
 {
     finish(s->data, 0);
@@ -240,9 +266,10 @@ static void on_term(uv_signal_t *s, int signum)
 static void on_stop_watchers(uv_signal_t *s, int signum)
 {
     app_t *a = s->data;
-    for (int i = 0; i < a->n_watches; i++)
-        kp_kube_watch_stop(a->watches[i]);
-    a->n_watches = 0;
+    for (int i = 0; i < a->n_watches; i++) {
+        kp_kube_watch_stop(a->watchers[i].w);
+        a->watchers[i].w = NULL;
+    }
     printf("{\"watchers_stopped\":true}\n");
     fflush(stdout);
 }
@@ -325,6 +352,9 @@ int main(int argc, char **argv)
     uv_signal_init(a.loop, &a.usr1);
     a.usr1.data = &a;
     uv_signal_start(&a.usr1, on_stop_watchers, SIGUSR1);
+    uv_signal_init(a.loop, &a.usr2);
+    a.usr2.data = &a;
+    uv_signal_start(&a.usr2, on_late_watcher, SIGUSR2);
 
     int rc = 0;
     if (strcmp(cmd, "inform") == 0 && (nargs == 4 || nargs == 5)) {
@@ -337,13 +367,15 @@ int main(int argc, char **argv)
         uv_timer_start(&a.deadline, on_deadline, (uint64_t)secs * 1000, 0);
     } else if (strcmp(cmd, "endpoints") == 0 && nargs >= 3) {
         int secs = parse_int(args[1], "SECONDS");
+        a.ns = args[0];
         for (int s = 2; s < nargs && rc == 0; s++) {
             if (a.n_watches == MAX_WATCHERS)
                 usage();
-            a.services[a.n_watches] = args[s];
-            a.watches[a.n_watches] =
-                kp_kube_watch_endpoints(a.kube, args[0], args[s], on_endpoints, args[s]);
-            rc = a.watches[a.n_watches++] ? 0 : -1;
+            struct watcher *w = &a.watchers[a.n_watches++];
+            w->stop_self = strncmp(args[s], "stop:", 5) == 0;
+            w->service = w->stop_self ? args[s] + 5 : args[s];
+            w->w = kp_kube_watch_endpoints(a.kube, args[0], w->service, on_endpoints, w);
+            rc = w->w ? 0 : -1;
         }
         uv_timer_start(&a.deadline, on_deadline, (uint64_t)secs * 1000, 0);
     } else {
