@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "internal.h"
-#include "base/log.h"
 
 #define SERVICE_LABEL "kubernetes.io/service-name"
 #define SERVICE_NAME_MAX 63
