@@ -90,6 +90,11 @@ static double in_flight_of(const act_revision_t *r)
     return r->in_flight;
 }
 
+static double cannot_run_of(const act_revision_t *r)
+{
+    return act_revision_failure(r) != NULL;
+}
+
 static double kpa_desired_of(const act_revision_t *r)
 {
     return autoscaler_of(r)->decision.desired_scale;
@@ -138,6 +143,10 @@ static const gauge_t gauges[] = {
     {"activator_pods", "Pods known to the activator, ready or not.", labels_ours, pods_of},
     {"activator_in_flight_requests", "Requests proxied to pods and not finished.", labels_ours,
      in_flight_of},
+    {"activator_revision_cannot_run",
+     "1 while the revision cannot run (its pods fail to start, or its Revision is not Ready) "
+     "and its requests get 503 at once.",
+     labels_ours, cannot_run_of},
     /* Knative's autoscaler series (pkg/autoscaler/scaling, and the KPA
      * reconciler's pod counts), same names, labels and meaning. */
     {"autoscaler_desired_pods", "Number of pods autoscaler wants to allocate", labels_knative,
@@ -225,6 +234,15 @@ void act_observe_render_metrics(act_t *act, kp_strbuf_t *sb)
             kp_strbuf_printf(sb, ",code_class=\"%dxx\"} %llu\n", cls,
                              (unsigned long long)rev->responses.by_class[cls]);
         }
+    }
+    kp_strbuf_puts(sb, "# HELP activator_failed_fast_requests_total Requests answered 503 at "
+                       "once because their revision cannot run.\n"
+                       "# TYPE activator_failed_fast_requests_total counter\n");
+    for (size_t i = 0; i < act->n_revisions; i++) {
+        const act_revision_t *rev = act->revisions[i];
+        kp_strbuf_puts(sb, "activator_failed_fast_requests_total{");
+        labels_ours(sb, rev);
+        kp_strbuf_printf(sb, "} %llu\n", (unsigned long long)rev->failed_fast);
     }
     render_responses(act, sb);
     kp_strbuf_puts(sb, "# HELP activator_cold_start_seconds Time the first request of a start "

@@ -114,6 +114,10 @@ static void status_revision(kp_strbuf_t *sb, const act_revision_t *rev, uint64_t
                      (unsigned long long)by_class[2], (unsigned long long)by_class[3],
                      (unsigned long long)by_class[4], (unsigned long long)by_class[5]);
     status_autoscaler(sb, rev, now);
+    /* Why it cannot run, while it cannot: its requests get 503 at once. */
+    kp_strbuf_puts(sb, ",\"failure\":");
+    json_str(sb, act_revision_failure(rev));
+    kp_strbuf_printf(sb, ",\"failed_requests\":%llu", (unsigned long long)rev->failed_fast);
     kp_strbuf_puts(sb, ",\"last_failure\":");
     if (rev->failures[0].at_ns)
         status_failure(sb, &rev->failures[0], now);
