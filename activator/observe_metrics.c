@@ -113,17 +113,35 @@ static double terminating_of(const act_revision_t *r)
         n += p->removed;
     return n;
 }
+/* The KPA measures one metric: the other's series read 0. */
+static double measured(const act_revision_t *r, kp_kpa_metric_t metric, double v)
+{
+    const act_autoscaler_state_t *st = autoscaler_of(r);
+    return !st->hpa_class && st->metric == metric ? v : 0;
+}
 static double stable_of(const act_revision_t *r)
 {
-    return autoscaler_of(r)->decision.observed_stable;
+    return measured(r, KP_KPA_METRIC_CONCURRENCY, autoscaler_of(r)->decision.observed_stable);
 }
 static double panic_of(const act_revision_t *r)
 {
-    return autoscaler_of(r)->decision.observed_panic;
+    return measured(r, KP_KPA_METRIC_CONCURRENCY, autoscaler_of(r)->decision.observed_panic);
 }
 static double target_of(const act_revision_t *r)
 {
-    return autoscaler_of(r)->decision.target;
+    return measured(r, KP_KPA_METRIC_CONCURRENCY, autoscaler_of(r)->decision.target);
+}
+static double stable_rps_of(const act_revision_t *r)
+{
+    return measured(r, KP_KPA_METRIC_RPS, autoscaler_of(r)->decision.observed_stable);
+}
+static double panic_rps_of(const act_revision_t *r)
+{
+    return measured(r, KP_KPA_METRIC_RPS, autoscaler_of(r)->decision.observed_panic);
+}
+static double target_rps_of(const act_revision_t *r)
+{
+    return measured(r, KP_KPA_METRIC_RPS, autoscaler_of(r)->decision.target);
 }
 static double panic_mode_of(const act_revision_t *r)
 {
@@ -166,6 +184,14 @@ static const gauge_t gauges[] = {
      "Average of requests count per observed pod over the panic window", labels_knative, panic_of},
     {"autoscaler_target_concurrency_per_pod",
      "The desired number of concurrent requests for each pod", labels_knative, target_of},
+    {"autoscaler_stable_requests_per_second",
+     "Average requests-per-second per observed pod over the stable window", labels_knative,
+     stable_rps_of},
+    {"autoscaler_panic_requests_per_second",
+     "Average requests-per-second per observed pod over the panic window", labels_knative,
+     panic_rps_of},
+    {"autoscaler_target_requests_per_second", "The desired requests-per-second for each pod",
+     labels_knative, target_rps_of},
     {"autoscaler_excess_burst_capacity", "Excess burst capacity overserved over the stable window",
      labels_knative, excess_of},
     {"autoscaler_panic_mode", "1 if autoscaler is in panic mode, 0 otherwise", labels_knative,

@@ -277,6 +277,17 @@ void act_revision_dispatch(act_revision_t *rev)
         arm_held_timer(rev);
 }
 
+/* Class hpa.autoscaling.knative.dev on Kubernetes: the reconciler's HPA
+ * owns the Deployment's replicas; neither a scale nor a wake of ours may
+ * fight it. The local backend has no HPA: it runs the autoscaler's fixed
+ * count (min-scale, at least one). */
+static int hpa_scaled(const act_revision_t *rev)
+{
+    const act_autoscaler_state_t *st =
+        rev->autoscaler ? act_autoscaler_state(rev->autoscaler) : NULL;
+    return st && st->hpa_class && strcmp(rev->act->backend->name, "local") != 0;
+}
+
 /* --- a revision that cannot run --- */
 
 const char *act_revision_failure(const act_revision_t *rev)
@@ -376,7 +387,7 @@ void act_revision_admit(act_revision_t *rev, act_claim_t *claim)
         rev->cold_start_pending = 1;
         if (rev->autoscaler)
             act_autoscaler_poke(rev->autoscaler);
-        if (backend->wake)
+        if (backend->wake && !hpa_scaled(rev))
             backend->wake(backend, rev->backend_rev);
     }
     act_revision_demand_rose(rev);
@@ -535,6 +546,8 @@ static void scale(void *ctx, int from, int to, const char *reason)
 {
     act_revision_t *rev = ctx;
     act_backend_t *backend = rev->act->backend;
+    if (hpa_scaled(rev))
+        return;
     /* Every replica decides; only the one whose decision is written says
      * it scaled, so that the logs of all replicas tell one story. */
     int writes = !backend->writes_scale || backend->writes_scale(backend);
@@ -568,8 +581,10 @@ void act_revision_note_failure(act_revision_t *rev, const char *fmt, ...)
 static void autoscaler_config(const act_revision_t *rev, kp_kpa_config_t *cfg)
 {
     act_autoscaler_config(rev->act->cfg, rev->spec, cfg);
-    if (rev->retired)
+    if (rev->retired) {
         cfg->min_scale = 0;
+        cfg->unreachable = 1;
+    }
 }
 
 act_revision_t *act_revision_new(act_t *act, const kp_revision_spec_t *spec)
