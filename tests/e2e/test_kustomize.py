@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
 NEW_NS = "apps"
 NEW_IMAGE = "registry.example.com/kp:v1"
 # Objects that are not in a namespace; every other kind must be.
-CLUSTER_KINDS = ("Namespace", "ClusterRole", "ClusterRoleBinding")
+CLUSTER_KINDS = ("Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition")
 
 
 @functools.lru_cache(maxsize=None)
