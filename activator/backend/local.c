@@ -13,7 +13,15 @@
  * to read from. And each is started through pod_exec.c, which sets
  * PR_SET_PDEATHSIG: an activator that dies without stopping its pods
  * (SIGKILL, Ctrl-\) takes them with it, and leaves no orphan holding its
- * ports. */
+ * ports.
+ *
+ * The app's stderr comes through a pipe (pod_stderr.c) and goes on to the
+ * activator's own, line by line: an app that exits before its pod was
+ * ever ready is reported with ExitCode{N} and its last line there, and the
+ * activator fails the revision's requests at once with it. A missing
+ * program is found before anything is started. Either way the pod is
+ * started again after the crash-loop back-off, for as long as the count
+ * asks for it. */
 #include "local.h"
 
 #include <errno.h>
