@@ -3,7 +3,9 @@ revision with autoscaling.knative.dev/metric: rps scales on the request
 rate its pods report, where the same load on a concurrency revision keeps
 one pod. A revision of class hpa.autoscaling.knative.dev is left to an HPA:
 the activator never scales it on load and never to zero; locally, where no
-HPA exists, it runs min-scale's pods and routes to them."""
+HPA exists, it runs min-scale's pods and routes to them; on Kubernetes
+(fake API server) it never writes the Deployment's scale, not even to wake
+it, and still holds and routes the requests."""
 import threading
 import time
 
@@ -123,3 +125,57 @@ def test_a_metric_of_the_other_class_is_refused_at_start():
             "hpa.autoscaling.knative.dev (expected concurrency or rps with class "
             "kpa.autoscaling.knative.dev, cpu or memory with class "
             "hpa.autoscaling.knative.dev)") in out, out
+
+
+def test_on_kubernetes_an_hpa_class_revision_is_the_hpas_alone(tmp_path):
+    """Kubernetes backend, fake API server, the test as the HPA: a request
+    at zero replicas is held, not woken by a scale write of ours; it is
+    served once the HPA raises the Deployment; load never makes the
+    activator write its scale."""
+    import concurrent.futures
+    from fake_kube import FakeKube, activator_rules
+    from kubelet_sim import KubeletSim
+    fake = FakeKube().start()
+    sim = KubeletSim(fake)
+    started = []
+    try:
+        fake.add_deployment("default", RPS + "-deployment", replicas=0)
+        sim.configure(RPS, app_env={"TARGET": "World"}, container_concurrency=10)
+        token_file = fake.write_token_file(fake.add_user("activator", activator_rules("default")),
+                                           str(tmp_path / "token"))
+        cfg = ah.helloworld_config()
+        svc = cfg["services"][0]
+        svc["revisions"] = svc["revisions"][:1]
+        svc["traffic"] = [{"revisionName": RPS, "percent": 100}]
+        svc["revisions"][0]["annotations"] = {
+            "autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev",
+            "autoscaling.knative.dev/metric": "memory"}
+        act = ah.Activator(cfg, ["--backend", "kubernetes", "--kube-api", fake.url,
+                                 "--kube-token-file", token_file, "--kube-ca-file", fake.ca_file,
+                                 "--lease-namespace", "default", "--lease-duration", "3"])
+        started.append(act)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            held = pool.submit(act.request, "/", ah.HOST, None, 60 * kp.SLOW)
+            act.wait_for(lambda: act.revision_status(RPS)["held"] == 1, 10 * kp.SLOW,
+                         "the request held")
+            time.sleep(1.5)  # a scale write or wake of ours would be there by now
+            assert fake.replicas("default", RPS + "-deployment") == 0
+            assert fake.patches("default", RPS + "-deployment") == []
+            fake.set_replicas("default", RPS + "-deployment", 2)  # the HPA's minReplicas
+            assert held.result() == (200, "Hello World!\n")
+        act.wait_for(lambda: act.revision_status(RPS)["ready_pods"] == 2, 20 * kp.SLOW,
+                     "the HPA's two pods")
+        codes = ah.hey(act.url("/?sleep=20"), ah.HOST, 40, duration="4s")
+        assert set(codes) == {200}, codes
+        rev = act.revision_status(RPS)
+        assert rev["autoscaler"]["class"] == "hpa.autoscaling.knative.dev"
+        assert rev["autoscaler"]["metric"] == "memory"
+        assert fake.patches("default", RPS + "-deployment", ok_only=False) == []
+        assert fake.replicas("default", RPS + "-deployment") == 2
+        assert not [l for l in act.log_lines() if l.get("message") == "scale"]
+    finally:
+        try:
+            ah.stop_all(started)
+        finally:
+            sim.stop()
+            fake.stop()
