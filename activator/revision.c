@@ -53,8 +53,7 @@ static void free_sift_down(act_revision_t *rev, int i)
         int child = 2 * i + 1;
         if (child >= rev->n_free)
             break;
-        if (child + 1 < rev->n_free &&
-            free_before(rev->free_pods[child + 1], rev->free_pods[child]))
+        if (child + 1 < rev->n_free && free_before(rev->free_pods[child + 1], rev->free_pods[child]))
             child++;
         if (!free_before(rev->free_pods[child], pod))
             break;

@@ -556,7 +556,6 @@ static void pod_on_exit(uv_process_t *p, int64_t exit_status, int term_signal)
             act_pod_stderr_drain(&pod->app_err);
         exit_reason(reason, sizeof reason, is_qp ? "queue-proxy " : "", exit_status, term_signal,
                     is_qp || !pod->err_open ? NULL : pod->app_err.last);
-        rev_report_pod_failed(rev, pod->handle, reason);
         kp_log_fields(KP_LOG_WARN, "pod died", KP_LOG_STR("revision", rev->spec->name),
                       KP_LOG_STR("pod", pod->id), KP_LOG_STR("process", what),
                       KP_LOG_STR("status", status), KP_LOG_INT("lived_ms", lived));
@@ -566,6 +565,7 @@ static void pod_on_exit(uv_process_t *p, int64_t exit_status, int term_signal)
         else
             rev_report_failure(rev, "pod %s died: %s ended with %s after %llu s", pod->id, what,
                                status, (unsigned long long)(lived / 1000));
+        rev_report_pod_failed(rev, pod->handle, reason); /* before pod_removed */
         pod_stop(pod); /* may close (and later free) the pod: no pod access below */
         rev_note_failure(rev, lived);
         rev_reconcile(rev);
