@@ -13,6 +13,7 @@ import pytest
 
 import activator_harness as ah
 import kp
+from test_local_pods import port_base
 
 RPS, CONC = "helloworld-go-00001", "helloworld-go-00002"
 
@@ -34,7 +35,7 @@ def test_an_rps_revision_scales_up_on_request_rate(activators):
                               "autoscaling.knative.dev/target": "5",
                               "autoscaling.knative.dev/max-scale": "3"}
     revs[1]["annotations"] = {"autoscaling.knative.dev/max-scale": "3"}
-    act = ah.Activator(cfg)
+    act = ah.Activator(cfg, args=["--pod-port-base", str(port_base())])
     activators.append(act)
     peak = {RPS: 0, CONC: 0}
     done = threading.Event()
@@ -83,7 +84,7 @@ def test_an_hpa_class_revision_keeps_min_scale_and_is_never_scaled_on_load(activ
         "autoscaling.knative.dev/metric": "cpu",
         "autoscaling.knative.dev/target": "80",
         "autoscaling.knative.dev/min-scale": "2"}
-    act = ah.Activator(cfg)
+    act = ah.Activator(cfg, args=["--pod-port-base", str(port_base())])
     activators.append(act)
     act.wait_for(lambda: act.revision_status(RPS)["ready_pods"] == 2, 15 * kp.SLOW,
                  "min-scale's two pods")

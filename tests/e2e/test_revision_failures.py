@@ -15,6 +15,7 @@ import pytest
 
 import activator_harness as ah
 import kp
+from test_local_pods import port_base
 
 REV = "helloworld-go-00001"
 # Long enough that a 503 naming the reason cannot be the hold timing out.
@@ -60,7 +61,7 @@ def test_an_app_that_exits_at_once_fails_held_requests_with_its_last_words(activ
     the next request fails at once too. Then a config with a good command
     fixes it and requests succeed."""
     crash = ["/bin/sh", "-c", "echo starting >&2; echo 'panic: no PORT' >&2; exit 1"]
-    act = ah.Activator(config(crash))
+    act = ah.Activator(config(crash), args=["--pod-port-base", str(port_base())])
     activators.append(act)
     expected = f"revision {REV} cannot start: ExitCode1: panic: no PORT\n"
     t0 = time.monotonic()
@@ -93,7 +94,8 @@ def test_an_app_that_exits_at_once_fails_held_requests_with_its_last_words(activ
 def test_every_held_request_ends_at_once_when_the_app_exits(activators):
     """Several requests held for one cold start all end with the same 503
     when its app exits, none is left to the timeout."""
-    act = ah.Activator(config(["/bin/sh", "-c", "sleep 1; echo 'fatal: bad config' >&2; exit 3"]))
+    crash = ["/bin/sh", "-c", "sleep 1; echo 'fatal: bad config' >&2; exit 3"]
+    act = ah.Activator(config(crash), args=["--pod-port-base", str(port_base())])
     activators.append(act)
     n = 6
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
@@ -108,7 +110,8 @@ def test_a_missing_program_is_named_at_once(activators):
     """A command whose program does not exist: no process is started for
     it; the held request ends 503 with the exec error, and the attempts go
     on with a growing back-off."""
-    act = ah.Activator(config(["/nonexistent/app", "--flag"]))
+    act = ah.Activator(config(["/nonexistent/app", "--flag"]),
+                       args=["--pod-port-base", str(port_base())])
     activators.append(act)
     status, body = act.request("/", timeout=TIMEOUT_S + 30)
     print(f"\nmissing program: {status} {body!r}")
@@ -135,7 +138,7 @@ def test_a_pod_that_served_and_then_died_is_no_start_failure(activators):
     held meanwhile is served by the replacement, not failed."""
     cfg = config()
     cfg["autoscaler"].update({"min-scale": "1", "initial-scale": "1"})
-    act = ah.Activator(cfg)
+    act = ah.Activator(cfg, args=["--pod-port-base", str(port_base())])
     activators.append(act)
     act.wait_for(lambda: act.revision_status(REV)["ready_pods"] == 1, 15 * kp.SLOW, "a ready pod")
     pod = [l for l in act.log_lines() if l.get("message") == "pod started"][0]
