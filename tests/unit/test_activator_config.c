@@ -311,12 +311,24 @@ static void autoscaling_annotations_are_validated_like_knatives_webhook(void **s
     expect_error(ANN_PRE "\"autoscaling.knative.dev/max-scale\": \"-1\"" ANN_POST,
                  "annotations: autoscaling.knative.dev/max-scale=\"-1\": not an integer "
                  "(expected 0 or more, 0 for no limit)");
-    expect_error(ANN_PRE "\"autoscaling.knative.dev/metric\": \"rps\"" ANN_POST,
-                 "autoscaling.knative.dev/metric=\"rps\": unsupported metric (expected "
-                 "concurrency: scaling on rps, cpu or memory is not supported)");
+    expect_error(ANN_PRE "\"autoscaling.knative.dev/metric\": \"qps\"" ANN_POST,
+                 "autoscaling.knative.dev/metric=\"qps\": unknown metric (expected "
+                 "concurrency or rps with class kpa.autoscaling.knative.dev, cpu or memory with "
+                 "class hpa.autoscaling.knative.dev)");
     expect_error(ANN_PRE
-                 "\"autoscaling.knative.dev/class\": \"hpa.autoscaling.knative.dev\"" ANN_POST,
+                 "\"autoscaling.knative.dev/class\": \"keda.autoscaling.knative.dev\"" ANN_POST,
                  "unsupported autoscaler class");
+    /* Each class its own metrics, whatever the order they come in. */
+    expect_error(ANN_PRE
+                 "\"autoscaling.knative.dev/metric\": \"rps\", "
+                 "\"autoscaling.knative.dev/class\": \"hpa.autoscaling.knative.dev\"" ANN_POST,
+                 "services[0].revisions[0].annotations: autoscaling.knative.dev/metric=rps does "
+                 "not go with class hpa.autoscaling.knative.dev (expected concurrency or rps with "
+                 "class kpa.autoscaling.knative.dev, cpu or memory with class "
+                 "hpa.autoscaling.knative.dev)");
+    expect_error(ANN_PRE "\"autoscaling.knative.dev/metric\": \"memory\"" ANN_POST,
+                 "autoscaling.knative.dev/metric=memory does not go with class "
+                 "kpa.autoscaling.knative.dev");
     /* Two spellings of one setting. */
     expect_error(ANN_PRE "\"autoscaling.knative.dev/minScale\": \"1\", "
                          "\"autoscaling.knative.dev/min-scale\": \"2\"" ANN_POST,
@@ -362,6 +374,19 @@ static void valid_annotations_load_whatever_their_effect(void **state)
              "\"min-scale\": \"not ours to judge\"}}]}]}",
              &cfg);
     assert_int_equal(cfg.services[0].revisions[0].n_annotations, 14);
+    kp_activator_config_free(&cfg);
+    /* Knative's other metric and the HPA class, with the global rps target. */
+    parse_ok("{\"autoscaler\": {\"requests-per-second-target-default\": \"150\"}, "
+             "\"services\": [{\"name\": \"web\", \"revisions\": [{\"name\": \"web-1\", "
+             "\"annotations\": {\"autoscaling.knative.dev/metric\": \"rps\"}}, "
+             "{\"name\": \"web-2\", \"annotations\": {"
+             "\"autoscaling.knative.dev/class\": \"hpa.autoscaling.knative.dev\", "
+             "\"autoscaling.knative.dev/metric\": \"cpu\", "
+             "\"autoscaling.knative.dev/target\": \"80\"}}, "
+             "{\"name\": \"web-3\", \"annotations\": {"
+             "\"autoscaling.knative.dev/class\": \"hpa.autoscaling.knative.dev\"}}]}]}",
+             &cfg);
+    assert_int_equal(cfg.services[0].n_revisions, 3);
     kp_activator_config_free(&cfg);
 }
 
