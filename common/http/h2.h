@@ -108,7 +108,8 @@ void kp_h2_on_written(kp_h2_session_t *s);
 void kp_h2_close(kp_h2_session_t *s);
 /* Graceful drain (server.h, kp_http_server_close_idle). */
 void kp_h2_drain(kp_h2_session_t *s);
-size_t kp_h2_open_streams(const kp_h2_session_t *s);
+/* Streams whose response has not ended yet (kp_http_server_busy). */
+size_t kp_h2_busy_streams(const kp_h2_session_t *s);
 /* Dead streams are freed on the next loop turn, once every caller that
  * may still read their request has returned. */
 void kp_h2_reap_soon(kp_h2_session_t *s);

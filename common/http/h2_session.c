@@ -523,9 +523,12 @@ void kp_h2_drain(kp_h2_session_t *s)
     kp_h2_pump(s);
 }
 
-size_t kp_h2_open_streams(const kp_h2_session_t *s)
+size_t kp_h2_busy_streams(const kp_h2_session_t *s)
 {
-    return s->n_streams;
+    size_t n = 0;
+    for (const kp_h2_stream_t *st = s->streams; st; st = st->next)
+        n += !st->conn.response_done;
+    return n;
 }
 
 void kp_h2_on_timer(kp_h2_session_t *s)

@@ -901,7 +901,7 @@ size_t kp_http_server_busy(const kp_http_server_t *s)
     size_t n = 0;
     for (const kp_http_conn_t *c = s->conns; c; c = c->next)
         if (c->state == CONN_IN_REQUEST || c->state == CONN_TUNNEL ||
-            (c->state == CONN_H2 && c->h2 && kp_h2_open_streams(c->h2) > 0))
+            (c->state == CONN_H2 && c->h2 && kp_h2_busy_streams(c->h2) > 0))
             n++;
     return n;
 }
