@@ -114,10 +114,19 @@ class H2:
         self.streams[sid] = Stream(sid)
         self.stream_windows[sid] = self.server_settings.get(SETTINGS_INITIAL_WINDOW_SIZE, 65535)
         block = self.header_block(method, path, headers, authority)
-        self.send(frame(HEADERS, END_HEADERS | (END_STREAM if end and body is None else 0), sid, block))
+        self.send_header_block(sid, block, end and body is None)
         if body is not None:
             self.data(sid, body, end)
         return sid
+
+    def send_header_block(self, sid, block, end_stream):
+        """HEADERS, with CONTINUATIONs past 16 KiB (the server's frame size)."""
+        pieces = [block[i:i + 16384] for i in range(0, max(len(block), 1), 16384)]
+        flags = END_STREAM if end_stream else 0
+        out = frame(HEADERS, flags | (END_HEADERS if len(pieces) == 1 else 0), sid, pieces[0])
+        for i, piece in enumerate(pieces[1:], 1):
+            out += frame(CONTINUATION, END_HEADERS if i == len(pieces) - 1 else 0, sid, piece)
+        self.send(out)
 
     def data(self, sid, body, end=True):
         for i in range(0, max(len(body), 1), 16384):
