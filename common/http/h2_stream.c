@@ -34,7 +34,8 @@ static int bytes_append(kp_h2_bytes_t *b, const char *data, size_t len)
             b->cap = cap;
         }
     }
-    memcpy(b->data + b->off + b->len, data, len);
+    if (len)
+        memcpy(b->data + b->off + b->len, data, len);
     b->len += len;
     return 0;
 }
@@ -431,8 +432,10 @@ static ssize_t read_out(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t le
     kp_h2_stream_t *st = src->ptr;
     size_t before = st->out.len;
     size_t n = before < length ? before : length;
-    memcpy(buf, st->out.data + st->out.off, n);
-    bytes_take(&st->out, n);
+    if (n) {
+        memcpy(buf, st->out.data + st->out.off, n);
+        bytes_take(&st->out, n);
+    }
     if (st->out.len == 0 && st->out_eof) {
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
         if (st->trailers) {

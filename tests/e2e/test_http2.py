@@ -221,7 +221,8 @@ def test_stalled_reader_stalls_only_its_stream(pod):
         assert (st.status, bytes(st.body)) == (200, b"Hello World!\n")
     time.sleep(0.5)
     assert len(c.streams[big].body) == 65535
-    assert p.qp.vm_hwm_kib() < RSS_LIMIT_KIB * kp.SLOW, p.qp.vm_hwm_kib()
+    if not kp.ASAN:  # the sanitizers' own memory would swamp the figure
+        assert p.qp.vm_hwm_kib() < RSS_LIMIT_KIB, p.qp.vm_hwm_kib()
     # reading again, the stream goes on where it stopped
     c.window_update(big, 1 << 20)
     assert c.read_until(lambda: len(c.streams[big].body) >= 65535 + (1 << 20), 10)
@@ -242,8 +243,9 @@ def test_big_upload_and_download_over_one_stream_with_bounded_memory(pod):
                        timeout=300 * kp.SLOW)
     assert r.returncode == 0, r.stderr
     assert int(r.stdout) == SIZE
-    hwm = p.qp.vm_hwm_kib()
-    assert hwm < RSS_LIMIT_KIB * kp.SLOW, "queue-proxy peak RSS %d KiB" % hwm
+    if not kp.ASAN:
+        hwm = p.qp.vm_hwm_kib()
+        assert hwm < RSS_LIMIT_KIB, "queue-proxy peak RSS %d KiB" % hwm
 
 
 def test_drain_sends_goaway_and_finishes_streams(pod):
