@@ -264,3 +264,60 @@ def test_drain_sends_goaway_and_finishes_streams(pod):
     assert st.status == 200 and st.reset is None, st.__dict__
     assert c.wait_closed(5)
     assert p.qp.wait(10 * kp.SLOW) == 0
+
+
+# --- the activator ---
+
+def test_activator_cold_start_over_http2_on_both_ports(activator_factory):
+    from activator_harness import HOST, free_port, helloworld_config
+    h2c_port = free_port()
+    act = activator_factory(helloworld_config(), args=("--listen-h2c", "127.0.0.1:%d" % h2c_port))
+    kp.wait_port(h2c_port)
+    # from zero: the stream is held while the pod starts, then answered
+    assert curl_h2(act.url("/"), "-H", "Host: " + HOST) == ("2", 200, b"Hello World!\n")
+    assert act.revision_status("helloworld-go-00001")["cold_starts"] == 1
+    h2c_url = "http://127.0.0.1:%d/" % h2c_port
+    assert curl_h2(h2c_url, "-H", "Host: " + HOST) == ("2", 200, b"Hello World!\n")
+    # HTTP/1.1 on the h2c port too, as Knative's 8013 serves it
+    r = curl("-H", "Host: " + HOST, h2c_url)
+    assert r.stdout == b"Hello World!\n", r.stderr
+    # routing by :authority, and by Host when there is no :authority
+    c = h2raw.H2(h2c_port)
+    st = c.response(c.request(authority="candidate-" + HOST), 30)
+    assert (st.status, bytes(st.body)) == (200, b"Hello Knative!\n")
+    st = c.response(c.request(authority=False, headers=[("host", HOST)]))
+    assert (st.status, bytes(st.body)) == (200, b"Hello World!\n")
+    st = c.response(c.request(authority="nobody.example"))
+    assert st.status == 404
+    c.close()
+
+
+def test_activator_held_streams_count_against_its_bounds(activator_factory):
+    from activator_harness import HOST, helloworld_config
+    act = activator_factory(helloworld_config(env={"STARTUP_DELAY_MS": "1500"}),
+                            args=("--max-requests", "3"))
+    c = h2raw.H2(act.port)
+    sids = [c.request(authority=HOST) for _ in range(5)]
+    assert c.read_until(lambda: all(c.streams[s].done for s in sids), 30)
+    statuses = sorted(c.streams[s].status for s in sids)
+    assert statuses == [200, 200, 200, 503, 503], statuses
+    refused = [c.streams[s] for s in sids if c.streams[s].status == 503]
+    assert bytes(refused[0].body) == b"activator at capacity\n"
+    c.close()
+
+
+def test_activator_drain_sends_goaway_and_finishes_streams(activator_factory):
+    from activator_harness import HOST, helloworld_config
+    act = activator_factory(helloworld_config())
+    c = h2raw.H2(act.port)
+    st = c.response(c.request(authority=HOST), 30)
+    assert st.status == 200
+    slow = c.request(authority=HOST, path="/?sleep=1000")
+    time.sleep(0.2)
+    act.proc.send_signal(signal.SIGTERM)
+    assert c.read_until(lambda: len(c.goaways) >= 2, 10), c.goaways
+    assert c.goaways[0] == ((1 << 31) - 1, h2raw.NO_ERROR), c.goaways
+    assert c.goaways[1] == (slow, h2raw.NO_ERROR), c.goaways
+    st = c.response(slow, 10)
+    assert (st.status, st.reset) == (200, None), st.__dict__
+    assert act.proc.wait(15 * kp.SLOW) == 0
