@@ -321,3 +321,46 @@ def test_activator_drain_sends_goaway_and_finishes_streams(activator_factory):
     st = c.response(slow, 10)
     assert (st.status, st.reset) == (200, None), st.__dict__
     assert act.proc.wait(15 * kp.SLOW) == 0
+
+
+def test_http1_app_trailers_are_dropped_and_the_stream_ends_cleanly(pod):
+    """An HTTP/1.1 app's chunked trailers do not cross to an HTTP/2 client
+    (HTTP/1 trailers are not forwarded); the body does, the stream ends with
+    END_STREAM, and the app's kept-alive connection serves the next one."""
+    import threading
+    p = pod(app=False)
+    served = []
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", p.user_port))
+    lsock.listen(8)
+
+    def app():
+        conn, _ = lsock.accept()
+        buf = b""
+        while len(served) < 2:
+            while b"\r\n\r\n" not in buf:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                buf += chunk
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            served.append(head)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: grpc-status\r\n"
+                         b"\r\n5\r\nhello\r\n0\r\ngrpc-status: 0\r\nx-t: 1\r\n\r\n")
+        conn.close()
+    t = threading.Thread(target=app, daemon=True)
+    t.start()
+    try:
+        c = h2raw.H2(p.qp_port)
+        for _ in range(2):
+            st = c.response(c.request(path="/t", headers=[("te", "trailers")]))
+            assert (st.status, bytes(st.body), st.ended, st.reset) == (200, b"hello", True, None)
+            assert st.trailers == [], st.trailers
+            assert st.header("transfer-encoding") is None and st.header("trailer") is None
+        c.close()
+    finally:
+        lsock.close()
+    t.join(5)
+    assert len(served) == 2  # one connection, kept alive
+    assert b"\r\nte:" not in served[0].lower() and b"host: 127.0.0.1" in served[0].lower(), served[0]
