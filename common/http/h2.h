@@ -83,6 +83,7 @@ struct kp_h2_session {
     unsigned goaway_sent : 1;
     unsigned fatal : 1;
     uint64_t drain_at_ns;  /* when the final GOAWAY is due (0: none) */
+    uint64_t settings_sent_ns; /* our SETTINGS await their ACK since (0: acked) */
     uint64_t idle_since_ns; /* no stream open since */
     double reset_tokens, control_tokens;
     uint64_t tokens_at_ns;

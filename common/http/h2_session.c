@@ -105,6 +105,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
     case NGHTTP2_SETTINGS:
         if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
             spend(s, &s->control_tokens, "SETTINGS");
+        else
+            s->settings_sent_ns = 0;
         break;
     case NGHTTP2_PING:
         if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
@@ -227,7 +229,7 @@ static kp_h2_session_t *session_new(kp_http_conn_t *c)
     s->c = c;
     s->reset_tokens = KP_H2_RESET_BURST;
     s->control_tokens = KP_H2_CONTROL_BURST;
-    s->tokens_at_ns = s->idle_since_ns = kp_now_ns();
+    s->tokens_at_ns = s->idle_since_ns = s->settings_sent_ns = kp_now_ns();
     uv_timer_init(c->server->loop, &s->reap);
     s->reap.data = s;
     return s;
@@ -540,6 +542,13 @@ void kp_h2_on_timer(kp_h2_session_t *s)
         final_goaway(s);
         if (!s->c)
             return;
+    }
+    if (s->settings_sent_ns && now - s->settings_sent_ns >= o->header_timeout_ms * ms) {
+        /* RFC 9113 §6.5.3: our SETTINGS were never acknowledged. */
+        session_fatal(s, NGHTTP2_SETTINGS_TIMEOUT);
+        if (s->c)
+            kp_conn_finish_and_close(s->c);
+        return;
     }
     if (s->n_streams == 0) {
         /* Before the first stream the header timeout counts, as for

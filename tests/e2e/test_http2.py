@@ -75,6 +75,22 @@ def test_upgrade_h2c_then_plain_http1_with_a_body(pod):
     assert got.endswith(b"received 5 bytes\n"), got
 
 
+def test_upgrade_with_bad_settings_is_served_as_http1(pod):
+    p = pod()
+    ready(p)
+    s = socket.create_connection(("127.0.0.1", p.qp_port), timeout=5 * kp.SLOW)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+              b"Upgrade: h2c\r\nHTTP2-Settings: AAM\r\n\r\n")  # not whole entries
+    got = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n") and got.endswith(b"Hello World!\n"), got
+
+
 def test_preface_split_across_reads_and_broken_preface(pod):
     p = pod()
     ready(p)

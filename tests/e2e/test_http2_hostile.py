@@ -238,3 +238,12 @@ def test_header_block_left_open_and_silent_connection_time_out(pod):
     assert time.monotonic() - start < 4 * kp.SLOW
     s.close()
     still_serving(p)
+
+
+def test_settings_never_acknowledged_is_a_settings_timeout(pod):
+    p = pod(KP_HTTP_HEADER_TIMEOUT_MS="500")
+    ready(p)
+    c = h2raw.H2(p.qp_port, ack_settings=False)
+    assert c.wait_closed(5)
+    assert c.goaways and c.goaways[-1][1] == h2raw.SETTINGS_TIMEOUT, c.goaways
+    still_serving(p)
