@@ -490,11 +490,13 @@ void kp_h2_close(kp_h2_session_t *s)
                               NGHTTP2_NO_ERROR, NULL, 0);
         const uint8_t *p;
         ssize_t n;
+        s->pumping = 1; /* a handler called from here must not pump again */
         while ((n = nghttp2_session_mem_send(s->ng, &p)) > 0) {
             uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
             if (c->pending_writes || uv_try_write((uv_stream_t *)&c->tcp, &b, 1) != n)
                 break;
         }
+        s->pumping = 0;
     }
     s->c = NULL;
     c->h2 = NULL;
