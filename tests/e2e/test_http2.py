@@ -195,18 +195,28 @@ def test_client_reset_frees_the_slot(pod):
 
 
 def test_stream_stats_match_http1(pod):
-    # 1 connection, 5 streams each 200 ms long for 3 s: concurrency 5, 25/s
+    """test_metrics.test_stat_under_known_load's load, as streams: one
+    connection with 3 streams and one with 2 activator-proxied streams, each
+    request 200 ms, for 3 s: concurrency 5 (2 proxied), 25 requests/s (10
+    proxied), the figures HTTP/1 gives."""
     p = pod()
     ready(p)
-    run = kp.run_in_thread(subprocess.run, ["h2load", "-c", "1", "-m", "5", "-D", "3",
-                                            p.url("/?sleep=200")],
-                           capture_output=True, text=True, timeout=30 * kp.SLOW)
+
+    def h2load(streams, *extra):
+        return kp.run_in_thread(subprocess.run, ["h2load", "-c", "1", "-m", str(streams), "-D", "3",
+                                                 *extra, p.url("/?sleep=200")],
+                                capture_output=True, text=True, timeout=30 * kp.SLOW)
+    plain = h2load(3)
+    proxied = h2load(2, "-H", "K-Proxy-Request: activator")
     time.sleep(2.2)
     s = get_stat(p)
-    out = run(30).stdout
-    assert "0 failed" in out and "0 errored" in out, out
+    for run in (plain, proxied):
+        out = run(30).stdout
+        assert "0 failed" in out and "0 errored" in out, out
     assert abs(s["average_concurrent_requests"] - 5) <= 1.5, s
+    assert abs(s["average_proxied_concurrent_requests"] - 2) <= 1.5, s
     assert 15 <= s["request_count"] <= 35, s
+    assert 5 <= s["proxied_request_count"] <= 15, s
 
 
 def test_body_without_length_streams_chunked_to_http1_app(pod):
