@@ -390,3 +390,30 @@ def test_http1_app_trailers_are_dropped_and_the_stream_ends_cleanly(pod):
     t.join(5)
     assert len(served) == 2  # one connection, kept alive
     assert b"\r\nte:" not in served[0].lower() and b"host: 127.0.0.1" in served[0].lower(), served[0]
+
+
+def test_activator_held_upload_stalls_only_its_own_stream(activator_factory):
+    """A stream held at a cold start is not read: its window runs out and the
+    client waits, while another stream on the same connection is served."""
+    from activator_harness import HOST, helloworld_config
+    act = activator_factory(helloworld_config(env={"STARTUP_DELAY_MS": "1500"}))
+    c = h2raw.H2(act.port)
+    st = c.response(c.request(authority="candidate-" + HOST), 30)  # warms 00002 only
+    assert bytes(st.body) == b"Hello Knative!\n"
+    body = b"u" * (2 << 20)
+    held = c.request("POST", "/", body=b"", end=False, authority=HOST)
+    sent = 0
+    while c.read_until(lambda: min(c.conn_window, c.stream_windows[held]) > 0, 0.5):
+        n = min(16384, c.conn_window, c.stream_windows[held])
+        c.send(h2raw.frame(h2raw.DATA, 0, held, body[sent:sent + n]))
+        c.conn_window -= n
+        c.stream_windows[held] -= n
+        sent += n
+    assert 0 < sent <= 256 * 1024, sent  # its stream window, no more
+    st = c.response(c.request(authority="candidate-" + HOST), 5)
+    assert (st.status, bytes(st.body)) == (200, b"Hello Knative!\n")
+    assert c.streams[held].status is None  # still held
+    c.send_body(held, body[sent:], end=True, timeout=30)
+    st = c.response(held, 30)
+    assert (st.status, bytes(st.body)) == (200, b"received %d bytes\n" % len(body))
+    c.close()
