@@ -294,10 +294,17 @@ def test_drain_sends_goaway_and_finishes_streams(pod):
 
 # --- the activator ---
 
+def own_pods():
+    """--pod-port-base of this test's own, so that pods of activators run
+    elsewhere on the host are never reached by mistake."""
+    from test_local_pods import port_base
+    return ("--pod-port-base", str(port_base()))
+
 def test_activator_cold_start_over_http2_on_both_ports(activator_factory):
     from activator_harness import HOST, free_port, helloworld_config
     h2c_port = free_port()
-    act = activator_factory(helloworld_config(), args=("--listen-h2c", "127.0.0.1:%d" % h2c_port))
+    act = activator_factory(helloworld_config(),
+                            args=("--listen-h2c", "127.0.0.1:%d" % h2c_port) + own_pods())
     kp.wait_port(h2c_port)
     # from zero: the stream is held while the pod starts, then answered
     assert curl_h2(act.url("/"), "-H", "Host: " + HOST) == ("2", 200, b"Hello World!\n")
@@ -321,7 +328,7 @@ def test_activator_cold_start_over_http2_on_both_ports(activator_factory):
 def test_activator_held_streams_count_against_its_bounds(activator_factory):
     from activator_harness import HOST, helloworld_config
     act = activator_factory(helloworld_config(env={"STARTUP_DELAY_MS": "1500"}),
-                            args=("--max-requests", "3"))
+                            args=("--max-requests", "3") + own_pods())
     c = h2raw.H2(act.port)
     sids = [c.request(authority=HOST) for _ in range(5)]
     assert c.read_until(lambda: all(c.streams[s].done for s in sids), 30)
@@ -334,7 +341,7 @@ def test_activator_held_streams_count_against_its_bounds(activator_factory):
 
 def test_activator_drain_sends_goaway_and_finishes_streams(activator_factory):
     from activator_harness import HOST, helloworld_config
-    act = activator_factory(helloworld_config())
+    act = activator_factory(helloworld_config(), args=own_pods())
     c = h2raw.H2(act.port)
     st = c.response(c.request(authority=HOST), 30)
     assert st.status == 200
@@ -396,14 +403,16 @@ def test_activator_held_upload_stalls_only_its_own_stream(activator_factory):
     """A stream held at a cold start is not read: its window runs out and the
     client waits, while another stream on the same connection is served."""
     from activator_harness import HOST, helloworld_config
-    act = activator_factory(helloworld_config(env={"STARTUP_DELAY_MS": "1500"}))
+    # long enough a cold start for the checks below to run inside it
+    act = activator_factory(helloworld_config(env={"STARTUP_DELAY_MS": "%d" % (3000 * kp.SLOW)}),
+                            args=own_pods())
     c = h2raw.H2(act.port)
     st = c.response(c.request(authority="candidate-" + HOST), 30)  # warms 00002 only
     assert bytes(st.body) == b"Hello Knative!\n"
     body = b"u" * (2 << 20)
     held = c.request("POST", "/", body=b"", end=False, authority=HOST)
     sent = 0
-    while c.read_until(lambda: min(c.conn_window, c.stream_windows[held]) > 0, 0.5):
+    while c.read_until(lambda: min(c.conn_window, c.stream_windows[held]) > 0, 0.3):
         n = min(16384, c.conn_window, c.stream_windows[held])
         c.send(h2raw.frame(h2raw.DATA, 0, held, body[sent:sent + n]))
         c.conn_window -= n
