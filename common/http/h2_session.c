@@ -221,7 +221,8 @@ static kp_h2_session_t *session_new(kp_http_conn_t *c)
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, KP_H2_MAX_HEADER_LIST},
     };
     if (nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0 ||
-        nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, KP_H2_CONN_WINDOW) != 0) {
+        nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, KP_H2_CONN_WINDOW) !=
+            0) {
         nghttp2_session_del(s->ng);
         free(s);
         return NULL;
@@ -486,8 +487,9 @@ void kp_h2_close(kp_h2_session_t *s)
     /* A last GOAWAY if the socket takes it now: the client then knows
      * which streams were not processed. */
     if (!s->fatal && !s->goaway_sent && !s->in_recv && !s->pumping) {
-        nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(s->ng),
-                              NGHTTP2_NO_ERROR, NULL, 0);
+        nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(s->ng), NGHTTP2_NO_ERROR,
+                              NULL, 0);
         const uint8_t *p;
         ssize_t n;
         s->pumping = 1; /* a handler called from here must not pump again */
@@ -576,9 +578,9 @@ void kp_h2_on_timer(kp_h2_session_t *s)
                 kp_conn_finish_and_close(s->c);
             return;
         }
-        int waiting = st->out.len > 0 &&
-                      (nghttp2_session_get_stream_remote_window_size(s->ng, st->id) <= 0 ||
-                       nghttp2_session_get_remote_window_size(s->ng) <= 0);
+        int waiting =
+            st->out.len > 0 && (nghttp2_session_get_stream_remote_window_size(s->ng, st->id) <= 0 ||
+                                nghttp2_session_get_remote_window_size(s->ng) <= 0);
         if (!waiting) {
             st->stalled_since_ns = 0;
         } else if (!st->stalled_since_ns) {

@@ -161,8 +161,7 @@ static void on_request(kp_http_request_t *req, void *ctx)
     for (size_t k = 0; k < req->host_len; k++)
         sum += (unsigned char)req->host[k];
     if (!kp_http_conn_is_h2(c) || req->http_major != 2 || req->upgrade ||
-        req->url_len > KP_HTTP_MAX_URL || req->n_headers > KP_HTTP_MAX_HEADERS ||
-        sum == (size_t)-1)
+        req->url_len > KP_HTTP_MAX_URL || req->n_headers > KP_HTTP_MAX_HEADERS || sum == (size_t)-1)
         abort();
     if (url_has(req, "/early")) {
         kp_http_conn_respond(c, 503, "text/plain", "overloaded\n", 11);

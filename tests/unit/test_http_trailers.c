@@ -41,7 +41,8 @@ static int setup(void **state)
     uv_loop_init(&f->loop);
     kp_http_server_opts_t o;
     kp_http_server_opts_default(&o);
-    assert_int_equal(kp_http_server_init(&f->server, &f->loop, "127.0.0.1", 0, &o, on_request, f), 0);
+    assert_int_equal(kp_http_server_init(&f->server, &f->loop, "127.0.0.1", 0, &o, on_request, f),
+                     0);
     struct sockaddr_in a;
     int len = sizeof a;
     uv_tcp_getsockname(&f->server.listener, (struct sockaddr *)&a, &len);
