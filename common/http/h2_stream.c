@@ -509,7 +509,10 @@ void kp_h2_stream_send_head(kp_h2_stream_t *st, int status, const char *extra, s
         kp_h2_fields_free(&f);
         return;
     }
-    int no_body = bodiless(st, status) || content_length == -2;
+    /* A known-empty body ends the stream on the head: a gRPC
+     * Trailers-Only answer must stay one HEADERS frame with END_STREAM,
+     * or clients read its grpc-status as initial metadata. */
+    int no_body = bodiless(st, status) || content_length == -2 || content_length == 0;
     if (content_length >= 0 && status != 204 && status != 304)
         add_length(&f, (uint64_t)content_length);
     st->conn.response_no_body = no_body;
