@@ -126,6 +126,22 @@ void kp_http_conn_send_end(kp_http_conn_t *c)
     kp_conn_response_ended(c);
 }
 
+void kp_http_conn_send_trailers(kp_http_conn_t *c, const char *lines, size_t len)
+{
+    if (c->state != CONN_IN_REQUEST || c->response_done)
+        return;
+    /* RFC 9110 §6.5.1: trailer fields only to a client that said it
+     * takes them (TE: trailers); without, they may be dropped. */
+    if (c->response_chunked && len &&
+        kp_http_head_has_token(c->req.headers, c->req.n_headers, "te", "trailers")) {
+        uv_buf_t bufs[3] = {uv_buf_init("0\r\n", 3), uv_buf_init((char *)lines, (unsigned)len),
+                            uv_buf_init("\r\n", 2)};
+        kp_conn_write(c, bufs, 3);
+        c->response_chunked = 0; /* the last chunk went out */
+    }
+    kp_http_conn_send_end(c);
+}
+
 void kp_http_conn_respond(kp_http_conn_t *c, int status, const char *content_type,
                           const char *body, size_t body_len)
 {
@@ -191,5 +207,16 @@ void kp_http_conn_abort(kp_http_conn_t *c)
 {
     c->ops = NULL;
     kp_conn_close(c);
+}
+
+void kp_http_conn_reset(kp_http_conn_t *c, uint32_t h2_error)
+{
+    (void)h2_error;
+    kp_http_conn_abort(c);
+}
+
+int kp_http_conn_is_h2(const kp_http_conn_t *c)
+{
+    return c->req.http_major == 2;
 }
 
