@@ -921,8 +921,9 @@ int kp_h2_pool_get(kp_h2_pool_t *p, const kp_h2_ops_t *ops, void *ctx, kp_h2_str
         p->wait_head = s;
     p->wait_tail = s;
     p->n_waiting++;
-    pool_dispatch(p);
+    /* Set before: a connection with room may take s (and call back) now. */
     *out = s;
+    pool_dispatch(p);
     return 0;
 }
 
@@ -946,7 +947,8 @@ int kp_h2_stream_submit(kp_h2_stream_t *s, const nghttp2_nv *nva, size_t nvlen, 
     }
     s->id = id;
     s->submitted = 1;
-    s->send_eof = !has_body;
+    if (!has_body)
+        s->send_eof = 1;
     conn_pump(c);
     return 0;
 }
@@ -1106,6 +1108,8 @@ size_t kp_h2_pool_connections(const kp_h2_pool_t *p)
 
 void kp_h2_pool_release(kp_h2_pool_t *p)
 {
+    if (!p)
+        return;
     p->released = 1;
     /* Waiting streams are told the upstream went (a caller may try
      * another); streams under way finish on their connections. */
