@@ -143,6 +143,11 @@ static int start(qp_t *qp)
     };
     qp->req_metrics = kp_req_metrics_new(&labels);
     qp->readiness = kp_readiness_new(qp->loop, cfg->has_readiness_probe ? &cfg->readiness_probe : NULL);
+    if (cfg->enable_http2_auto_detection && cfg->has_readiness_probe &&
+        kp_readiness_detect_http2(qp->readiness, &cfg->readiness_probe) != 0) {
+        fprintf(stderr, "queue-proxy: out of memory\n");
+        return -1;
+    }
     qp_stats_init(qp);
     qp_queue_timer_init(qp);
     qp_drain_init(qp, qp_shutdown);

@@ -2,7 +2,7 @@
 and plain HTTP/1.1 on the same port, as Go apps behind Knative do. It writes one
 JSON line per event to --log, so tests can see what reached it and how.
 
-    h2app.py --port P --log FILE [--max-streams N] [--goaway-after K]
+    h2app.py [--port P] --log FILE [--max-streams N] [--goaway-after K]
 
 Paths (both protocols unless noted): /hello; /slow/MS (answer after MS ms);
 /echo (the request body back); /big/N (N body bytes, as flow control allows);
@@ -15,6 +15,7 @@ streams are left unanswered (the client must retry them), the others finish."""
 import argparse
 import asyncio
 import json
+import os
 import time
 
 import h2.config
@@ -277,7 +278,8 @@ async def on_client(app, reader, writer):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--port", type=int, default=int(os.environ.get("PORT", "0")),
+                    help="default: $PORT (as a Knative app)")
     ap.add_argument("--log", required=True)
     ap.add_argument("--max-streams", type=int, default=100)
     ap.add_argument("--goaway-after", type=int, default=0)

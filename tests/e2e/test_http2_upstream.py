@@ -1,0 +1,243 @@
+"""The h2c client half: requests carried to an HTTP/2 upstream over h2c
+(common/http/h2_upstream.c through proxy.c), with tests/e2e/h2app.py (python3-h2)
+as the app. Through build/tools/h2c_proxy (the proxy path alone, HTTP/1.1 in,
+h2c out), through the queue-proxy (Knative: HTTP/2 in -> h2c to the app,
+HTTP/1.1 in -> HTTP/1.1) and through activator -> queue-proxy; and the
+queue-proxy's readiness probe of an h2c app (ENABLE_HTTP2_AUTO_DETECTION)."""
+import json
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+import h2client
+import kp
+
+H2APP = os.path.join(kp.HERE, "h2app.py")
+PYTHON = "/usr/bin/python3"
+
+
+class App:
+    def __init__(self, procs, port=None, **opts):
+        self.port = port or kp.free_port()
+        self.log_path = os.path.join(procs.tmpdir, "h2app.%d.log" % self.port)
+        argv = [PYTHON, H2APP, "--port", str(self.port), "--log", self.log_path]
+        for k, v in opts.items():
+            argv += ["--" + k.replace("_", "-"), str(v)]
+        self.proc = procs.start("h2app", argv, {})
+        kp.wait_port(self.port, self.proc)
+
+    def events(self, ev=None):
+        if not os.path.exists(self.log_path):
+            return []
+        with open(self.log_path) as f:
+            out = [json.loads(line) for line in f if line.strip()]
+        return [e for e in out if ev is None or e["ev"] == ev]
+
+
+def start_proxy(procs, app, max_conns=100):
+    port = kp.free_port()
+    p = procs.start("h2c_proxy", [os.path.join(kp.BUILD, "tools", "h2c_proxy"), str(port),
+                                  "127.0.0.1", str(app.port), str(max_conns)], {})
+    kp.wait_port(port, p)
+    return port
+
+
+def read_all(sock, timeout=10.0):
+    sock.settimeout(timeout * kp.SLOW)
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def concurrently(n, fn):
+    results = [None] * n
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, fn(i))) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60 * kp.SLOW)
+    return results
+
+
+# --- the proxy path alone (HTTP/1.1 in, h2c out) ---
+
+def test_streams_per_connection_stay_within_the_apps_limit(procs):
+    app = App(procs, max_streams=2)
+    port = start_proxy(procs, app)
+    statuses = concurrently(10, lambda i: kp.request(port, "/slow/300").status)
+    assert statuses == [200] * 10
+    reqs = app.events("req")
+    assert len(reqs) == 10
+    per_conn = {}
+    for e in reqs:
+        per_conn[e["conn"]] = max(per_conn.get(e["conn"], 0), e["open"])
+    assert max(per_conn.values()) <= 2, per_conn
+    # beyond the limit, more connections rather than one long queue
+    assert len(per_conn) >= 3, per_conn
+
+
+def test_goaway_mid_load_costs_the_client_nothing(procs):
+    app = App(procs, goaway_after=3)
+    port = start_proxy(procs, app)
+    statuses = concurrently(12, lambda i: kp.request(port, "/slow/150").status)
+    statuses += concurrently(6, lambda i: kp.request(port, "/hello").status)
+    assert statuses == [200] * 18
+    # the app did drain connections and left streams unanswered, which the
+    # proxy sent again on new connections
+    assert app.events("goaway")
+    assert app.events("ignored")
+    assert len({e["conn"] for e in app.events("req")}) >= 4
+
+
+def test_trailers_reach_an_http1_client_that_accepts_them(procs):
+    app = App(procs)
+    port = start_proxy(procs, app)
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n")
+    data = read_all(s)
+    s.close()
+    assert data.startswith(b"HTTP/1.1 200"), data
+    assert b"\r\n0\r\ngrpc-status: 0\r\ngrpc-message: all good\r\nx-trailer: yes\r\n\r\n" in data, data
+    # RFC 9113 §8.2.2: te passes to an HTTP/2 hop only as "trailers" (gRPC's)
+    assert app.events("req")[0]["headers"].get("te") == "trailers"
+
+
+def test_client_that_leaves_cancels_the_upstream_stream(procs):
+    app = App(procs)
+    port = start_proxy(procs, app)
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+    kp.wait_until(lambda: app.events("req"), 5, what="request at the app")
+    s.close()
+    kp.wait_until(lambda: app.events("reset"), 5, what="reset at the app")
+    assert app.events("reset")[0]["code"] == 8  # CANCEL
+    # the connection goes on serving
+    assert kp.request(port, "/hello").status == 200
+    assert len({e["conn"] for e in app.events("req")}) == 1
+
+
+def test_upstream_reset_before_the_head_is_502_after_it_a_cut(procs):
+    app = App(procs)
+    port = start_proxy(procs, app)
+    r = kp.request(port, "/rst-before")
+    assert r.status == 502
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /rst-after HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = read_all(s)
+    s.close()
+    assert data.startswith(b"HTTP/1.1 200"), data
+    assert b"partial body" in data
+    assert not data.endswith(b"0\r\n\r\n"), data  # cut, not ended
+    assert kp.request(port, "/hello").status == 200
+
+
+def test_request_bodies_flow_up_whole(procs):
+    app = App(procs)
+    port = start_proxy(procs, app)
+    body = os.urandom(1 << 20)
+    r = kp.request(port, "/echo", "POST", body=body)
+    assert r.status == 200 and r.body == body
+    # a chunked upload (length not known ahead): the app gets it whole
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+              b"Connection: close\r\n\r\n")
+    for i in range(0, len(body), 100000):
+        piece = body[i:i + 100000]
+        s.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+    s.sendall(b"0\r\n\r\n")
+    data = read_all(s)
+    s.close()
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    assert data.endswith(body)
+
+
+def test_a_client_that_stops_reading_stalls_only_its_stream(procs):
+    app = App(procs)
+    port = start_proxy(procs, app)
+    big = 64 << 20
+    slow = socket.create_connection(("127.0.0.1", port))
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.sendall(b"GET /big/%d HTTP/1.1\r\nHost: x\r\n\r\n" % big)
+    kp.wait_until(lambda: app.events("req"), 5, what="big request at the app")
+    time.sleep(0.5 * kp.SLOW)
+    # others on the same upstream connection are served meanwhile
+    for _ in range(5):
+        r = kp.request(port, "/hello")
+        assert r.status == 200 and r.body == b"proto=HTTP/2 path=/hello\n"
+    reqs = app.events("req")
+    assert len({e["conn"] for e in reqs}) == 1, reqs
+    # the stalled stream is held by flow control, not buffered whole
+    assert not app.events("big_done")
+    slow.close()
+    kp.wait_until(lambda: app.events("reset"), 5, what="the stalled stream cancelled")
+
+
+# --- the queue-proxy ---
+
+def qp_with_app(pod, procs, **env):
+    p = pod(app=False, **env)
+    return p, App(procs, port=p.user_port)
+
+
+def test_queue_proxy_sends_http1_as_http1(pod, procs):
+    p, app = qp_with_app(pod, procs)
+    r = p.get("/hello")
+    assert r.status == 200 and r.body == b"proto=HTTP/1.1 path=/hello\n"
+    assert [e["proto"] for e in app.events("req")] == ["HTTP/1.1"]
+
+
+def probe(p):
+    return p.get("/", headers={"User-Agent": "kube-probe/1.27", "K-Network-Probe": "queue"})
+
+
+def test_readiness_detects_an_h2c_app(pod, procs):
+    p, app = qp_with_app(
+        pod, procs, ENABLE_HTTP2_AUTO_DETECTION="true",
+        SERVING_READINESS_PROBE='{"httpGet":{"port":$USER_PORT,"path":"/healthz",'
+                                '"httpHeaders":[{"name":"X-Probe","value":"yes"}]}}')
+    r = probe(p)
+    assert r.status == 200 and r.body == b"queue"
+    reqs = app.events("req")
+    upgrade = [e for e in reqs if e["method"] == "OPTIONS"]
+    assert upgrade and upgrade[0]["proto"] == "HTTP/1.1"
+    assert upgrade[0]["headers"]["upgrade"] == "h2c"
+    gets = [e for e in reqs if e["method"] == "GET"]
+    assert gets, reqs
+    assert all(e["proto"] == "HTTP/2" and e["path"] == "/healthz" for e in gets), gets
+    assert gets[0]["headers"]["user-agent"] == "Knative-Queue-Proxy-Probe"
+    assert gets[0]["headers"]["x-probe"] == "yes"
+
+
+def test_readiness_without_detection_probes_over_http1(pod, procs):
+    p, app = qp_with_app(
+        pod, procs, ENABLE_HTTP2_AUTO_DETECTION="false",
+        SERVING_READINESS_PROBE='{"httpGet":{"port":$USER_PORT,"path":"/healthz"}}')
+    r = probe(p)
+    assert r.status == 200 and r.body == b"queue"
+    reqs = app.events("req")
+    assert reqs and all(e["proto"] == "HTTP/1.1" and e["method"] == "GET" for e in reqs), reqs
+
+
+def test_readiness_detection_with_an_http1_app(pod, procs):
+    # helloworld-like answers: OPTIONS 200 means ready at once (HTTP/1)
+    p = pod(ENABLE_HTTP2_AUTO_DETECTION="true",
+            SERVING_READINESS_PROBE='{"httpGet":{"port":$USER_PORT,"path":"/"}}')
+    r = probe(p)
+    assert r.status == 200 and r.body == b"queue"
+
+
+def test_bad_auto_detection_value_stops_the_queue_proxy(procs):
+    env = kp.knative_env(ENABLE_HTTP2_AUTO_DETECTION="maybe")
+    qp = procs.start("queue-proxy", [kp.binary("queue-proxy")], env)
+    assert qp.wait(10 * kp.SLOW) != 0
+    assert "ENABLE_HTTP2_AUTO_DETECTION" in qp.stderr()
