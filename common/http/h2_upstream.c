@@ -49,6 +49,7 @@ struct kp_h2_pool {
     kp_h2_stream_t *wait_head, *wait_tail; /* streams with no connection yet */
     size_t n_waiting;
     size_t n_alloc; /* connections not yet freed (closing ones too) */
+    size_t n_live;  /* streams not yet freed: they point at the pool */
 };
 
 struct h2_conn {
@@ -140,18 +141,21 @@ static void wait_unlink(kp_h2_pool_t *p, kp_h2_stream_t *s)
 
 static void pool_maybe_free(kp_h2_pool_t *p)
 {
-    if (p->released && p->n_alloc == 0 && !p->wait_head)
+    if (p->released && p->n_alloc == 0 && p->n_live == 0)
         free(p);
 }
 
 static void stream_free(kp_h2_stream_t *s)
 {
+    kp_h2_pool_t *p = s->pool;
     kp_http_head_free(&s->head);
     kp_strbuf_free(&s->out);
     kp_strbuf_free(&s->in);
     free(s->trailers);
     free(s->trailer_text);
     free(s);
+    p->n_live--;
+    pool_maybe_free(p);
 }
 
 /* Detaches s from its connection (or the wait list); nghttp2 forgets it. */
@@ -386,26 +390,26 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     if (!s)
         return 0;
     s->touched = 1;
+    s->busy++; /* the caller may let it go in any callback below */
     if (frame->hd.type == NGHTTP2_HEADERS) {
-        if (!s->got_final) {
+        if (!s->got_final)
             on_response_headers(s);
-        } else {
+        else
             s->have_trailers = 1;
-        }
-        if (s->released || s->finished)
-            return 0;
     }
-    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && !s->released && !s->finished) {
         if (!s->got_final) {
             /* Ended without a final head (nghttp2's HTTP checks should not
              * let this through). */
             nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_PROTOCOL_ERROR);
             c->want_pump = 1;
-            return 0;
+        } else {
+            s->remote_ended = 1;
+            stream_deliver(s);
         }
-        s->remote_ended = 1;
-        stream_deliver(s);
     }
+    s->busy--;
+    stream_maybe_free(s);
     return 0;
 }
 
@@ -898,6 +902,7 @@ int kp_h2_pool_get(kp_h2_pool_t *p, const kp_h2_ops_t *ops, void *ctx, kp_h2_str
     if (!s)
         return UV_ENOMEM;
     s->pool = p;
+    p->n_live++;
     s->ops = ops;
     s->ctx = ctx;
     kp_http_head_init(&s->head);
@@ -1022,15 +1027,14 @@ void kp_h2_stream_resume(kp_h2_stream_t *s)
     if (c)
         c->depth++; /* the caller's callbacks below must not pump inside */
     s->busy++;
-    int alive = stream_deliver(s);
+    stream_deliver(s);
     s->busy--;
     if (c) {
         c->depth--;
         if (c->state != C_CLOSING)
             conn_pump(c);
     }
-    if (alive)
-        stream_maybe_free(s);
+    stream_maybe_free(s); /* when the caller let go inside */
 }
 
 static void stream_release(kp_h2_stream_t *s, int cancel)
@@ -1049,10 +1053,11 @@ static void stream_release(kp_h2_stream_t *s, int cancel)
     s->released = 1;
     if (c && c->state != C_CLOSING)
         conn_pump(c);
+    /* Its room goes to a waiting stream; s still holds the pool. */
     kp_h2_pool_t *p = s->pool;
-    stream_maybe_free(s);
-    if (!c || c->depth == 0)
+    if ((!c || c->depth == 0) && !p->released)
         pool_dispatch(p);
+    stream_maybe_free(s);
 }
 
 void kp_h2_stream_done(kp_h2_stream_t *s)
@@ -1111,6 +1116,7 @@ void kp_h2_pool_release(kp_h2_pool_t *p)
     if (!p)
         return;
     p->released = 1;
+    p->n_live++; /* held while its streams are let go below */
     /* Waiting streams are told the upstream went (a caller may try
      * another); streams under way finish on their connections. */
     while (p->wait_head) {
@@ -1130,5 +1136,6 @@ void kp_h2_pool_release(kp_h2_pool_t *p)
         }
         c = next;
     }
+    p->n_live--;
     pool_maybe_free(p);
 }

@@ -85,9 +85,16 @@ class H2Conn:
                     self.handle(ev)
                 self.flush()
                 await self.writer.drain()
-            if self.goaway_id is not None and not (self.open & self.answerable()):
-                break
-            data = await self.reader.read(65536)
+            # After a GOAWAY, as Go's server: the client is given a while
+            # (goAwayTimeout, 1 s) to close once the streams it may expect
+            # are answered; closing at once could reset what it sends.
+            drained = self.goaway_id is not None and not self.answerable()
+            try:
+                data = await asyncio.wait_for(self.reader.read(65536), 1.0 if drained else None)
+            except asyncio.TimeoutError:
+                if drained:
+                    break
+                continue
             if not data:
                 break
         self.writer.close()
@@ -213,8 +220,6 @@ class H2Conn:
             self.open.discard(sid)
             self.flush()
             await self.writer.drain()
-            if self.goaway_id is not None and not self.answerable():
-                self.writer.close()
         except (ConnectionError, h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
             self.open.discard(sid)
 

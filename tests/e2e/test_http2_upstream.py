@@ -6,6 +6,7 @@ HTTP/1.1 in -> HTTP/1.1) and through activator -> queue-proxy; and the
 queue-proxy's readiness probe of an h2c app (ENABLE_HTTP2_AUTO_DETECTION)."""
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -43,6 +44,19 @@ def start_proxy(procs, app, max_conns=100):
                                   "127.0.0.1", str(app.port), str(max_conns)], {})
     kp.wait_port(port, p)
     return port
+
+
+@pytest.fixture(autouse=True)
+def proxies_end_clean(procs):
+    """The h2c_proxy tools exit on SIGTERM with no sanitizer report (leaks
+    included) when the test is over."""
+    yield
+    tools = [p for p in procs.procs if p.name == "h2c_proxy"]
+    for p in tools:
+        p.signal(signal.SIGTERM)
+    for p in tools:
+        assert p.wait(10 * kp.SLOW) == 0, p.describe()
+        assert not p.sanitizer_errors(), p.describe()
 
 
 def read_all(sock, timeout=10.0):
