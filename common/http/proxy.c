@@ -100,6 +100,8 @@ static void finish(kp_proxy_t *p, kp_proxy_outcome_t outcome)
         p->result.bytes_sent = kp_http_conn_bytes_sent(p->down);
         if (outcome == KP_PROXY_OK && was_tunnel)
             kp_http_conn_shutdown(p->down);
+        else if (outcome == KP_PROXY_TIMEOUT)
+            kp_http_conn_reset(p->down, KP_H2_CANCEL); /* HTTP/2: that stream alone */
         else if (outcome != KP_PROXY_CLIENT_GONE)
             kp_http_conn_abort(p->down);
         p->down = NULL;

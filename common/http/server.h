@@ -73,6 +73,10 @@ typedef struct kp_http_server_opts {
     uint64_t header_timeout_ms;    /* time to receive a whole request head */
     uint64_t keepalive_timeout_ms; /* idle time between requests */
     size_t max_connections;        /* over it: refuse (close at once) */
+    /* HTTP/2: a stream whose response waits this long for the client's
+     * flow-control window is reset (CANCEL), so a client that stops
+     * reading holds nothing for ever. */
+    uint64_t stall_timeout_ms;
     /* SO_REUSEPORT: several processes share the port (a restart with no
      * gap). Stopping to accept then first takes in every connection the
      * kernel already queued on this listener: closing a listener resets

@@ -1,0 +1,323 @@
+"""HTTP/2 cleartext (h2c) on the queue-proxy's and the app's listeners: prior
+knowledge and Upgrade: h2c next to HTTP/1.1 on the same port, each stream
+carried like an HTTP/1 request (breaker, queue, timeouts, stats, probes),
+flow control as backpressure, big bodies with bounded memory, and the drain's
+GOAWAY."""
+import signal
+import socket
+import subprocess
+import time
+
+import h2raw
+import kp
+from test_metrics import get_stat
+
+GIB = 1 << 30
+SIZE = (64 << 20) if kp.ASAN else GIB
+RSS_LIMIT_KIB = 16 * 1024
+
+
+def curl(*args, stdin=None, timeout=60):
+    return subprocess.run(["curl", "-sS", "-y", "5", "-Y", "1", *args], stdin=stdin,
+                          capture_output=True, timeout=timeout * kp.SLOW)
+
+
+def curl_h2(url, *args):
+    """(http_version, status, body) of one curl --http2-prior-knowledge request."""
+    r = curl("--http2-prior-knowledge", "-w", "\n%{http_version} %{http_code}", *args, url)
+    assert r.returncode == 0, r.stderr
+    body, _, tail = r.stdout.rpartition(b"\n")
+    version, code = tail.decode().split()
+    return version, int(code), body
+
+
+def ready(p):
+    kp.wait_until(lambda: p.get("/", headers={"User-Agent": "kube-probe/1.30",
+                                               "K-Network-Probe": "queue"}).status == 200, 10,
+                  what="queue-proxy ready")
+
+
+def test_prior_knowledge_and_http1_on_the_same_port(pod):
+    p = pod()
+    ready(p)
+    assert curl_h2(p.url("/")) == ("2", 200, b"Hello World!\n")
+    # the request log and the app see the request as usual; HTTP/1.1 still works
+    r = p.get("/")
+    assert (r.status, r.body) == (200, b"Hello World!\n")
+    version, status, body = curl_h2(p.url("/?bytes=300000"))
+    assert (version, status, len(body)) == ("2", 200, 300000)
+    # the app itself speaks h2c on its own listener (same engine)
+    assert curl_h2("http://127.0.0.1:%d/" % p.user_port) == ("2", 200, b"Hello World!\n")
+
+
+def test_upgrade_h2c_then_plain_http1_with_a_body(pod):
+    p = pod()
+    ready(p)
+    r = curl("-v", "--http2", p.url("/"))
+    assert r.returncode == 0, r.stderr
+    err = r.stderr.decode()
+    assert "HTTP/1.1 101 Switching Protocols" in err, err
+    assert "< HTTP/2 200" in err, err
+    assert r.stdout == b"Hello World!\n"
+    # with a body the upgrade is not taken: a plain HTTP/1.1 answer, no tunnel
+    s = socket.create_connection(("127.0.0.1", p.qp_port), timeout=5 * kp.SLOW)
+    s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+              b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+              b"Content-Length: 5\r\n\r\nhello")
+    got = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n"), got
+    assert got.endswith(b"received 5 bytes\n"), got
+
+
+def test_preface_split_across_reads_and_broken_preface(pod):
+    p = pod()
+    ready(p)
+    c = h2raw.H2(p.qp_port, preface=False)
+    for piece in (h2raw.PREFACE[:5], h2raw.PREFACE[5:17], h2raw.PREFACE[17:]):
+        c.send(piece)
+        time.sleep(0.05)
+    c.send(c.settings_frame({}))
+    sid = c.request(path="/")
+    st = c.response(sid)
+    assert (st.status, bytes(st.body)) == (200, b"Hello World!\n")
+    c.close()
+    # a preface that breaks off is not HTTP/1 either: the connection closes
+    s = socket.create_connection(("127.0.0.1", p.qp_port), timeout=5 * kp.SLOW)
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n")
+    assert s.recv(4096) == b""
+    s.close()
+
+
+def test_probes_over_http2(pod):
+    p = pod()
+    ready(p)
+    c = h2raw.H2(p.qp_port)
+    sid = c.request(headers=[("user-agent", "kube-probe/1.30"), ("k-network-probe", "queue")])
+    st = c.response(sid)
+    assert (st.status, bytes(st.body)) == (200, b"queue")
+    sid = c.request(headers=[("k-network-probe", "probe"), ("k-network-hash", "abc")])
+    st = c.response(sid)
+    assert st.status == 200, st.__dict__
+    assert st.header("k-network-hash") == "abc", st.headers
+    c.close()
+
+
+def test_cc1_second_stream_on_the_connection_waits(pod):
+    p = pod(CONTAINER_CONCURRENCY="1")
+    ready(p)
+    p.app_reset()
+    c = h2raw.H2(p.qp_port)
+    a = c.request(path="/?sleep=400")
+    b = c.request(path="/?sleep=400")
+    done = {}
+
+    def both():
+        for sid in (a, b):
+            st = c.streams[sid]
+            if st.done and sid not in done:
+                done[sid] = time.monotonic()
+        return len(done) == 2
+    assert c.read_until(both, 10)
+    assert c.streams[a].status == 200 and c.streams[b].status == 200
+    assert abs(done[b] - done[a]) >= 0.3, done  # one after the other
+    assert p.app_stats()["max_in_flight"] == 1
+    c.close()
+
+
+def test_queue_full_503_on_one_stream_while_others_go_on(pod):
+    # CC=1: one in flight, ten queued (Knative's 10 x CC); the rest are refused
+    p = pod(CONTAINER_CONCURRENCY="1")
+    ready(p)
+    c = h2raw.H2(p.qp_port)
+    sids = [c.request(path="/?sleep=150") for _ in range(14)]
+    assert c.read_until(lambda: all(c.streams[s].done for s in sids), 15)
+    statuses = [c.streams[s].status for s in sids]
+    assert statuses.count(503) == 3, statuses
+    assert statuses.count(200) == 11, statuses
+    full = [c.streams[s] for s in sids if c.streams[s].status == 503]
+    assert bytes(full[0].body).rstrip(b"\n") == b"pending request queue full"
+    c.close()
+
+
+def test_timeouts_504_before_headers_and_reset_after(pod):
+    p = pod(REVISION_TIMEOUT_SECONDS="1")
+    ready(p)
+    c = h2raw.H2(p.qp_port)
+    slow = c.request(path="/?sleep=3000")
+    drip = c.request(path="/?drip=500")  # 500 bytes, one per 10 ms: 5 s
+    st = c.response(slow, 10)
+    assert st.status == 504, st.__dict__
+    st = c.response(drip, 10)
+    assert st.status == 200 and st.reset == h2raw.CANCEL, st.__dict__
+    assert 0 < len(st.body) < 500
+    # the connection survives both
+    ok = c.request(path="/")
+    assert c.response(ok).status == 200
+    assert not c.goaways
+    c.close()
+
+
+def test_client_reset_frees_the_slot(pod):
+    p = pod(CONTAINER_CONCURRENCY="1")
+    ready(p)
+    c = h2raw.H2(p.qp_port)
+    hung = c.request(path="/?hang=1")
+    kp.wait_until(lambda: kp.request(p.user_port, "/stats").body.count(b'"in_flight":1'), 5,
+                  what="the app holding the request")
+    c.rst(hung, h2raw.CANCEL)
+    nxt = c.request(path="/")
+    st = c.response(nxt, 5)
+    assert (st.status, bytes(st.body)) == (200, b"Hello World!\n")
+    kp.wait_until(lambda: p.app_stats()["in_flight"] == 0, 5, what="the app seeing the cancel")
+    c.close()
+
+
+def test_stream_stats_match_http1(pod):
+    # 1 connection, 5 streams each 200 ms long for 3 s: concurrency 5, 25/s
+    p = pod()
+    ready(p)
+    run = kp.run_in_thread(subprocess.run, ["h2load", "-c", "1", "-m", "5", "-D", "3",
+                                            p.url("/?sleep=200")],
+                           capture_output=True, text=True, timeout=30 * kp.SLOW)
+    time.sleep(2.2)
+    s = get_stat(p)
+    out = run(30).stdout
+    assert "0 failed" in out and "0 errored" in out, out
+    assert abs(s["average_concurrent_requests"] - 5) <= 1.5, s
+    assert 15 <= s["request_count"] <= 35, s
+
+
+def test_body_without_length_streams_chunked_to_http1_app(pod):
+    """An HTTP/2 request body without content-length goes to the HTTP/1.1 app
+    chunked, piece by piece."""
+    p = pod()
+    ready(p)
+    c = h2raw.H2(p.qp_port)
+    sid = c.request("POST", "/", headers=[("content-type", "application/octet-stream")],
+                    body=b"", end=False)
+    c.send_body(sid, b"y" * 1000000 + b"z")
+    st = c.response(sid, 10)
+    assert (st.status, bytes(st.body)) == (200, b"received 1000001 bytes\n"), st.__dict__
+    c.close()
+
+
+def test_stalled_reader_stalls_only_its_stream(pod):
+    p = pod()
+    ready(p)
+    c = h2raw.H2(p.qp_port, window=65535, auto_window=False)
+    big = c.request(path="/?bytes=%d" % (200 << 20))
+    # the stream's window (64 KiB) fills; the connection's stays open
+    assert c.read_until(lambda: len(c.streams[big].body) >= 65535, 10)
+    c.window_update(0, 1 << 30)
+    for _ in range(3):
+        sid = c.request(path="/")
+        st = c.response(sid, 5)
+        assert (st.status, bytes(st.body)) == (200, b"Hello World!\n")
+    time.sleep(0.5)
+    assert len(c.streams[big].body) == 65535
+    if not kp.ASAN:  # the sanitizers' own memory would swamp the figure
+        assert p.qp.vm_hwm_kib() < RSS_LIMIT_KIB, p.qp.vm_hwm_kib()
+    # reading again, the stream goes on where it stopped
+    c.window_update(big, 1 << 20)
+    assert c.read_until(lambda: len(c.streams[big].body) >= 65535 + (1 << 20), 10)
+    c.close()
+
+
+def test_big_upload_and_download_over_one_stream_with_bounded_memory(pod):
+    p = pod()
+    ready(p)
+    gen = subprocess.Popen(["head", "-c", str(SIZE), "/dev/zero"], stdout=subprocess.PIPE)
+    r = curl("--http2-prior-knowledge", "-X", "POST", "-T", "-", p.url("/"), stdin=gen.stdout,
+             timeout=300)
+    gen.wait()
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"received %d bytes\n" % SIZE
+    r = subprocess.run("curl -sS -y 5 -Y 1 --http2-prior-knowledge '%s' | wc -c"
+                       % p.url("/?bytes=%d" % SIZE), shell=True, capture_output=True,
+                       timeout=300 * kp.SLOW)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout) == SIZE
+    if not kp.ASAN:
+        hwm = p.qp.vm_hwm_kib()
+        assert hwm < RSS_LIMIT_KIB, "queue-proxy peak RSS %d KiB" % hwm
+
+
+def test_drain_sends_goaway_and_finishes_streams(pod):
+    p = pod()
+    ready(p)
+    c = h2raw.H2(p.qp_port)
+    warm = c.request(path="/")
+    assert c.response(warm).status == 200
+    slow = c.request(path="/?sleep=1500")
+    time.sleep(0.2)
+    p.qp.signal(signal.SIGTERM)
+    assert c.read_until(lambda: len(c.goaways) >= 2, 10), c.goaways
+    assert c.goaways[0] == ((1 << 31) - 1, h2raw.NO_ERROR), c.goaways
+    assert c.goaways[1] == (slow, h2raw.NO_ERROR), c.goaways
+    st = c.response(slow, 10)
+    assert st.status == 200 and st.reset is None, st.__dict__
+    assert c.wait_closed(5)
+    assert p.qp.wait(10 * kp.SLOW) == 0
+
+
+# --- the activator ---
+
+def test_activator_cold_start_over_http2_on_both_ports(activator_factory):
+    from activator_harness import HOST, free_port, helloworld_config
+    h2c_port = free_port()
+    act = activator_factory(helloworld_config(), args=("--listen-h2c", "127.0.0.1:%d" % h2c_port))
+    kp.wait_port(h2c_port)
+    # from zero: the stream is held while the pod starts, then answered
+    assert curl_h2(act.url("/"), "-H", "Host: " + HOST) == ("2", 200, b"Hello World!\n")
+    assert act.revision_status("helloworld-go-00001")["cold_starts"] == 1
+    h2c_url = "http://127.0.0.1:%d/" % h2c_port
+    assert curl_h2(h2c_url, "-H", "Host: " + HOST) == ("2", 200, b"Hello World!\n")
+    # HTTP/1.1 on the h2c port too, as Knative's 8013 serves it
+    r = curl("-H", "Host: " + HOST, h2c_url)
+    assert r.stdout == b"Hello World!\n", r.stderr
+    # routing by :authority, and by Host when there is no :authority
+    c = h2raw.H2(h2c_port)
+    st = c.response(c.request(authority="candidate-" + HOST), 30)
+    assert (st.status, bytes(st.body)) == (200, b"Hello Knative!\n")
+    st = c.response(c.request(authority=False, headers=[("host", HOST)]))
+    assert (st.status, bytes(st.body)) == (200, b"Hello World!\n")
+    st = c.response(c.request(authority="nobody.example"))
+    assert st.status == 404
+    c.close()
+
+
+def test_activator_held_streams_count_against_its_bounds(activator_factory):
+    from activator_harness import HOST, helloworld_config
+    act = activator_factory(helloworld_config(env={"STARTUP_DELAY_MS": "1500"}),
+                            args=("--max-requests", "3"))
+    c = h2raw.H2(act.port)
+    sids = [c.request(authority=HOST) for _ in range(5)]
+    assert c.read_until(lambda: all(c.streams[s].done for s in sids), 30)
+    statuses = sorted(c.streams[s].status for s in sids)
+    assert statuses == [200, 200, 200, 503, 503], statuses
+    refused = [c.streams[s] for s in sids if c.streams[s].status == 503]
+    assert bytes(refused[0].body) == b"activator at capacity\n"
+    c.close()
+
+
+def test_activator_drain_sends_goaway_and_finishes_streams(activator_factory):
+    from activator_harness import HOST, helloworld_config
+    act = activator_factory(helloworld_config())
+    c = h2raw.H2(act.port)
+    st = c.response(c.request(authority=HOST), 30)
+    assert st.status == 200
+    slow = c.request(authority=HOST, path="/?sleep=1000")
+    time.sleep(0.2)
+    act.proc.send_signal(signal.SIGTERM)
+    assert c.read_until(lambda: len(c.goaways) >= 2, 10), c.goaways
+    assert c.goaways[0] == ((1 << 31) - 1, h2raw.NO_ERROR), c.goaways
+    assert c.goaways[1] == (slow, h2raw.NO_ERROR), c.goaways
+    st = c.response(slow, 10)
+    assert (st.status, st.reset) == (200, None), st.__dict__
+    assert act.proc.wait(15 * kp.SLOW) == 0
