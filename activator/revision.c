@@ -335,7 +335,7 @@ static void on_pod_timer_closed(uv_handle_t *h)
 {
     act_pod_t *pod = h->data;
     kp_upstream_pool_release(pod->pool);
-    kp_h2_pool_release(pod->h2_pool);
+    kp_h2c_pool_release(pod->h2_pool);
     if (pod->metrics_pool)
         kp_upstream_pool_release(pod->metrics_pool);
     free(pod);
@@ -413,15 +413,15 @@ act_pod_t *act_revision_pod_add(act_revision_t *rev, const act_pod_info_t *info)
     int cc = rev->spec->container_concurrency;
     kp_upstream_pool_t *pool =
         kp_upstream_pool_for(rev->act->loop, info->ip, info->serving_port, cc > 0 ? cc : 100);
-    kp_h2_pool_t *h2_pool =
-        pool ? kp_h2_pool_for(rev->act->loop, info->ip, info->serving_port, cc > 0 ? cc : 100)
+    kp_h2c_pool_t *h2_pool =
+        pool ? kp_h2c_pool_for(rev->act->loop, info->ip, info->serving_port, cc > 0 ? cc : 100)
              : NULL;
     act_pod_t *pod = h2_pool ? calloc(1, sizeof *pod) : NULL;
     if (!pod) {
         if (pool)
             kp_upstream_pool_release(pool);
         if (h2_pool)
-            kp_h2_pool_release(h2_pool);
+            kp_h2c_pool_release(h2_pool);
         kp_log_kv(KP_LOG_ERROR, "pod left out", "revision", rev->key, "pod", info->id, "ip",
                   info->ip, "why", pool ? "out of memory" : "not an IP address", NULL);
         return NULL;

@@ -57,7 +57,7 @@ struct act_pod {
     act_revision_t *rev;
     act_pod_info_t info;
     kp_upstream_pool_t *pool; /* keep-alive connections to its queue-proxy */
-    kp_h2_pool_t *h2_pool;    /* h2c connections to it, for HTTP/2 requests */
+    kp_h2c_pool_t *h2_pool;    /* h2c connections to it, for HTTP/2 requests */
     int in_flight;            /* requests we sent it that are not done */
     int slots;                /* of its containerConcurrency, ours to fill (slot_share.h) */
     int ready;                /* its queue-proxy answered our probe */

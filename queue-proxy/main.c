@@ -79,7 +79,7 @@ static void qp_shutdown(qp_t *qp)
     uv_close((uv_handle_t *)&qp->sigint, on_closed_handle);
     kp_readiness_close(qp->readiness);
     kp_upstream_pool_release(qp->app_pool);
-    kp_h2_pool_release(qp->proxy_opts.h2_pool);
+    kp_h2c_pool_release(qp->proxy_opts.h2_pool);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -128,7 +128,7 @@ static int start(qp_t *qp)
     /* Knative's queue-proxy (pkgnet.NewProxyAutoTransport) sends an HTTP/2
      * request to the app as h2c and an HTTP/1 one as HTTP/1.1, whatever
      * the port's name: the same here. */
-    qp->proxy_opts.h2_pool = kp_h2_pool_new(qp->loop, (struct sockaddr *)&app, cc > 0 ? cc : 1000);
+    qp->proxy_opts.h2_pool = kp_h2c_pool_new(qp->loop, (struct sockaddr *)&app, cc > 0 ? cc : 1000);
     if (!qp->proxy_opts.h2_pool) {
         fprintf(stderr, "queue-proxy: out of memory\n");
         return -1;

@@ -46,9 +46,9 @@ struct kp_readiness {
      * sends the GET over h2c, a 2xx/3xx is success at once (HTTP/1). */
     int detect_h2;
     int upgrade_seen; /* this attempt's OPTIONS got 101 + Upgrade: h2c */
-    kp_h2_pool_t *h2_pool;
-    kp_h2_stream_t *h2_stream;
-    kp_h2_request_head_t h2_get; /* the h2c GET's header list, built once */
+    kp_h2c_pool_t *h2_pool;
+    kp_h2c_stream_t *h2_stream;
+    kp_h2c_request_head_t h2_get; /* the h2c GET's header list, built once */
     int aggressive;
     uint64_t attempt_timeout_ms;
     uint64_t poll_timeout_ms;
@@ -230,7 +230,7 @@ static void rd_apply(kp_readiness_t *r, int ok)
 static void rd_maybe_free(kp_readiness_t *r)
 {
     if (r->closing && r->open_handles == 0) {
-        kp_h2_request_head_free(&r->h2_get);
+        kp_h2c_request_head_free(&r->h2_get);
         free(r->request);
         free(r);
     }
@@ -345,7 +345,7 @@ static void rd_h2_end(kp_readiness_t *r, int ok, const char *why)
         return;
     uv_timer_stop(&r->timer);
     if (r->h2_stream) {
-        kp_h2_stream_cancel(r->h2_stream);
+        kp_h2c_stream_cancel(r->h2_stream);
         r->h2_stream = NULL;
     }
     r->state = RD_IDLE;
@@ -363,7 +363,7 @@ static void rd_h2_on_connected(void *ctx, int status)
         rd_h2_end(r, 0, uv_strerror(status));
         return;
     }
-    if (kp_h2_stream_submit(r->h2_stream, r->h2_get.nv, r->h2_get.n, 0) != 0) {
+    if (kp_h2c_stream_submit(r->h2_stream, r->h2_get.nv, r->h2_get.n, 0) != 0) {
         r->h2_stream = NULL;
         rd_h2_end(r, 0, "the connection took no new stream");
     }
@@ -381,10 +381,10 @@ static void rd_h2_on_error(void *ctx, int err, int response_started)
 {
     kp_readiness_t *r = ctx;
     r->h2_stream = NULL;
-    rd_h2_end(r, 0, err == KP_H2_REFUSED ? "stream refused" : uv_strerror(err));
+    rd_h2_end(r, 0, err == KP_H2C_REFUSED ? "stream refused" : uv_strerror(err));
 }
 
-static const kp_h2_ops_t rd_h2_ops = {
+static const kp_h2c_ops_t rd_h2_ops = {
     .on_connected = rd_h2_on_connected,
     .on_response_head = rd_h2_on_head,
     .on_error = rd_h2_on_error,
@@ -396,7 +396,7 @@ static void rd_h2_start(kp_readiness_t *r)
     uint64_t spent = uv_now(r->loop) - r->attempt_start;
     uv_timer_start(&r->timer, rd_on_timer,
                    spent < r->attempt_timeout_ms ? r->attempt_timeout_ms - spent : 0, 0);
-    int rc = kp_h2_pool_get(r->h2_pool, &rd_h2_ops, r, &r->h2_stream);
+    int rc = kp_h2c_pool_get(r->h2_pool, &rd_h2_ops, r, &r->h2_stream);
     if (rc == 1)
         rd_h2_on_connected(r, 0);
     else if (rc < 0) {
@@ -558,7 +558,7 @@ kp_readiness_t *kp_readiness_new(uv_loop_t *loop, const kp_probe_spec_t *spec)
     r->connect_req.data = r;
     r->write_req.data = r;
     r->open_handles = 1;
-    kp_h2_request_head_init(&r->h2_get);
+    kp_h2c_request_head_init(&r->h2_get);
     if (r->kind == KP_PROBE_NONE) {
         r->ready = 1;
         return r;
@@ -654,10 +654,10 @@ void kp_readiness_close(kp_readiness_t *r)
         uv_close((uv_handle_t *)&r->tcp, rd_on_tcp_closed);
     }
     if (r->h2_stream) {
-        kp_h2_stream_cancel(r->h2_stream);
+        kp_h2c_stream_cancel(r->h2_stream);
         r->h2_stream = NULL;
     }
-    kp_h2_pool_release(r->h2_pool); /* frees itself once its connections are closed */
+    kp_h2c_pool_release(r->h2_pool); /* frees itself once its connections are closed */
     r->h2_pool = NULL;
     uv_close((uv_handle_t *)&r->timer, rd_on_timer_closed);
 }
@@ -709,7 +709,7 @@ static int rd_build_h2_get(kp_readiness_t *r, const kp_probe_spec_t *spec, const
         .content_length = -1,
         .peer_ip = "",
     };
-    return kp_h2_request_head_build(&r->h2_get, &req, NULL);
+    return kp_h2c_request_head_build(&r->h2_get, &req, NULL);
 }
 
 int kp_readiness_detect_http2(kp_readiness_t *r, const kp_probe_spec_t *spec)
@@ -720,7 +720,7 @@ int kp_readiness_detect_http2(kp_readiness_t *r, const kp_probe_spec_t *spec)
     for (size_t i = 0; i < spec->n_headers; i++)
         if (strcasecmp(spec->headers[i].name, "Host") == 0)
             host = spec->headers[i].value;
-    r->h2_pool = kp_h2_pool_new(r->loop, (struct sockaddr *)&r->addr, 1);
+    r->h2_pool = kp_h2c_pool_new(r->loop, (struct sockaddr *)&r->addr, 1);
     if (!r->h2_pool || rd_build_h2_get(r, spec, host) != 0)
         return UV_ENOMEM;
     rd_build_upgrade_request(r, spec, host);

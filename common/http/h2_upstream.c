@@ -37,7 +37,7 @@ typedef enum {
 
 typedef struct h2_conn h2_conn_t;
 
-struct kp_h2_pool {
+struct kp_h2c_pool {
     uv_loop_t *loop;
     struct sockaddr_storage addr;
     int max_conns;
@@ -46,7 +46,7 @@ struct kp_h2_pool {
     int released;
     size_t n_conns;
     h2_conn_t *conns;
-    kp_h2_stream_t *wait_head, *wait_tail; /* streams with no connection yet */
+    kp_h2c_stream_t *wait_head, *wait_tail; /* streams with no connection yet */
     size_t n_waiting;
     size_t n_alloc; /* connections not yet freed (closing ones too) */
     size_t n_live;  /* streams not yet freed: they point at the pool */
@@ -56,11 +56,11 @@ struct h2_conn {
     uv_tcp_t tcp;
     uv_timer_t timer; /* settings wait, then idle time */
     uv_connect_t connect_req;
-    kp_h2_pool_t *pool;
+    kp_h2c_pool_t *pool;
     h2_conn_t *next, *prev;
     conn_state_t state;
     nghttp2_session *session;
-    kp_h2_stream_t *streams; /* bound to this connection */
+    kp_h2c_stream_t *streams; /* bound to this connection */
     uint32_t n_streams, max_streams;
     int32_t goaway_last_id; /* INT32_MAX until a GOAWAY */
     int pending_writes;
@@ -72,11 +72,11 @@ struct h2_conn {
     kp_strbuf_t out; /* one pump's frames, written together */
 };
 
-struct kp_h2_stream {
-    kp_h2_pool_t *pool;
+struct kp_h2c_stream {
+    kp_h2c_pool_t *pool;
     h2_conn_t *conn; /* NULL while waiting for one */
-    kp_h2_stream_t *next, *prev;
-    const kp_h2_ops_t *ops;
+    kp_h2c_stream_t *next, *prev;
+    const kp_h2c_ops_t *ops;
     void *ctx;
     int32_t id;
     int busy; /* inside one of its callbacks: freeing waits */
@@ -111,7 +111,7 @@ struct kp_h2_stream {
 static nghttp2_session_callbacks *callbacks(void);
 static void conn_pump(h2_conn_t *c);
 static void conn_close(h2_conn_t *c);
-static void pool_dispatch(kp_h2_pool_t *p);
+static void pool_dispatch(kp_h2c_pool_t *p);
 static void conn_idle_check(h2_conn_t *c);
 
 /* Every pool's connections count in kp_upstream_open_connections(). */
@@ -119,7 +119,7 @@ static void conn_idle_check(h2_conn_t *c);
 /* ------------------------------------------------------------------ */
 /* Streams: lists, callbacks with a guard, freeing */
 
-static void list_unlink(kp_h2_stream_t **head, kp_h2_stream_t *s)
+static void list_unlink(kp_h2c_stream_t **head, kp_h2c_stream_t *s)
 {
     if (s->prev)
         s->prev->next = s->next;
@@ -130,7 +130,7 @@ static void list_unlink(kp_h2_stream_t **head, kp_h2_stream_t *s)
     s->next = s->prev = NULL;
 }
 
-static void wait_unlink(kp_h2_pool_t *p, kp_h2_stream_t *s)
+static void wait_unlink(kp_h2c_pool_t *p, kp_h2c_stream_t *s)
 {
     if (p->wait_tail == s)
         p->wait_tail = s->prev;
@@ -139,15 +139,15 @@ static void wait_unlink(kp_h2_pool_t *p, kp_h2_stream_t *s)
     s->waiting = 0;
 }
 
-static void pool_maybe_free(kp_h2_pool_t *p)
+static void pool_maybe_free(kp_h2c_pool_t *p)
 {
     if (p->released && p->n_alloc == 0 && p->n_live == 0)
         free(p);
 }
 
-static void stream_free(kp_h2_stream_t *s)
+static void stream_free(kp_h2c_stream_t *s)
 {
-    kp_h2_pool_t *p = s->pool;
+    kp_h2c_pool_t *p = s->pool;
     kp_http_head_free(&s->head);
     kp_strbuf_free(&s->out);
     kp_strbuf_free(&s->in);
@@ -159,7 +159,7 @@ static void stream_free(kp_h2_stream_t *s)
 }
 
 /* Detaches s from its connection (or the wait list); nghttp2 forgets it. */
-static void stream_detach(kp_h2_stream_t *s)
+static void stream_detach(kp_h2c_stream_t *s)
 {
     h2_conn_t *c = s->conn;
     if (s->waiting)
@@ -174,7 +174,7 @@ static void stream_detach(kp_h2_stream_t *s)
     conn_idle_check(c);
 }
 
-static void stream_maybe_free(kp_h2_stream_t *s)
+static void stream_maybe_free(kp_h2c_stream_t *s)
 {
     if (s->released && s->busy == 0)
         stream_free(s);
@@ -190,7 +190,7 @@ static void stream_maybe_free(kp_h2_stream_t *s)
         (s)->busy--;                                                                               \
     } while (0)
 
-static int stream_alive(kp_h2_stream_t *s)
+static int stream_alive(kp_h2c_stream_t *s)
 {
     if (s->released) {
         stream_maybe_free(s);
@@ -200,7 +200,7 @@ static int stream_alive(kp_h2_stream_t *s)
 }
 
 /* The stream's last callback: after it the pool lets the stream go. */
-static void stream_fail(kp_h2_stream_t *s, int err)
+static void stream_fail(kp_h2c_stream_t *s, int err)
 {
     if (s->finished)
         return;
@@ -217,7 +217,7 @@ static void stream_fail(kp_h2_stream_t *s, int err)
 
 /* Also after nghttp2 closed the stream: the connection window still
  * counts those bytes. */
-static void stream_consume(kp_h2_stream_t *s, size_t len)
+static void stream_consume(kp_h2c_stream_t *s, size_t len)
 {
     h2_conn_t *c = s->conn;
     if (c && c->session && s->id != 0 && len) {
@@ -228,7 +228,7 @@ static void stream_consume(kp_h2_stream_t *s, size_t len)
 
 /* Delivers what waited (body, trailers, end) as long as the caller takes
  * it. Returns 0 when s is gone. */
-static int stream_deliver(kp_h2_stream_t *s)
+static int stream_deliver(kp_h2c_stream_t *s)
 {
     while (!s->paused && !s->finished && s->in_off < s->in.len) {
         size_t len = s->in.len - s->in_off;
@@ -291,15 +291,15 @@ static int64_t length_of(const kp_http_header_t *h)
     return n;
 }
 
-static kp_h2_stream_t *stream_of(nghttp2_session *session, int32_t id)
+static kp_h2c_stream_t *stream_of(nghttp2_session *session, int32_t id)
 {
-    kp_h2_stream_t *s = nghttp2_session_get_stream_user_data(session, id);
+    kp_h2c_stream_t *s = nghttp2_session_get_stream_user_data(session, id);
     return s && !s->released && !s->finished ? s : NULL;
 }
 
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
-    kp_h2_stream_t *s = stream_of(session, frame->hd.stream_id);
+    kp_h2c_stream_t *s = stream_of(session, frame->hd.stream_id);
     if (!s || frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     s->status = 0;
@@ -311,7 +311,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                      void *user_data)
 {
-    kp_h2_stream_t *s = stream_of(session, frame->hd.stream_id);
+    kp_h2c_stream_t *s = stream_of(session, frame->hd.stream_id);
     if (!s || frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     if (namelen > 0 && name[0] == ':') {
@@ -330,7 +330,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     return 0;
 }
 
-static void on_response_headers(kp_h2_stream_t *s)
+static void on_response_headers(kp_h2c_stream_t *s)
 {
     if (s->status < 0) {
         nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id,
@@ -386,7 +386,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     default:
         return 0;
     }
-    kp_h2_stream_t *s = stream_of(session, frame->hd.stream_id);
+    kp_h2c_stream_t *s = stream_of(session, frame->hd.stream_id);
     if (!s)
         return 0;
     s->touched = 1;
@@ -417,7 +417,7 @@ static int on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t i
                               const uint8_t *data, size_t len, void *user_data)
 {
     h2_conn_t *c = user_data;
-    kp_h2_stream_t *s = stream_of(session, id);
+    kp_h2c_stream_t *s = stream_of(session, id);
     if (!s) {
         /* Nobody wants it; the window is given back at once. */
         nghttp2_session_consume(session, id, len);
@@ -443,7 +443,7 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_
                            void *user_data)
 {
     h2_conn_t *c = user_data;
-    kp_h2_stream_t *s = stream_of(session, id);
+    kp_h2c_stream_t *s = stream_of(session, id);
     if (!s)
         return 0;
     nghttp2_session_set_stream_user_data(session, id, NULL);
@@ -452,7 +452,7 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_
         return 0; /* the response is whole; what waits is delivered later */
     int refused = !s->response_started &&
                   (error_code == NGHTTP2_REFUSED_STREAM || -s->id > c->goaway_last_id);
-    int err = refused ? KP_H2_REFUSED : UV_ECONNRESET;
+    int err = refused ? KP_H2C_REFUSED : UV_ECONNRESET;
     if (s->in.len) {
         s->close_error = err; /* after what waits */
         return 0;
@@ -464,7 +464,7 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     if (frame->hd.type == NGHTTP2_HEADERS) {
-        kp_h2_stream_t *s = stream_of(session, frame->hd.stream_id);
+        kp_h2c_stream_t *s = stream_of(session, frame->hd.stream_id);
         if (s)
             s->headers_sent = 1;
     }
@@ -475,7 +475,7 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
 static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
                          uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
 {
-    kp_h2_stream_t *s = nghttp2_session_get_stream_user_data(session, id);
+    kp_h2c_stream_t *s = nghttp2_session_get_stream_user_data(session, id);
     if (!s || s->released)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     size_t avail = s->out.len - s->out_off;
@@ -491,7 +491,7 @@ static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, siz
         kp_strbuf_reset(&s->out);
         s->out_off = 0;
     }
-    if (s->above_low && s->out.len - s->out_off < KP_H2_LOW_WATER) {
+    if (s->above_low && s->out.len - s->out_off < KP_H2C_LOW_WATER) {
         s->above_low = 0;
         s->notify_writable = 1;
     }
@@ -530,7 +530,7 @@ static void conn_on_closed(uv_handle_t *h)
     h2_conn_t *c = h->data;
     if (--c->pending_closes > 0)
         return;
-    kp_h2_pool_t *p = c->pool;
+    kp_h2c_pool_t *p = c->pool;
     if (c->session)
         nghttp2_session_del(c->session);
     free(c->rbuf);
@@ -551,7 +551,7 @@ static int conn_has_room(const h2_conn_t *c)
 static void conn_fail_streams(h2_conn_t *c, int err)
 {
     while (c->streams) {
-        kp_h2_stream_t *s = c->streams;
+        kp_h2c_stream_t *s = c->streams;
         int32_t id = s->id < 0 ? -s->id : s->id;
         int refused = !s->response_started && (!s->headers_sent || id > c->goaway_last_id);
         if (s->remote_ended && s->got_final) {
@@ -559,7 +559,7 @@ static void conn_fail_streams(h2_conn_t *c, int err)
             stream_detach(s);
             continue;
         }
-        stream_fail(s, refused ? KP_H2_REFUSED : err);
+        stream_fail(s, refused ? KP_H2C_REFUSED : err);
     }
 }
 
@@ -568,7 +568,7 @@ static void conn_close(h2_conn_t *c)
     if (c->state == C_CLOSING)
         return;
     c->state = C_CLOSING;
-    kp_h2_pool_t *p = c->pool;
+    kp_h2c_pool_t *p = c->pool;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -591,7 +591,7 @@ static void conn_fail(h2_conn_t *c, int err)
     int was_connecting = c->state == C_CONNECTING || c->state == C_AWAIT_SETTINGS;
     conn_close(c);
     conn_fail_streams(c, err);
-    kp_h2_pool_t *p = c->pool;
+    kp_h2c_pool_t *p = c->pool;
     if (was_connecting) {
         /* The upstream cannot be reached: whoever waits for a connection
          * hears it now rather than after another try. */
@@ -599,7 +599,7 @@ static void conn_fail(h2_conn_t *c, int err)
         for (h2_conn_t *o = p->conns; o; o = o->next)
             others |= o->state == C_READY;
         while (!others && p->wait_head) {
-            kp_h2_stream_t *s = p->wait_head;
+            kp_h2c_stream_t *s = p->wait_head;
             wait_unlink(p, s);
             s->finished = 1;
             STREAM_CALL(s, on_connected, err);
@@ -654,7 +654,7 @@ static void on_write_done(void *ctx, int status)
 static void notify_writable(h2_conn_t *c)
 {
     for (;;) {
-        kp_h2_stream_t *s = c->streams;
+        kp_h2c_stream_t *s = c->streams;
         while (s && !s->notify_writable)
             s = s->next;
         if (!s)
@@ -728,7 +728,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read_done_all(h2_conn_t *c)
 {
     for (;;) {
-        kp_h2_stream_t *s = c->streams;
+        kp_h2c_stream_t *s = c->streams;
         while (s && !s->touched)
             s = s->next;
         if (!s)
@@ -763,7 +763,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     on_read_done_all(c);
     if (c->state == C_CLOSING)
         return;
-    kp_h2_pool_t *p = c->pool;
+    kp_h2c_pool_t *p = c->pool;
     conn_pump(c);
     pool_dispatch(p);
 }
@@ -787,7 +787,7 @@ static void on_connect(uv_connect_t *req, int status)
     conn_pump(c); /* the preface and our SETTINGS */
 }
 
-static h2_conn_t *conn_open(kp_h2_pool_t *p)
+static h2_conn_t *conn_open(kp_h2c_pool_t *p)
 {
     h2_conn_t *c = calloc(1, sizeof *c);
     char *rbuf = malloc(H2_READ_BUF);
@@ -844,7 +844,7 @@ fail:
 /* ------------------------------------------------------------------ */
 /* The pool: which connection a stream goes on */
 
-static void bind_stream(h2_conn_t *c, kp_h2_stream_t *s)
+static void bind_stream(h2_conn_t *c, kp_h2c_stream_t *s)
 {
     s->conn = c;
     s->next = c->streams;
@@ -856,7 +856,7 @@ static void bind_stream(h2_conn_t *c, kp_h2_stream_t *s)
     uv_timer_stop(&c->timer);
 }
 
-static h2_conn_t *conn_with_room(kp_h2_pool_t *p)
+static h2_conn_t *conn_with_room(kp_h2c_pool_t *p)
 {
     for (h2_conn_t *c = p->conns; c; c = c->next)
         if (conn_has_room(c))
@@ -866,13 +866,13 @@ static h2_conn_t *conn_with_room(kp_h2_pool_t *p)
 
 /* Waiting streams go on connections with room, in arrival order; more
  * connections open when those being set up will not take them all. */
-static void pool_dispatch(kp_h2_pool_t *p)
+static void pool_dispatch(kp_h2c_pool_t *p)
 {
     while (p->wait_head) {
         h2_conn_t *c = conn_with_room(p);
         if (!c)
             break;
-        kp_h2_stream_t *s = p->wait_head;
+        kp_h2c_stream_t *s = p->wait_head;
         wait_unlink(p, s);
         bind_stream(c, s);
         STREAM_CALL(s, on_connected, 0);
@@ -896,9 +896,9 @@ static void pool_dispatch(kp_h2_pool_t *p)
     }
 }
 
-int kp_h2_pool_get(kp_h2_pool_t *p, const kp_h2_ops_t *ops, void *ctx, kp_h2_stream_t **out)
+int kp_h2c_pool_get(kp_h2c_pool_t *p, const kp_h2c_ops_t *ops, void *ctx, kp_h2c_stream_t **out)
 {
-    kp_h2_stream_t *s = calloc(1, sizeof *s);
+    kp_h2c_stream_t *s = calloc(1, sizeof *s);
     if (!s)
         return UV_ENOMEM;
     s->pool = p;
@@ -935,13 +935,13 @@ int kp_h2_pool_get(kp_h2_pool_t *p, const kp_h2_ops_t *ops, void *ctx, kp_h2_str
 /* ------------------------------------------------------------------ */
 /* A stream's request */
 
-int kp_h2_stream_submit(kp_h2_stream_t *s, const nghttp2_nv *nva, size_t nvlen, int has_body)
+int kp_h2c_stream_submit(kp_h2c_stream_t *s, const nghttp2_nv *nva, size_t nvlen, int has_body)
 {
     h2_conn_t *c = s->conn;
     nghttp2_data_provider prd = {.read_callback = read_body};
     int32_t id = nghttp2_submit_request(c->session, NULL, nva, nvlen, has_body ? &prd : NULL, s);
     if (id < 0) {
-        int err = id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? KP_H2_REFUSED : UV_ENOMEM;
+        int err = id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? KP_H2C_REFUSED : UV_ENOMEM;
         if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE && c->state == C_READY)
             c->state = C_DRAINING;
         s->finished = 1;
@@ -958,7 +958,7 @@ int kp_h2_stream_submit(kp_h2_stream_t *s, const nghttp2_nv *nva, size_t nvlen, 
     return 0;
 }
 
-static void stream_resume_send(kp_h2_stream_t *s)
+static void stream_resume_send(kp_h2c_stream_t *s)
 {
     h2_conn_t *c = s->conn;
     if (!c || s->id <= 0)
@@ -970,17 +970,17 @@ static void stream_resume_send(kp_h2_stream_t *s)
     conn_pump(c);
 }
 
-void kp_h2_stream_write(kp_h2_stream_t *s, const char *data, size_t len)
+void kp_h2c_stream_write(kp_h2c_stream_t *s, const char *data, size_t len)
 {
     if (s->finished || s->send_eof || !len)
         return;
     kp_strbuf_append(&s->out, data, len);
-    if (s->out.len - s->out_off >= KP_H2_LOW_WATER)
+    if (s->out.len - s->out_off >= KP_H2C_LOW_WATER)
         s->above_low = 1;
     stream_resume_send(s);
 }
 
-void kp_h2_stream_end(kp_h2_stream_t *s, const nghttp2_nv *trailers, size_t n)
+void kp_h2c_stream_end(kp_h2c_stream_t *s, const nghttp2_nv *trailers, size_t n)
 {
     if (s->finished || s->send_eof)
         return;
@@ -1008,17 +1008,17 @@ void kp_h2_stream_end(kp_h2_stream_t *s, const nghttp2_nv *trailers, size_t n)
     stream_resume_send(s);
 }
 
-size_t kp_h2_stream_write_queue(const kp_h2_stream_t *s)
+size_t kp_h2c_stream_write_queue(const kp_h2c_stream_t *s)
 {
     return s->out.len - s->out_off;
 }
 
-void kp_h2_stream_pause(kp_h2_stream_t *s)
+void kp_h2c_stream_pause(kp_h2c_stream_t *s)
 {
     s->paused = 1;
 }
 
-void kp_h2_stream_resume(kp_h2_stream_t *s)
+void kp_h2c_stream_resume(kp_h2c_stream_t *s)
 {
     if (!s->paused)
         return;
@@ -1037,7 +1037,7 @@ void kp_h2_stream_resume(kp_h2_stream_t *s)
     stream_maybe_free(s); /* when the caller let go inside */
 }
 
-static void stream_release(kp_h2_stream_t *s, int cancel)
+static void stream_release(kp_h2c_stream_t *s, int cancel)
 {
     if (s->released)
         return;
@@ -1054,23 +1054,23 @@ static void stream_release(kp_h2_stream_t *s, int cancel)
     if (c && c->state != C_CLOSING)
         conn_pump(c);
     /* Its room goes to a waiting stream; s still holds the pool. */
-    kp_h2_pool_t *p = s->pool;
+    kp_h2c_pool_t *p = s->pool;
     if ((!c || c->depth == 0) && !p->released)
         pool_dispatch(p);
     stream_maybe_free(s);
 }
 
-void kp_h2_stream_done(kp_h2_stream_t *s)
+void kp_h2c_stream_done(kp_h2c_stream_t *s)
 {
     stream_release(s, 0);
 }
 
-void kp_h2_stream_cancel(kp_h2_stream_t *s)
+void kp_h2c_stream_cancel(kp_h2c_stream_t *s)
 {
     stream_release(s, 1);
 }
 
-int32_t kp_h2_stream_id(const kp_h2_stream_t *s)
+int32_t kp_h2c_stream_id(const kp_h2c_stream_t *s)
 {
     return s->id < 0 ? -s->id : s->id;
 }
@@ -1078,9 +1078,9 @@ int32_t kp_h2_stream_id(const kp_h2_stream_t *s)
 /* ------------------------------------------------------------------ */
 /* Pool life */
 
-kp_h2_pool_t *kp_h2_pool_new(uv_loop_t *loop, const struct sockaddr *addr, int max_conns)
+kp_h2c_pool_t *kp_h2c_pool_new(uv_loop_t *loop, const struct sockaddr *addr, int max_conns)
 {
-    kp_h2_pool_t *p = calloc(1, sizeof *p);
+    kp_h2c_pool_t *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->loop = loop;
@@ -1092,26 +1092,26 @@ kp_h2_pool_t *kp_h2_pool_new(uv_loop_t *loop, const struct sockaddr *addr, int m
     return p;
 }
 
-kp_h2_pool_t *kp_h2_pool_for(uv_loop_t *loop, const char *ip, int port, int max_conns)
+kp_h2c_pool_t *kp_h2c_pool_for(uv_loop_t *loop, const char *ip, int port, int max_conns)
 {
     struct sockaddr_storage addr;
     if (uv_ip4_addr(ip, port, (struct sockaddr_in *)&addr) != 0 &&
         uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&addr) != 0)
         return NULL;
-    return kp_h2_pool_new(loop, (struct sockaddr *)&addr, max_conns);
+    return kp_h2c_pool_new(loop, (struct sockaddr *)&addr, max_conns);
 }
 
-void kp_h2_pool_set_idle_timeout(kp_h2_pool_t *p, uint64_t ms)
+void kp_h2c_pool_set_idle_timeout(kp_h2c_pool_t *p, uint64_t ms)
 {
     p->idle_ms = ms;
 }
 
-size_t kp_h2_pool_connections(const kp_h2_pool_t *p)
+size_t kp_h2c_pool_connections(const kp_h2c_pool_t *p)
 {
     return p->n_conns;
 }
 
-void kp_h2_pool_release(kp_h2_pool_t *p)
+void kp_h2c_pool_release(kp_h2c_pool_t *p)
 {
     if (!p)
         return;
@@ -1120,7 +1120,7 @@ void kp_h2_pool_release(kp_h2_pool_t *p)
     /* Waiting streams are told the upstream went (a caller may try
      * another); streams under way finish on their connections. */
     while (p->wait_head) {
-        kp_h2_stream_t *s = p->wait_head;
+        kp_h2c_stream_t *s = p->wait_head;
         wait_unlink(p, s);
         s->finished = 1;
         STREAM_CALL(s, on_connected, UV_ECANCELED);

@@ -6,17 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct kp_h2_field_span {
+struct kp_h2c_field_span {
     size_t name_off, name_len, value_off, value_len;
 };
 
-void kp_h2_request_head_init(kp_h2_request_head_t *h)
+void kp_h2c_request_head_init(kp_h2c_request_head_t *h)
 {
     memset(h, 0, sizeof *h);
     kp_strbuf_init(&h->text);
 }
 
-void kp_h2_request_head_free(kp_h2_request_head_t *h)
+void kp_h2c_request_head_free(kp_h2c_request_head_t *h)
 {
     kp_strbuf_free(&h->text);
     free(h->nv);
@@ -24,18 +24,18 @@ void kp_h2_request_head_free(kp_h2_request_head_t *h)
     memset(h, 0, sizeof *h);
 }
 
-static int add(kp_h2_request_head_t *h, const char *name, size_t name_len, const char *value,
+static int add(kp_h2c_request_head_t *h, const char *name, size_t name_len, const char *value,
                size_t value_len)
 {
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 16;
-        kp_h2_field_span_t *spans = realloc(h->spans, cap * sizeof *spans);
+        kp_h2c_field_span_t *spans = realloc(h->spans, cap * sizeof *spans);
         if (!spans)
             return -1;
         h->spans = spans;
         h->cap = cap;
     }
-    kp_h2_field_span_t *f = &h->spans[h->n++];
+    kp_h2c_field_span_t *f = &h->spans[h->n++];
     f->name_off = h->text.len;
     f->name_len = name_len;
     for (size_t i = 0; i < name_len; i++) {
@@ -48,7 +48,7 @@ static int add(kp_h2_request_head_t *h, const char *name, size_t name_len, const
     return 0;
 }
 
-static int adds(kp_h2_request_head_t *h, const char *name, const char *value, size_t value_len)
+static int adds(kp_h2c_request_head_t *h, const char *name, const char *value, size_t value_len)
 {
     return add(h, name, strlen(name), value, value_len);
 }
@@ -82,7 +82,7 @@ static int is_dropped(const kp_http_header_t *f, const kp_http_header_t *connect
 }
 
 /* The edits' raw "Name: value\r\n" lines. */
-static int add_lines(kp_h2_request_head_t *h, const char *text, size_t len)
+static int add_lines(kp_h2c_request_head_t *h, const char *text, size_t len)
 {
     const char *p = text, *end = text + len;
     while (p < end) {
@@ -103,7 +103,7 @@ static int add_lines(kp_h2_request_head_t *h, const char *text, size_t len)
     return 0;
 }
 
-int kp_h2_request_head_build(kp_h2_request_head_t *h, const kp_http_request_t *r,
+int kp_h2c_request_head_build(kp_h2c_request_head_t *h, const kp_http_request_t *r,
                              const kp_proxy_edits_t *e)
 {
     h->n = 0;
@@ -172,7 +172,7 @@ int kp_h2_request_head_build(kp_h2_request_head_t *h, const kp_http_request_t *r
         return -1;
     h->nv = nv;
     for (size_t i = 0; i < h->n; i++) {
-        const kp_h2_field_span_t *f = &h->spans[i];
+        const kp_h2c_field_span_t *f = &h->spans[i];
         nv[i].name = (uint8_t *)h->text.data + f->name_off;
         nv[i].namelen = f->name_len;
         nv[i].value = (uint8_t *)h->text.data + f->value_off;

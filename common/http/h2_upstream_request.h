@@ -10,21 +10,21 @@
 #include "base/strbuf.h"
 #include "proxy.h"
 
-typedef struct kp_h2_field_span kp_h2_field_span_t;
+typedef struct kp_h2c_field_span kp_h2c_field_span_t;
 
-typedef struct kp_h2_request_head {
+typedef struct kp_h2c_request_head {
     nghttp2_nv *nv; /* n entries, pointing into text */
     size_t n;
     kp_strbuf_t text;
-    kp_h2_field_span_t *spans; /* where each entry lies in text while building */
+    kp_h2c_field_span_t *spans; /* where each entry lies in text while building */
     size_t cap;
-} kp_h2_request_head_t;
+} kp_h2c_request_head_t;
 
-void kp_h2_request_head_init(kp_h2_request_head_t *h);
-void kp_h2_request_head_free(kp_h2_request_head_t *h);
+void kp_h2c_request_head_init(kp_h2c_request_head_t *h);
+void kp_h2c_request_head_free(kp_h2c_request_head_t *h);
 /* Builds h->nv for req with edits e (e may be NULL); replaces what h held.
  * 0, or -1 when out of memory. */
-int kp_h2_request_head_build(kp_h2_request_head_t *h, const kp_http_request_t *req,
+int kp_h2c_request_head_build(kp_h2c_request_head_t *h, const kp_http_request_t *req,
                              const kp_proxy_edits_t *e);
 
 #endif

@@ -30,9 +30,9 @@ struct kp_proxy {
     kp_http_request_t *req;
     kp_upstream_pool_t *pool;
     kp_upstream_t *up; /* NULL once released */
-    kp_h2_pool_t *h2_pool;
-    kp_h2_stream_t *h2; /* over h2c instead of up; NULL once released */
-    kp_h2_request_head_t h2_head;
+    kp_h2c_pool_t *h2_pool;
+    kp_h2c_stream_t *h2; /* over h2c instead of up; NULL once released */
+    kp_h2c_request_head_t h2_head;
     int h2_refused;        /* tries refused unprocessed */
     uint64_t body_bytes;   /* request body bytes passed upstream */
     kp_proxy_opts_t opts;
@@ -61,7 +61,7 @@ struct kp_proxy {
 };
 
 static const kp_upstream_ops_t upstream_ops;
-static const kp_h2_ops_t h2_upstream_ops;
+static const kp_h2c_ops_t h2_upstream_ops;
 static const kp_http_request_ops_t downstream_ops;
 static void arm_timer(kp_proxy_t *p);
 
@@ -69,7 +69,7 @@ static void on_timer_closed(uv_handle_t *h)
 {
     kp_proxy_t *p = h->data;
     kp_strbuf_free(&p->head);
-    kp_h2_request_head_free(&p->h2_head);
+    kp_h2c_request_head_free(&p->h2_head);
     free(p);
 }
 
@@ -91,9 +91,9 @@ static void finish(kp_proxy_t *p, kp_proxy_outcome_t outcome)
     }
     if (p->h2) {
         if (outcome == KP_PROXY_OK && p->response_done)
-            kp_h2_stream_done(p->h2);
+            kp_h2c_stream_done(p->h2);
         else
-            kp_h2_stream_cancel(p->h2); /* RST_STREAM(CANCEL): the app hears of it */
+            kp_h2c_stream_cancel(p->h2); /* RST_STREAM(CANCEL): the app hears of it */
         p->h2 = NULL;
     }
     if (p->down) {
@@ -118,7 +118,7 @@ static void close_upstream(kp_proxy_t *p)
         p->up = NULL;
     }
     if (p->h2) {
-        kp_h2_stream_cancel(p->h2);
+        kp_h2c_stream_cancel(p->h2);
         p->h2 = NULL;
     }
 }
@@ -292,9 +292,9 @@ static void down_on_body(void *ctx, const char *data, size_t len)
     if (p->use_h2) {
         if (!p->h2)
             return;
-        kp_h2_stream_write(p->h2, data, len);
+        kp_h2c_stream_write(p->h2, data, len);
         p->body_bytes += len;
-        if (!p->body_paused && kp_h2_stream_write_queue(p->h2) > KP_HTTP_HIGH_WATER) {
+        if (!p->body_paused && kp_h2c_stream_write_queue(p->h2) > KP_HTTP_HIGH_WATER) {
             p->body_paused = 1;
             kp_http_conn_pause_body(p->down);
         }
@@ -322,7 +322,7 @@ static void down_on_body_end(void *ctx)
 {
     kp_proxy_t *p = ctx;
     if (p->use_h2 && p->h2 && !p->request_sent) {
-        kp_h2_stream_end(p->h2, NULL, 0);
+        kp_h2c_stream_end(p->h2, NULL, 0);
         p->request_sent = 1;
         if (p->response_done)
             finish(p, KP_PROXY_OK);
@@ -464,7 +464,7 @@ static void up_on_body(void *ctx, const char *data, size_t len)
         kp_http_conn_write_queue(p->down) > KP_HTTP_HIGH_WATER) {
         p->response_paused = 1;
         if (p->h2)
-            kp_h2_stream_pause(p->h2); /* stalls this stream alone */
+            kp_h2c_stream_pause(p->h2); /* stalls this stream alone */
         else
             kp_upstream_pause(p->up);
     }
@@ -497,7 +497,7 @@ static void down_on_writable(void *ctx)
     kp_proxy_t *p = ctx;
     if (p->response_paused && p->h2) {
         p->response_paused = 0;
-        kp_h2_stream_resume(p->h2);
+        kp_h2c_stream_resume(p->h2);
     } else if (p->response_paused && p->up) {
         p->response_paused = 0;
         kp_upstream_resume(p->up);
@@ -564,7 +564,7 @@ static void h2_submit(kp_proxy_t *p);
 static void h2_get(kp_proxy_t *p)
 {
     p->state = PX_CONNECTING;
-    int rc = kp_h2_pool_get(p->h2_pool, &h2_upstream_ops, p, &p->h2);
+    int rc = kp_h2c_pool_get(p->h2_pool, &h2_upstream_ops, p, &p->h2);
     if (rc == 1)
         h2_submit(p);
     else if (rc < 0)
@@ -576,10 +576,10 @@ static void h2_submit(kp_proxy_t *p)
     p->state = PX_EXCHANGING;
     /* A body already ended (a retry) or never there: the head ends it. */
     int has_body = p->req->has_body && !(p->request_sent && p->body_bytes == 0);
-    int rc = kp_h2_stream_submit(p->h2, p->h2_head.nv, p->h2_head.n, has_body);
+    int rc = kp_h2c_stream_submit(p->h2, p->h2_head.nv, p->h2_head.n, has_body);
     if (rc != 0) {
         p->h2 = NULL;
-        if (rc == KP_H2_REFUSED && ++p->h2_refused < H2_MAX_REFUSED)
+        if (rc == KP_H2C_REFUSED && ++p->h2_refused < H2_MAX_REFUSED)
             h2_get(p);
         else
             fail(p, KP_PROXY_UPSTREAM_FAILED, 502, "error reverse proxying request\n");
@@ -615,7 +615,7 @@ static void h2_on_error(void *ctx, int err, int response_started)
     /* Not processed (RFC 9113 §8.7): sent again on a new stream, the
      * connection that refused it draining; the client sees nothing. Only
      * while no body byte left us: those are not kept. */
-    if (err == KP_H2_REFUSED && !response_started && p->body_bytes == 0) {
+    if (err == KP_H2C_REFUSED && !response_started && p->body_bytes == 0) {
         if (++p->h2_refused < H2_MAX_REFUSED) {
             h2_get(p);
             return;
@@ -759,7 +759,7 @@ static const kp_upstream_ops_t upstream_ops = {
     .on_read_done = up_on_read_done,
 };
 
-static const kp_h2_ops_t h2_upstream_ops = {
+static const kp_h2c_ops_t h2_upstream_ops = {
     .on_connected = h2_on_connected,
     .on_response_head = up_on_response_head,
     .on_body = up_on_body,
@@ -795,11 +795,11 @@ int kp_proxy_start(kp_http_request_t *req, kp_upstream_pool_t *pool, const kp_pr
     p->ctx = ctx;
     p->state = PX_CONNECTING;
     kp_strbuf_init(&p->head);
-    kp_h2_request_head_init(&p->h2_head);
+    kp_h2c_request_head_init(&p->h2_head);
     p->h2_pool = opts->h2_pool;
     p->use_h2 = p->h2_pool && !req->upgrade && (req->http_major == 2 || opts->h2_always);
-    if (p->use_h2 && kp_h2_request_head_build(&p->h2_head, req, edits) != 0) {
-        kp_h2_request_head_free(&p->h2_head);
+    if (p->use_h2 && kp_h2c_request_head_build(&p->h2_head, req, edits) != 0) {
+        kp_h2c_request_head_free(&p->h2_head);
         kp_strbuf_free(&p->head);
         free(p);
         return UV_ENOMEM;

@@ -25,7 +25,7 @@ typedef struct kp_proxy_opts {
     /* h2c to the same upstream; NULL: HTTP/1.1 only. An HTTP/2 request
      * goes over it, an HTTP/1 one over the HTTP/1.1 pool: Knative's
      * transports pick the next hop's protocol by the request's. */
-    kp_h2_pool_t *h2_pool;
+    kp_h2c_pool_t *h2_pool;
     /* HTTP/1 requests go over h2_pool too (upgrades excepted): the next
      * hop speaks only h2c, as Knative's ingress treats a revision whose
      * port is named h2c. */

@@ -25,15 +25,14 @@ class H2Result:
 
 
 class H2Client:
-    def __init__(self, port, host="127.0.0.1", timeout=10.0, window=None):
+    def __init__(self, port, host="127.0.0.1", timeout=10.0):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         cfg = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
         self.conn = h2.connection.H2Connection(config=cfg)
-        if window is not None:
-            self.conn.local_settings = h2.settings.Settings(
-                client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
         self.conn.initiate_connection()
-        self.auto_ack = window is None
+        # A large connection window: a stream held below stalls alone.
+        self.conn.increment_flow_control_window(1 << 30)
+        self.held = set()  # streams whose data is never acknowledged
         self.results = {}
         self.flush()
 
@@ -42,7 +41,9 @@ class H2Client:
         if data:
             self.sock.sendall(data)
 
-    def start(self, path, method="GET", headers=None, body=None, authority="example.com"):
+    def start(self, path, method="GET", headers=None, body=None, authority="example.com",
+              hold=False):
+        """hold: never give the stream's window back (a reader that stopped)."""
         sid = self.conn.get_next_available_stream_id()
         hs = [(":method", method), (":scheme", "http"), (":path", path),
               (":authority", authority)] + list((headers or {}).items())
@@ -50,6 +51,8 @@ class H2Client:
         if body is not None:
             self.conn.send_data(sid, body, end_stream=True)
         self.results[sid] = H2Result()
+        if hold:
+            self.held.add(sid)
         self.flush()
         return sid
 
@@ -67,7 +70,7 @@ class H2Client:
                 r.status = int(r.headers[":status"])
             elif isinstance(ev, h2.events.DataReceived):
                 r.body += ev.data
-                if self.auto_ack:
+                if ev.stream_id not in self.held:
                     self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             elif isinstance(ev, h2.events.TrailersReceived):
                 r.trailers = dict(ev.headers)
@@ -77,6 +80,17 @@ class H2Client:
                 r.reset = int(ev.error_code)
         self.flush()
         return True
+
+    def wait_head(self, sid, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        r = self.results[sid]
+        while r.status is None and r.reset is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("stream %d: no head after %.1fs: %r" % (sid, timeout, r))
+            if not self.pump(left):
+                break
+        return r
 
     def wait(self, sid, timeout=10.0):
         deadline = time.monotonic() + timeout

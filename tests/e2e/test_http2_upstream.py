@@ -255,3 +255,136 @@ def test_bad_auto_detection_value_stops_the_queue_proxy(procs):
     qp = procs.start("queue-proxy", [kp.binary("queue-proxy")], env)
     assert qp.wait(10 * kp.SLOW) != 0
     assert "ENABLE_HTTP2_AUTO_DETECTION" in qp.stderr()
+
+
+# --- HTTP/2 in: the queue-proxy sends it on as h2c ---
+
+def test_queue_proxy_sends_http2_as_h2c(pod, procs):
+    p, app = qp_with_app(pod, procs)
+    r = h2client.get(p.qp_port, "/hello", authority="hello.default.example.com",
+                     headers={"k-original-host": "orig.example.com", "x-thing": "1"})
+    assert r.status == 200 and r.body == b"proto=HTTP/2 path=/hello\n", r
+    r1 = p.get("/hello")
+    assert r1.body == b"proto=HTTP/1.1 path=/hello\n"
+    reqs = app.events("req")
+    assert [e["proto"] for e in reqs] == ["HTTP/2", "HTTP/1.1"]
+    h = reqs[0]["headers"]
+    # K-Original-Host becomes the authority the app sees, and is removed
+    assert h[":authority"] == "orig.example.com" and "k-original-host" not in h
+    assert h["x-thing"] == "1" and h["x-forwarded-for"] == "127.0.0.1"
+
+
+def test_trailers_reach_an_http2_client_through_the_queue_proxy(pod, procs):
+    p, app = qp_with_app(pod, procs)
+    r = h2client.get(p.qp_port, "/trailers", headers={"te": "trailers",
+                                                        "content-type": "application/grpc"})
+    assert r.status == 200 and r.body == b"\x00\x00\x00\x00\x02hi", r
+    assert r.trailers == {"grpc-status": "0", "grpc-message": "all good", "x-trailer": "yes"}, r
+    assert app.events("req")[0]["headers"]["te"] == "trailers"
+
+
+def test_client_reset_cancels_the_app_stream_and_frees_the_slot(pod, procs):
+    p, app = qp_with_app(pod, procs, CONTAINER_CONCURRENCY="1")
+    c = h2client.H2Client(p.qp_port)
+    try:
+        sid = c.start("/hang")
+        kp.wait_until(lambda: app.events("req"), 5, what="request at the app")
+        c.reset(sid, 8)
+        kp.wait_until(lambda: app.events("reset"), 5, what="the cancel at the app")
+        assert app.events("reset")[0]["code"] == 8
+        # the CC=1 slot is free again: the next stream is served
+        r = c.wait(c.start("/hello"), 10 * kp.SLOW)
+        assert r.status == 200 and r.body == b"proto=HTTP/2 path=/hello\n"
+    finally:
+        c.close()
+
+
+def test_app_reset_reaches_the_http2_client(pod, procs):
+    p, app = qp_with_app(pod, procs)
+    r = h2client.get(p.qp_port, "/rst-before")
+    assert r.status == 502, r
+    c = h2client.H2Client(p.qp_port)
+    try:
+        r = c.wait(c.start("/rst-after"), 10 * kp.SLOW)
+        assert r.status == 200 and r.body.startswith(b"partial body"), r
+        assert r.reset is not None and not r.ended, r
+        # the client's connection goes on
+        r = c.wait(c.start("/hello"))
+        assert r.status == 200
+    finally:
+        c.close()
+
+
+def test_a_stalled_http2_reader_stalls_only_its_stream(pod, procs):
+    p, app = qp_with_app(pod, procs)
+    c = h2client.H2Client(p.qp_port)
+    try:
+        big = c.start("/big/%d" % (256 << 20), hold=True)
+        c.wait_head(big)
+        time.sleep(0.5 * kp.SLOW)
+        for _ in range(3):
+            r = c.wait(c.start("/hello"))
+            assert r.status == 200 and r.body == b"proto=HTTP/2 path=/hello\n"
+        reqs = app.events("req")
+        assert len({e["conn"] for e in reqs}) == 1, reqs  # one app connection for all
+        assert not app.events("big_done")
+        held = len(c.results[big].body)
+        assert held < (8 << 20), held
+    finally:
+        c.close()
+    kp.wait_until(lambda: app.events("reset"), 5 * kp.SLOW, what="the held stream cancelled")
+
+
+# --- through the activator ---
+
+def h2app_config(log, h2c=False):
+    rev = {"name": "h2-00001", "containerConcurrency": 0,
+           "command": [PYTHON, H2APP, "--log", log]}
+    if h2c:
+        rev["ports"] = [{"name": "h2c", "containerPort": 8080}]
+    return {
+        "domain": "127.0.0.1.sslip.io",
+        "autoscaler": {"initial-scale": "0", "allow-zero-initial-scale": "true"},
+        "services": [{"name": "h2", "namespace": "default", "revisions": [rev],
+                      "traffic": [{"revisionName": "h2-00001", "percent": 100}]}],
+    }
+
+
+H2HOST = "h2.default.127.0.0.1.sslip.io"
+
+
+def read_log(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def test_activator_then_queue_proxy_keep_http2_to_the_app(activator_factory, procs):
+    log = os.path.join(procs.tmpdir, "h2app-act.log")
+    act = activator_factory(h2app_config(log))
+    r = h2client.get(act.port, "/trailers", authority=H2HOST, timeout=30 * kp.SLOW,
+                     headers={"te": "trailers"})
+    assert r.status == 200 and r.body == b"\x00\x00\x00\x00\x02hi", r
+    assert r.trailers.get("grpc-status") == "0" and r.trailers.get("grpc-message") == "all good"
+    r = kp.request(act.port, "/hello", headers={"Host": H2HOST})
+    assert r.status == 200 and r.body == b"proto=HTTP/1.1 path=/hello\n"
+    reqs = [e for e in read_log(log) if e["ev"] == "req"]
+    assert [(e["proto"], e["path"]) for e in reqs] == [("HTTP/2", "/trailers"),
+                                                       ("HTTP/1.1", "/hello")]
+    assert reqs[0]["headers"]["k-proxy-request"] == "activator"
+
+
+def test_a_revision_port_named_h2c_gets_http2_to_the_app(activator_factory, procs):
+    log = os.path.join(procs.tmpdir, "h2app-h2c.log")
+    act = activator_factory(h2app_config(log, h2c=True))
+    r = kp.request(act.port, "/hello", headers={"Host": H2HOST}, timeout=30)
+    assert r.status == 200 and r.body == b"proto=HTTP/2 path=/hello\n", r
+    s = socket.create_connection(("127.0.0.1", act.port))
+    s.sendall(b"GET /trailers HTTP/1.1\r\nHost: " + H2HOST.encode() +
+              b"\r\nTE: trailers\r\nConnection: close\r\n\r\n")
+    data = read_all(s)
+    s.close()
+    assert b"\r\n0\r\ngrpc-status: 0\r\n" in data, data
+    reqs = [e for e in read_log(log) if e["ev"] == "req"]
+    assert [e["proto"] for e in reqs] == ["HTTP/2", "HTTP/2"], reqs

@@ -65,7 +65,7 @@ static void on_sigterm(uv_signal_t *sig, int signum)
     (void)signum;
     kp_http_server_close(&t->server, on_server_closed);
     kp_upstream_pool_release(t->pool);
-    kp_h2_pool_release(t->opts.h2_pool);
+    kp_h2c_pool_release(t->opts.h2_pool);
     uv_close((uv_handle_t *)&t->sigterm, on_signal_closed);
 }
 
@@ -83,7 +83,7 @@ int main(int argc, char **argv)
     int max_conns = argc > 4 ? parse_int(argv[4], "MAX_CONNS", 1, 10000) : 100;
     int timeout_s = argc > 5 ? parse_int(argv[5], "TIMEOUT_S", 0, 3600) : 30;
     t.pool = kp_upstream_pool_for(t.loop, argv[2], up_port, 10);
-    t.opts.h2_pool = kp_h2_pool_for(t.loop, argv[2], up_port, max_conns);
+    t.opts.h2_pool = kp_h2c_pool_for(t.loop, argv[2], up_port, max_conns);
     if (!t.pool || !t.opts.h2_pool) {
         fprintf(stderr, "h2c_proxy: UPSTREAM_IP=\"%s\": not an IP address\n", argv[2]);
         return 2;

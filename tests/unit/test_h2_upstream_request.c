@@ -16,7 +16,7 @@
 
 /* The value of name in the list ("" joined by "|" when it comes more than
  * once), NULL when absent. */
-static const char *value_of(const kp_h2_request_head_t *h, const char *name)
+static const char *value_of(const kp_h2c_request_head_t *h, const char *name)
 {
     static char out[512];
     out[0] = '\0';
@@ -55,9 +55,9 @@ static void pseudo_headers_come_first_from_the_request(void **state)
 {
     kp_http_header_t hs[] = {H("Content-Type", "application/grpc")};
     kp_http_request_t r = request(hs, 1);
-    kp_h2_request_head_t h;
-    kp_h2_request_head_init(&h);
-    assert_int_equal(kp_h2_request_head_build(&h, &r, NULL), 0);
+    kp_h2c_request_head_t h;
+    kp_h2c_request_head_init(&h);
+    assert_int_equal(kp_h2c_request_head_build(&h, &r, NULL), 0);
     assert_true(h.n >= 4);
     const char *want[][2] = {{":method", "POST"},
                              {":scheme", "http"},
@@ -70,7 +70,7 @@ static void pseudo_headers_come_first_from_the_request(void **state)
     assert_string_equal(value_of(&h, "content-type"), "application/grpc");
     /* a body of unknown length: no content-length invented */
     assert_null(value_of(&h, "content-length"));
-    kp_h2_request_head_free(&h);
+    kp_h2c_request_head_free(&h);
 }
 
 static void connection_specific_fields_are_dropped_and_names_lowercased(void **state)
@@ -84,9 +84,9 @@ static void connection_specific_fields_are_dropped_and_names_lowercased(void **s
         H("cookie", "b=2"),
     };
     kp_http_request_t r = request(hs, sizeof hs / sizeof hs[0]);
-    kp_h2_request_head_t h;
-    kp_h2_request_head_init(&h);
-    assert_int_equal(kp_h2_request_head_build(&h, &r, NULL), 0);
+    kp_h2c_request_head_t h;
+    kp_h2c_request_head_init(&h);
+    assert_int_equal(kp_h2c_request_head_build(&h, &r, NULL), 0);
     const char *gone[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
                           "upgrade",    "x-hop",      "host"};
     for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
@@ -99,18 +99,18 @@ static void connection_specific_fields_are_dropped_and_names_lowercased(void **s
         for (size_t k = 0; k < h.nv[i].namelen; k++)
             if (h.nv[i].name[k] >= 'A' && h.nv[i].name[k] <= 'Z')
                 fail_msg("name %.*s not lowercase", (int)h.nv[i].namelen, (const char *)h.nv[i].name);
-    kp_h2_request_head_free(&h);
+    kp_h2c_request_head_free(&h);
 }
 
 static void te_without_trailers_is_not_sent(void **state)
 {
     kp_http_header_t hs[] = {H("TE", "gzip")};
     kp_http_request_t r = request(hs, 1);
-    kp_h2_request_head_t h;
-    kp_h2_request_head_init(&h);
-    assert_int_equal(kp_h2_request_head_build(&h, &r, NULL), 0);
+    kp_h2c_request_head_t h;
+    kp_h2c_request_head_init(&h);
+    assert_int_equal(kp_h2c_request_head_build(&h, &r, NULL), 0);
     assert_null(value_of(&h, "te"));
-    kp_h2_request_head_free(&h);
+    kp_h2c_request_head_free(&h);
 }
 
 static void edits_apply_as_for_http1(void **state)
@@ -131,9 +131,9 @@ static void edits_apply_as_for_http1(void **state)
         .add_len = 64,
         .append_forwarded_for = 1,
     };
-    kp_h2_request_head_t h;
-    kp_h2_request_head_init(&h);
-    assert_int_equal(kp_h2_request_head_build(&h, &r, &e), 0);
+    kp_h2c_request_head_t h;
+    kp_h2c_request_head_init(&h);
+    assert_int_equal(kp_h2c_request_head_build(&h, &r, &e), 0);
     assert_string_equal(value_of(&h, ":authority"), "10.1.2.3:8013");
     assert_null(value_of(&h, "knative-serving-revision"));
     assert_string_equal(value_of(&h, "k-original-host"), "app.example.com");
@@ -143,10 +143,10 @@ static void edits_apply_as_for_http1(void **state)
     /* from what the request's framing says, not the field as received */
     assert_string_equal(value_of(&h, "content-length"), "12");
     /* built again from scratch: nothing left over */
-    assert_int_equal(kp_h2_request_head_build(&h, &r, NULL), 0);
+    assert_int_equal(kp_h2c_request_head_build(&h, &r, NULL), 0);
     assert_null(value_of(&h, "k-proxy-request"));
     assert_string_equal(value_of(&h, ":authority"), "app.example.com");
-    kp_h2_request_head_free(&h);
+    kp_h2c_request_head_free(&h);
 }
 
 static void no_host_means_no_authority_and_an_empty_target_is_slash(void **state)
@@ -156,12 +156,12 @@ static void no_host_means_no_authority_and_an_empty_target_is_slash(void **state
     r.host_len = 0;
     r.url = "";
     r.url_len = 0;
-    kp_h2_request_head_t h;
-    kp_h2_request_head_init(&h);
-    assert_int_equal(kp_h2_request_head_build(&h, &r, NULL), 0);
+    kp_h2c_request_head_t h;
+    kp_h2c_request_head_init(&h);
+    assert_int_equal(kp_h2c_request_head_build(&h, &r, NULL), 0);
     assert_null(value_of(&h, ":authority"));
     assert_string_equal(value_of(&h, ":path"), "/");
-    kp_h2_request_head_free(&h);
+    kp_h2c_request_head_free(&h);
 }
 
 int main(void)
