@@ -373,7 +373,8 @@ static void rd_h2_on_head(void *ctx, const kp_upstream_response_t *resp)
 {
     kp_readiness_t *r = ctx;
     char why[64];
-    snprintf(why, sizeof why, "HTTP probe did not respond Ready, got status code: %d", resp->status);
+    snprintf(why, sizeof why, "HTTP probe did not respond Ready, got status code: %d",
+             resp->status);
     rd_h2_end(r, resp->status >= 200 && resp->status < 400, why);
 }
 
@@ -478,7 +479,8 @@ static void rd_on_timer(uv_timer_t *t)
     kp_readiness_t *r = t->data;
     if (r->state == RD_H2_GET) {
         char why[48];
-        snprintf(why, sizeof why, "timeout after %llu ms", (unsigned long long)r->attempt_timeout_ms);
+        snprintf(why, sizeof why, "timeout after %llu ms",
+                 (unsigned long long)r->attempt_timeout_ms);
         rd_h2_end(r, 0, why);
     } else if (r->state == RD_IDLE) {
         if (rd_wants_attempt(r))
@@ -683,8 +685,8 @@ static void rd_build_upgrade_request(kp_readiness_t *r, const kp_probe_spec_t *s
 /* The h2c GET carries what the HTTP/1.1 one does (our headers win). */
 static int rd_build_h2_get(kp_readiness_t *r, const kp_probe_spec_t *spec, const char *host)
 {
-    static const char *const ours[] = {"host", "user-agent", "k-network-probe", "connection",
-                                       "content-length", "transfer-encoding"};
+    static const char *const ours[] = {"host",       "user-agent",     "k-network-probe",
+                                       "connection", "content-length", "transfer-encoding"};
     kp_http_header_t hs[2 + 64];
     size_t n = 0;
     hs[n++] = (kp_http_header_t){"user-agent", 10, "Knative-Queue-Proxy-Probe", 25};

@@ -294,7 +294,8 @@ static int cfg_get_ports(cfg_parser_t *p, const cJSON *v, const char *path, kp_r
     static const char *const port_keys[] = {"name", "containerPort", NULL};
     char shown[64], sub[CFG_PATH_MAX + 40];
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > 1)
-        return cfg_fail(p, "%s: %s is not a list of at most one port (expected [{\"name\": \"h2c\"}])",
+        return cfg_fail(p,
+                        "%s: %s is not a list of at most one port (expected [{\"name\": \"h2c\"}])",
                         path, cfg_show(v, shown, sizeof shown));
     const cJSON *port = cJSON_GetArrayItem(v, 0);
     if (!port)

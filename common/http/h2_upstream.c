@@ -79,7 +79,7 @@ struct kp_h2c_stream {
     const kp_h2c_ops_t *ops;
     void *ctx;
     int32_t id;
-    int busy; /* inside one of its callbacks: freeing waits */
+    int busy;            /* inside one of its callbacks: freeing waits */
     kp_http_head_t head; /* the response head, then its trailers */
     int status;
     kp_upstream_response_t response;
@@ -90,7 +90,7 @@ struct kp_h2c_stream {
     nghttp2_nv *trailers; /* request trailers, pointing into trailer_text */
     size_t n_trailers;
     char *trailer_text;
-    int close_error; /* the stream closed with this error while body waited */
+    int close_error;      /* the stream closed with this error while body waited */
     unsigned waiting : 1; /* on the pool's wait list */
     unsigned submitted : 1;
     unsigned headers_sent : 1;
@@ -362,8 +362,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     switch (frame->hd.type) {
     case NGHTTP2_SETTINGS:
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
-            uint32_t max =
-                nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+            uint32_t max = nghttp2_session_get_remote_settings(
+                session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
             c->max_streams = max < H2_MAX_STREAMS_PER_CONN ? max : H2_MAX_STREAMS_PER_CONN;
             c->pool->assumed_max = c->max_streams ? c->max_streams : 1;
             if (c->state == C_AWAIT_SETTINGS) {
@@ -806,7 +806,8 @@ static h2_conn_t *conn_open(kp_h2c_pool_t *p)
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
     };
     if (nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0 ||
-        nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW) != 0)
+        nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW) !=
+            0)
         goto fail;
     c->rbuf = rbuf;
     c->pool = p;

@@ -59,10 +59,18 @@ static int adds(kp_h2c_request_head_t *h, const char *name, const char *value, s
 static int is_dropped(const kp_http_header_t *f, const kp_http_header_t *connection,
                       const kp_proxy_edits_t *e)
 {
-    static const char *const names[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding",   "upgrade",
-        "host",       "trailer",    "expect",           "proxy-authenticate", "proxy-authorization",
-        "content-length", "http2-settings"};
+    static const char *const names[] = {"connection",
+                                        "keep-alive",
+                                        "proxy-connection",
+                                        "transfer-encoding",
+                                        "upgrade",
+                                        "host",
+                                        "trailer",
+                                        "expect",
+                                        "proxy-authenticate",
+                                        "proxy-authorization",
+                                        "content-length",
+                                        "http2-settings"};
     if (f->name_len == 0 || f->name[0] == ':')
         return 1;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -104,16 +112,18 @@ static int add_lines(kp_h2c_request_head_t *h, const char *text, size_t len)
 }
 
 int kp_h2c_request_head_build(kp_h2c_request_head_t *h, const kp_http_request_t *r,
-                             const kp_proxy_edits_t *e)
+                              const kp_proxy_edits_t *e)
 {
     h->n = 0;
     kp_strbuf_reset(&h->text);
-    const kp_http_header_t *connection = kp_http_header_find(r->headers, r->n_headers, "connection");
+    const kp_http_header_t *connection =
+        kp_http_header_find(r->headers, r->n_headers, "connection");
     const kp_http_header_t *xff = NULL, *forwarded = NULL;
     int append_ff = e && e->append_forwarded_for;
     const char *authority = e && e->host ? e->host : r->host;
     size_t authority_len = e && e->host ? e->host_len : r->host_len;
-    if (adds(h, ":method", r->method, strlen(r->method)) != 0 || adds(h, ":scheme", "http", 4) != 0 ||
+    if (adds(h, ":method", r->method, strlen(r->method)) != 0 ||
+        adds(h, ":scheme", "http", 4) != 0 ||
         adds(h, ":path", r->url_len ? r->url : "/", r->url_len ? r->url_len : 1) != 0)
         return -1;
     if (authority && adds(h, ":authority", authority, authority_len) != 0)

@@ -25,6 +25,6 @@ void kp_h2c_request_head_free(kp_h2c_request_head_t *h);
 /* Builds h->nv for req with edits e (e may be NULL); replaces what h held.
  * 0, or -1 when out of memory. */
 int kp_h2c_request_head_build(kp_h2c_request_head_t *h, const kp_http_request_t *req,
-                             const kp_proxy_edits_t *e);
+                              const kp_proxy_edits_t *e);
 
 #endif

@@ -33,8 +33,8 @@ struct kp_proxy {
     kp_h2c_pool_t *h2_pool;
     kp_h2c_stream_t *h2; /* over h2c instead of up; NULL once released */
     kp_h2c_request_head_t h2_head;
-    int h2_refused;        /* tries refused unprocessed */
-    uint64_t body_bytes;   /* request body bytes passed upstream */
+    int h2_refused;      /* tries refused unprocessed */
+    uint64_t body_bytes; /* request body bytes passed upstream */
     kp_proxy_opts_t opts;
     uint64_t start_ns;
     uint64_t last_write_ns;

@@ -12,7 +12,10 @@
 
 #include "http/h2_upstream_request.h"
 
-#define H(n, v) {n, sizeof n - 1, v, sizeof v - 1}
+#define H(n, v)                                                                                    \
+    {                                                                                              \
+        n, sizeof n - 1, v, sizeof v - 1                                                           \
+    }
 
 /* The value of name in the list ("" joined by "|" when it comes more than
  * once), NULL when absent. */
@@ -22,10 +25,11 @@ static const char *value_of(const kp_h2c_request_head_t *h, const char *name)
     out[0] = '\0';
     int found = 0;
     for (size_t i = 0; i < h->n; i++) {
-        if (h->nv[i].namelen == strlen(name) && memcmp(h->nv[i].name, name, h->nv[i].namelen) == 0) {
+        if (h->nv[i].namelen == strlen(name) &&
+            memcmp(h->nv[i].name, name, h->nv[i].namelen) == 0) {
             size_t len = strlen(out);
-            snprintf(out + len, sizeof out - len, "%s%.*s", found ? "|" : "", (int)h->nv[i].valuelen,
-                     (const char *)h->nv[i].value);
+            snprintf(out + len, sizeof out - len, "%s%.*s", found ? "|" : "",
+                     (int)h->nv[i].valuelen, (const char *)h->nv[i].value);
             found = 1;
         }
     }
@@ -76,19 +80,25 @@ static void pseudo_headers_come_first_from_the_request(void **state)
 static void connection_specific_fields_are_dropped_and_names_lowercased(void **state)
 {
     kp_http_header_t hs[] = {
-        H("Connection", "keep-alive, X-Hop"), H("Keep-Alive", "timeout=5"),
-        H("Proxy-Connection", "keep-alive"),  H("Transfer-Encoding", "chunked"),
-        H("Upgrade", "websocket"),            H("X-Hop", "named in Connection"),
-        H("Host", "other.example.com"),       H("TE", "gzip, trailers"),
-        H("X-Custom-Thing", "kept"),          H("Cookie", "a=1"),
+        H("Connection", "keep-alive, X-Hop"),
+        H("Keep-Alive", "timeout=5"),
+        H("Proxy-Connection", "keep-alive"),
+        H("Transfer-Encoding", "chunked"),
+        H("Upgrade", "websocket"),
+        H("X-Hop", "named in Connection"),
+        H("Host", "other.example.com"),
+        H("TE", "gzip, trailers"),
+        H("X-Custom-Thing", "kept"),
+        H("Cookie", "a=1"),
         H("cookie", "b=2"),
     };
     kp_http_request_t r = request(hs, sizeof hs / sizeof hs[0]);
     kp_h2c_request_head_t h;
     kp_h2c_request_head_init(&h);
     assert_int_equal(kp_h2c_request_head_build(&h, &r, NULL), 0);
-    const char *gone[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
-                          "upgrade",    "x-hop",      "host"};
+    const char *gone[] = {
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
+        "x-hop",      "host"};
     for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
         if (value_of(&h, gone[i]))
             fail_msg("%s was sent", gone[i]);
@@ -98,7 +108,8 @@ static void connection_specific_fields_are_dropped_and_names_lowercased(void **s
     for (size_t i = 0; i < h.n; i++)
         for (size_t k = 0; k < h.nv[i].namelen; k++)
             if (h.nv[i].name[k] >= 'A' && h.nv[i].name[k] <= 'Z')
-                fail_msg("name %.*s not lowercase", (int)h.nv[i].namelen, (const char *)h.nv[i].name);
+                fail_msg("name %.*s not lowercase", (int)h.nv[i].namelen,
+                         (const char *)h.nv[i].name);
     kp_h2c_request_head_free(&h);
 }
 
