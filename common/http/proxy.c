@@ -476,8 +476,12 @@ static void up_on_response_end(void *ctx)
     p->response_done = 1;
     if (!p->down)
         return;
-    if (p->h2 && p->head_pending && p->pending_length == -1)
-        p->pending_length = 0; /* a head-only answer (gRPC's Trailers-Only) stays one */
+    if (p->h2 && p->head_pending && p->pending_length >= -1) {
+        /* A head-only answer: to an HTTP/2 client it stays one HEADERS
+         * frame with END_STREAM (gRPC's Trailers-Only: grpc-status in the
+         * head), to an HTTP/1.1 one it gets Content-Length: 0. */
+        p->pending_length = kp_http_conn_is_h2(p->down) ? -2 : 0;
+    }
     flush_head(p);
     kp_http_conn_t *down = p->down;
     p->result.bytes_sent = kp_http_conn_bytes_sent(down);

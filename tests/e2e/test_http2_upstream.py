@@ -353,6 +353,13 @@ def h2app_config(log, h2c=False):
 H2HOST = "h2.default.127.0.0.1.sslip.io"
 
 
+def pod_ports():
+    """Activator args for local pods on ports of their own: other activators
+    on this machine start pods from the default base too."""
+    import random
+    return ("--pod-port-base", str(random.randrange(21000, 32000, 10)))
+
+
 def read_log(path):
     if not os.path.exists(path):
         return []
@@ -362,7 +369,7 @@ def read_log(path):
 
 def test_activator_then_queue_proxy_keep_http2_to_the_app(activator_factory, procs):
     log = os.path.join(procs.tmpdir, "h2app-act.log")
-    act = activator_factory(h2app_config(log))
+    act = activator_factory(h2app_config(log), args=pod_ports())
     r = h2client.get(act.port, "/trailers", authority=H2HOST, timeout=30 * kp.SLOW,
                      headers={"te": "trailers"})
     assert r.status == 200 and r.body == b"\x00\x00\x00\x00\x02hi", r
@@ -377,7 +384,7 @@ def test_activator_then_queue_proxy_keep_http2_to_the_app(activator_factory, pro
 
 def test_a_revision_port_named_h2c_gets_http2_to_the_app(activator_factory, procs):
     log = os.path.join(procs.tmpdir, "h2app-h2c.log")
-    act = activator_factory(h2app_config(log, h2c=True))
+    act = activator_factory(h2app_config(log, h2c=True), args=pod_ports())
     r = kp.request(act.port, "/hello", headers={"Host": H2HOST}, timeout=30)
     assert r.status == 200 and r.body == b"proto=HTTP/2 path=/hello\n", r
     s = socket.create_connection(("127.0.0.1", act.port))
@@ -388,3 +395,66 @@ def test_a_revision_port_named_h2c_gets_http2_to_the_app(activator_factory, proc
     assert b"\r\n0\r\ngrpc-status: 0\r\n" in data, data
     reqs = [e for e in read_log(log) if e["ev"] == "req"]
     assert [e["proto"] for e in reqs] == ["HTTP/2", "HTTP/2"], reqs
+
+
+# --- gRPC (python3-grpcio) ---
+
+GRPC_ECHO = os.path.join(kp.HERE, "grpc_echo.py")
+
+
+def grpc_calls(port, authority=None):
+    """Unary, an error status, and a bidi stream whose replies come one by
+    one before the next request is sent."""
+    import queue
+    import grpc
+    opts = [("grpc.default_authority", authority)] if authority else []
+    ch = grpc.insecure_channel("127.0.0.1:%d" % port, options=opts)
+    try:
+        assert ch.unary_unary("/kp.Echo/Unary")(b"hi", timeout=30 * kp.SLOW) == b"echo:hi"
+        with pytest.raises(grpc.RpcError) as err:
+            ch.unary_unary("/kp.Echo/Unary")(b"fail", timeout=10 * kp.SLOW)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details() == "bad input: fail"
+        q = queue.Queue()
+
+        def requests():
+            while True:
+                m = q.get()
+                if m is None:
+                    return
+                yield m
+        replies = ch.stream_stream("/kp.Echo/Bidi")(requests(), timeout=10 * kp.SLOW)
+        for i in range(3):
+            q.put(b"m%d" % i)
+            assert next(replies) == b"re:m%d" % i
+        q.put(None)
+        assert list(replies) == []
+    finally:
+        ch.close()
+
+
+def test_grpc_through_the_queue_proxy(pod, procs):
+    import grpc
+    p = pod(app=False)
+    log = os.path.join(procs.tmpdir, "grpc.log")
+    app = procs.start("grpc_echo", [PYTHON, GRPC_ECHO, "--port", str(p.user_port), "--log", log], {})
+    kp.wait_port(p.user_port, app)
+    grpc_calls(p.qp_port)
+    # a deadline cancels the call at the app too (RST_STREAM through the proxy)
+    ch = grpc.insecure_channel("127.0.0.1:%d" % p.qp_port)
+    with pytest.raises(grpc.RpcError) as err:
+        ch.unary_unary("/kp.Echo/Wait")(b"", timeout=1.0 * kp.SLOW)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    ch.close()
+    kp.wait_until(lambda: any(e["ev"] == "cancelled" for e in read_log(log)), 10,
+                  what="the cancel at the app")
+
+
+def test_grpc_through_the_activator_to_an_h2c_revision(activator_factory, procs):
+    log = os.path.join(procs.tmpdir, "grpc-act.log")
+    config = h2app_config(log, h2c=True)
+    config["services"][0]["revisions"][0]["command"] = [PYTHON, GRPC_ECHO, "--log", log]
+    act = activator_factory(config, args=pod_ports())
+    grpc_calls(act.port, authority=H2HOST)
+    calls = [e for e in read_log(log) if e["ev"] == "call"]
+    assert [e["method"] for e in calls] == ["Unary", "Unary", "Bidi"]
