@@ -97,6 +97,7 @@ class H2Conn:
                 continue
             if not data:
                 break
+        self.app.log(ev="closed", conn=self.id)
         self.writer.close()
 
     def answerable(self):

@@ -38,10 +38,13 @@ class App:
         return [e for e in out if ev is None or e["ev"] == ev]
 
 
-def start_proxy(procs, app, max_conns=100):
+def start_proxy(procs, app, max_conns=100, idle_ms=None):
     port = kp.free_port()
-    p = procs.start("h2c_proxy", [os.path.join(kp.BUILD, "tools", "h2c_proxy"), str(port),
-                                  "127.0.0.1", str(app.port), str(max_conns)], {})
+    argv = [os.path.join(kp.BUILD, "tools", "h2c_proxy"), str(port), "127.0.0.1", str(app.port),
+            str(max_conns)]
+    if idle_ms:
+        argv += ["30", str(idle_ms)]
+    p = procs.start("h2c_proxy", argv, {})
     kp.wait_port(port, p)
     return port
 
@@ -111,6 +114,20 @@ def test_goaway_mid_load_costs_the_client_nothing(procs):
     assert app.events("goaway")
     assert app.events("ignored")
     assert len({e["conn"] for e in app.events("req")}) >= 4
+
+
+def test_idle_connections_close_after_the_idle_timeout(procs):
+    app = App(procs)
+    port = start_proxy(procs, app, idle_ms=int(700 * kp.SLOW))
+    assert kp.request(port, "/hello").status == 200
+    assert kp.request(port, "/slow/300").status == 200  # in use: the idle time starts after
+    t0 = time.monotonic()
+    kp.wait_until(lambda: app.events("closed"), 10, what="the idle connection closed")
+    assert time.monotonic() - t0 >= 0.5 * kp.SLOW
+    assert len(app.events("conn")) == 1
+    # a new request opens a new connection
+    assert kp.request(port, "/hello").status == 200
+    assert len(app.events("conn")) == 2
 
 
 def test_trailers_reach_an_http1_client_that_accepts_them(procs):

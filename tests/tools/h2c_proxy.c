@@ -2,7 +2,8 @@
  * or HTTP/2 when the server speaks it) to one upstream over h2c, through
  * common/http/proxy.c and h2_upstream.c: the next-hop path of the
  * queue-proxy and activator on its own, for the end-to-end tests.
- *   h2c_proxy LISTEN_PORT UPSTREAM_IP UPSTREAM_PORT [MAX_CONNS [TIMEOUT_S]]
+ *   h2c_proxy LISTEN_PORT UPSTREAM_IP UPSTREAM_PORT [MAX_CONNS [TIMEOUT_S [IDLE_MS]]]
+ * (IDLE_MS: how long an h2c connection without streams stays open)
  * Prints "listening" once it accepts, and for every request a line
  * "done status=S outcome=O bytes=B". SIGTERM ends it; exit 0. */
 #include <signal.h>
@@ -71,9 +72,9 @@ static void on_sigterm(uv_signal_t *sig, int signum)
 
 int main(int argc, char **argv)
 {
-    if (argc < 4 || argc > 6) {
+    if (argc < 4 || argc > 7) {
         fprintf(stderr, "usage: h2c_proxy LISTEN_PORT UPSTREAM_IP UPSTREAM_PORT [MAX_CONNS "
-                        "[TIMEOUT_S]]\n");
+                        "[TIMEOUT_S [IDLE_MS]]]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -88,6 +89,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "h2c_proxy: UPSTREAM_IP=\"%s\": not an IP address\n", argv[2]);
         return 2;
     }
+    if (argc > 6)
+        kp_h2c_pool_set_idle_timeout(t.opts.h2_pool,
+                                     (uint64_t)parse_int(argv[6], "IDLE_MS", 1, 3600000));
     t.opts.h2_always = 1;
     t.opts.timeout_ms = (uint64_t)timeout_s * 1000;
     int err = kp_http_server_init(&t.server, t.loop, "127.0.0.1", port, NULL, on_request, &t);
