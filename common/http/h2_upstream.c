@@ -90,11 +90,10 @@ static void conn_fail(h2_conn_t *c, int err)
     kp_h2c_pool_t *p = c->pool;
     if (was_connecting) {
         /* The upstream cannot be reached: whoever waits for a connection
-         * hears it now rather than after another try. */
-        int others = 0;
-        for (h2_conn_t *o = p->conns; o; o = o->next)
-            others |= o->state == C_READY;
-        while (!others && p->wait_head) {
+         * hears it now (a caller may try elsewhere), as a failed dial fails
+         * the requests waiting on it in Go's transport; retrying here could
+         * spin on an upstream that refuses. */
+        while (p->wait_head) {
             kp_h2c_stream_t *s = p->wait_head;
             h2c_wait_unlink(p, s);
             s->finished = 1;

@@ -116,6 +116,18 @@ def test_goaway_mid_load_costs_the_client_nothing(procs):
     assert len({e["conn"] for e in app.events("req")}) >= 4
 
 
+def test_unreachable_upstream_is_502_for_every_waiting_request(procs, pod):
+    class Nobody:
+        port = kp.free_port()
+    port = start_proxy(procs, Nobody)
+    statuses = concurrently(5, lambda i: kp.request(port, "/hello").status)
+    assert statuses == [502] * 5
+    # HTTP/2 into the queue-proxy, no app behind it
+    p = pod(app=False)
+    r = h2client.get(p.qp_port, "/hello")
+    assert r.status == 502, r
+
+
 def test_idle_connections_close_after_the_idle_timeout(procs):
     app = App(procs)
     port = start_proxy(procs, app, idle_ms=int(700 * kp.SLOW))
