@@ -27,7 +27,9 @@ typedef struct kp_h2c_stream kp_h2c_stream_t;
  * kp_h2c_stream_cancel. */
 typedef struct kp_h2c_ops {
     /* A connection has room for the stream (0): submit it now, from
-     * inside this callback; or a libuv error (nothing was sent). */
+     * inside this callback; or a libuv error, nothing sent: the connect
+     * failed (every stream waiting for a connection hears it), or
+     * UV_ECANCELED when the pool was released. The stream is gone then. */
     void (*on_connected)(void *ctx, int status);
     /* The final head (1xx interim heads are not passed on); chunked 0,
      * keep_alive 1, content_length from content-length or -1. */
@@ -54,8 +56,9 @@ kp_h2c_pool_t *kp_h2c_pool_new(uv_loop_t *loop, const struct sockaddr *addr, int
 /* The same for an IP literal (v4 or v6) and a port; NULL when ip is not
  * one, or out of memory. */
 kp_h2c_pool_t *kp_h2c_pool_for(uv_loop_t *loop, const char *ip, int port, int max_conns);
-/* The owner lets go: connections without streams close now, the others
- * when their last stream ends; the pool is freed then. */
+/* The owner lets go: streams still waiting for a connection get
+ * on_connected(UV_ECANCELED); connections without streams close now, the
+ * others when their last stream ends; the pool is freed then. NULL: no-op. */
 void kp_h2c_pool_release(kp_h2c_pool_t *p);
 /* Idle time after which a connection without streams closes (default
  * 90 s, as Go's transport). */
@@ -64,7 +67,8 @@ void kp_h2c_pool_set_idle_timeout(kp_h2c_pool_t *p, uint64_t ms);
 size_t kp_h2c_pool_connections(const kp_h2c_pool_t *p);
 
 /* Returns 1 with *out bound to a connection (submit it now), 0 with *out
- * waiting (on_connected follows), or a negative libuv error. */
+ * waiting (on_connected follows; it may run before this returns, *out is
+ * set first), or a negative libuv error (no callback follows). */
 int kp_h2c_pool_get(kp_h2c_pool_t *p, const kp_h2c_ops_t *ops, void *ctx, kp_h2c_stream_t **out);
 /* Sends the request head (nva is copied). has_body 0: the stream ends with
  * the head; else the body follows through write and end. 0, or
