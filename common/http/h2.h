@@ -45,8 +45,8 @@ typedef struct kp_h2_stream {
     kp_h2_session_t *sess;
     int32_t id;
     struct kp_h2_stream *next, *prev; /* the session's open streams, or its dead ones */
-    kp_h2_bytes_t in;  /* request body received, not yet taken by the handler */
-    kp_h2_bytes_t out; /* response body written, not yet framed */
+    kp_h2_bytes_t in;                 /* request body received, not yet taken by the handler */
+    kp_h2_bytes_t out;                /* response body written, not yet framed */
     char *authority;
     char *cookie; /* the cookie crumbs joined with "; " */
     size_t cookie_len;
@@ -54,9 +54,9 @@ typedef struct kp_h2_stream {
     size_t trailers_len;
     uint64_t headers_since_ns; /* a header block began and has not ended */
     uint64_t stalled_since_ns; /* response bytes wait for a window */
-    int header_error; /* 414 or 431 when the head broke a limit */
+    int header_error;          /* 414 or 431 when the head broke a limit */
     unsigned dispatched : 1;
-    unsigned in_eof : 1;   /* END_STREAM received */
+    unsigned in_eof : 1; /* END_STREAM received */
     unsigned body_wanted : 1;
     unsigned body_paused : 1;
     unsigned delivering : 1;
@@ -82,8 +82,9 @@ struct kp_h2_session {
     unsigned notice_sent : 1;
     unsigned goaway_sent : 1;
     unsigned fatal : 1;
-    uint64_t drain_at_ns;  /* when the final GOAWAY is due (0: none) */
-    uint64_t idle_since_ns; /* no stream open since */
+    uint64_t drain_at_ns;      /* when the final GOAWAY is due (0: none) */
+    uint64_t settings_sent_ns; /* our SETTINGS await their ACK since (0: acked) */
+    uint64_t idle_since_ns;    /* no stream open since */
     double reset_tokens, control_tokens;
     uint64_t tokens_at_ns;
 };
@@ -97,8 +98,7 @@ int kp_h2_start(kp_http_conn_t *c);
 int kp_h2_upgrade(kp_http_conn_t *c, const char *settings, size_t settings_len);
 /* Whether req asks for an h2c upgrade we take (see kp_h2_upgrade); the
  * HTTP2-Settings value is returned through settings. */
-int kp_h2_upgrade_wanted(const kp_http_request_t *req, const char **settings,
-                         size_t *settings_len);
+int kp_h2_upgrade_wanted(const kp_http_request_t *req, const char **settings, size_t *settings_len);
 void kp_h2_recv(kp_h2_session_t *s, const char *data, size_t len);
 /* Frames what is due into the connection's writes. */
 void kp_h2_pump(kp_h2_session_t *s);

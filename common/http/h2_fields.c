@@ -90,6 +90,8 @@ static int is_ows(char ch)
 
 int kp_h2_fields_add_lines(kp_h2_fields_t *f, const char *lines, size_t len)
 {
+    if (len == 0)
+        return 0; /* lines may be NULL then */
     const char *s = lines, *end = lines + len;
     while (s < end) {
         const char *eol = memchr(s, '\n', (size_t)(end - s));

@@ -105,6 +105,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
     case NGHTTP2_SETTINGS:
         if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
             spend(s, &s->control_tokens, "SETTINGS");
+        else
+            s->settings_sent_ns = 0;
         break;
     case NGHTTP2_PING:
         if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
@@ -219,7 +221,8 @@ static kp_h2_session_t *session_new(kp_http_conn_t *c)
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, KP_H2_MAX_HEADER_LIST},
     };
     if (nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0 ||
-        nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, KP_H2_CONN_WINDOW) != 0) {
+        nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, KP_H2_CONN_WINDOW) !=
+            0) {
         nghttp2_session_del(s->ng);
         free(s);
         return NULL;
@@ -227,7 +230,7 @@ static kp_h2_session_t *session_new(kp_http_conn_t *c)
     s->c = c;
     s->reset_tokens = KP_H2_RESET_BURST;
     s->control_tokens = KP_H2_CONTROL_BURST;
-    s->tokens_at_ns = s->idle_since_ns = kp_now_ns();
+    s->tokens_at_ns = s->idle_since_ns = s->settings_sent_ns = kp_now_ns();
     uv_timer_init(c->server->loop, &s->reap);
     s->reap.data = s;
     return s;
@@ -484,15 +487,18 @@ void kp_h2_close(kp_h2_session_t *s)
     /* A last GOAWAY if the socket takes it now: the client then knows
      * which streams were not processed. */
     if (!s->fatal && !s->goaway_sent && !s->in_recv && !s->pumping) {
-        nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(s->ng),
-                              NGHTTP2_NO_ERROR, NULL, 0);
+        nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(s->ng), NGHTTP2_NO_ERROR,
+                              NULL, 0);
         const uint8_t *p;
         ssize_t n;
+        s->pumping = 1; /* a handler called from here must not pump again */
         while ((n = nghttp2_session_mem_send(s->ng, &p)) > 0) {
             uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
             if (c->pending_writes || uv_try_write((uv_stream_t *)&c->tcp, &b, 1) != n)
                 break;
         }
+        s->pumping = 0;
     }
     s->c = NULL;
     c->h2 = NULL;
@@ -541,6 +547,13 @@ void kp_h2_on_timer(kp_h2_session_t *s)
         if (!s->c)
             return;
     }
+    if (s->settings_sent_ns && now - s->settings_sent_ns >= o->header_timeout_ms * ms) {
+        /* RFC 9113 §6.5.3: our SETTINGS were never acknowledged. */
+        session_fatal(s, NGHTTP2_SETTINGS_TIMEOUT);
+        if (s->c)
+            kp_conn_finish_and_close(s->c);
+        return;
+    }
     if (s->n_streams == 0) {
         /* Before the first stream the header timeout counts, as for
          * HTTP/1's first request; between streams, the keep-alive one. */
@@ -565,9 +578,9 @@ void kp_h2_on_timer(kp_h2_session_t *s)
                 kp_conn_finish_and_close(s->c);
             return;
         }
-        int waiting = st->out.len > 0 &&
-                      (nghttp2_session_get_stream_remote_window_size(s->ng, st->id) <= 0 ||
-                       nghttp2_session_get_remote_window_size(s->ng) <= 0);
+        int waiting =
+            st->out.len > 0 && (nghttp2_session_get_stream_remote_window_size(s->ng, st->id) <= 0 ||
+                                nghttp2_session_get_remote_window_size(s->ng) <= 0);
         if (!waiting) {
             st->stalled_since_ns = 0;
         } else if (!st->stalled_since_ns) {

@@ -313,8 +313,9 @@ void kp_h2_stream_dispatch(kp_h2_stream_t *st, int end_stream)
 
 void kp_h2_stream_from_http1(kp_h2_stream_t *st, const kp_http_request_t *req)
 {
-    static const char *const skipped[] = {"connection", "upgrade", "http2-settings", "keep-alive",
-                                          "proxy-connection", "transfer-encoding", "te"};
+    static const char *const skipped[] = {"connection", "upgrade",          "http2-settings",
+                                          "keep-alive", "proxy-connection", "transfer-encoding",
+                                          "te"};
     st->conn.req.method_id = req->method_id;
     st->has_method = 1;
     if (kp_http_head_add_url(&st->conn.head, req->target, req->target_len) != 0)

@@ -57,7 +57,7 @@ class H2:
     False; the connection window is kept open."""
 
     def __init__(self, port, window=1 << 20, auto_window=True, settings=None, preface=True,
-                 host="127.0.0.1", timeout=5.0):
+                 host="127.0.0.1", timeout=5.0, ack_settings=True):
         self.sock = socket.create_connection((host, port), timeout=timeout * kp.SLOW)
         self.port = port
         self.enc = hpack.Encoder()
@@ -70,6 +70,7 @@ class H2:
         self.pings = []
         self.closed = False
         self.auto_window = auto_window
+        self.ack_settings = ack_settings
         self.next_sid = 1
         self.buf = b""
         self._hdr_block = None
@@ -196,7 +197,8 @@ class H2:
                     for w in self.stream_windows:
                         self.stream_windows[w] += v - old
                 self.server_settings[k] = v
-            self._reply(frame(SETTINGS, ACK, 0))
+            if self.ack_settings:
+                self._reply(frame(SETTINGS, ACK, 0))
         elif ftype == PING and not flags & ACK:
             self._reply(frame(PING, ACK, 0, payload))
         elif ftype == PING:

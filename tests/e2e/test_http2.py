@@ -75,6 +75,22 @@ def test_upgrade_h2c_then_plain_http1_with_a_body(pod):
     assert got.endswith(b"received 5 bytes\n"), got
 
 
+def test_upgrade_with_bad_settings_is_served_as_http1(pod):
+    p = pod()
+    ready(p)
+    s = socket.create_connection(("127.0.0.1", p.qp_port), timeout=5 * kp.SLOW)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+              b"Upgrade: h2c\r\nHTTP2-Settings: AAM\r\n\r\n")  # not whole entries
+    got = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n") and got.endswith(b"Hello World!\n"), got
+
+
 def test_preface_split_across_reads_and_broken_preface(pod):
     p = pod()
     ready(p)
@@ -179,18 +195,28 @@ def test_client_reset_frees_the_slot(pod):
 
 
 def test_stream_stats_match_http1(pod):
-    # 1 connection, 5 streams each 200 ms long for 3 s: concurrency 5, 25/s
+    """test_metrics.test_stat_under_known_load's load, as streams: one
+    connection with 3 streams and one with 2 activator-proxied streams, each
+    request 200 ms, for 3 s: concurrency 5 (2 proxied), 25 requests/s (10
+    proxied), the figures HTTP/1 gives."""
     p = pod()
     ready(p)
-    run = kp.run_in_thread(subprocess.run, ["h2load", "-c", "1", "-m", "5", "-D", "3",
-                                            p.url("/?sleep=200")],
-                           capture_output=True, text=True, timeout=30 * kp.SLOW)
+
+    def h2load(streams, *extra):
+        return kp.run_in_thread(subprocess.run, ["h2load", "-c", "1", "-m", str(streams), "-D", "3",
+                                                 *extra, p.url("/?sleep=200")],
+                                capture_output=True, text=True, timeout=30 * kp.SLOW)
+    plain = h2load(3)
+    proxied = h2load(2, "-H", "K-Proxy-Request: activator")
     time.sleep(2.2)
     s = get_stat(p)
-    out = run(30).stdout
-    assert "0 failed" in out and "0 errored" in out, out
+    for run in (plain, proxied):
+        out = run(30).stdout
+        assert "0 failed" in out and "0 errored" in out, out
     assert abs(s["average_concurrent_requests"] - 5) <= 1.5, s
+    assert abs(s["average_proxied_concurrent_requests"] - 2) <= 1.5, s
     assert 15 <= s["request_count"] <= 35, s
+    assert 5 <= s["proxied_request_count"] <= 15, s
 
 
 def test_body_without_length_streams_chunked_to_http1_app(pod):
@@ -268,10 +294,17 @@ def test_drain_sends_goaway_and_finishes_streams(pod):
 
 # --- the activator ---
 
+def own_pods():
+    """--pod-port-base of this test's own, so that pods of activators run
+    elsewhere on the host are never reached by mistake."""
+    from test_local_pods import port_base
+    return ("--pod-port-base", str(port_base()))
+
 def test_activator_cold_start_over_http2_on_both_ports(activator_factory):
     from activator_harness import HOST, free_port, helloworld_config
     h2c_port = free_port()
-    act = activator_factory(helloworld_config(), args=("--listen-h2c", "127.0.0.1:%d" % h2c_port))
+    act = activator_factory(helloworld_config(),
+                            args=("--listen-h2c", "127.0.0.1:%d" % h2c_port) + own_pods())
     kp.wait_port(h2c_port)
     # from zero: the stream is held while the pod starts, then answered
     assert curl_h2(act.url("/"), "-H", "Host: " + HOST) == ("2", 200, b"Hello World!\n")
@@ -295,7 +328,7 @@ def test_activator_cold_start_over_http2_on_both_ports(activator_factory):
 def test_activator_held_streams_count_against_its_bounds(activator_factory):
     from activator_harness import HOST, helloworld_config
     act = activator_factory(helloworld_config(env={"STARTUP_DELAY_MS": "1500"}),
-                            args=("--max-requests", "3"))
+                            args=("--max-requests", "3") + own_pods())
     c = h2raw.H2(act.port)
     sids = [c.request(authority=HOST) for _ in range(5)]
     assert c.read_until(lambda: all(c.streams[s].done for s in sids), 30)
@@ -308,7 +341,7 @@ def test_activator_held_streams_count_against_its_bounds(activator_factory):
 
 def test_activator_drain_sends_goaway_and_finishes_streams(activator_factory):
     from activator_harness import HOST, helloworld_config
-    act = activator_factory(helloworld_config())
+    act = activator_factory(helloworld_config(), args=own_pods())
     c = h2raw.H2(act.port)
     st = c.response(c.request(authority=HOST), 30)
     assert st.status == 200
@@ -321,3 +354,75 @@ def test_activator_drain_sends_goaway_and_finishes_streams(activator_factory):
     st = c.response(slow, 10)
     assert (st.status, st.reset) == (200, None), st.__dict__
     assert act.proc.wait(15 * kp.SLOW) == 0
+
+
+def test_http1_app_trailers_are_dropped_and_the_stream_ends_cleanly(pod):
+    """An HTTP/1.1 app's chunked trailers do not cross to an HTTP/2 client
+    (HTTP/1 trailers are not forwarded); the body does, the stream ends with
+    END_STREAM, and the app's kept-alive connection serves the next one."""
+    import threading
+    p = pod(app=False)
+    served = []
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", p.user_port))
+    lsock.listen(8)
+
+    def app():
+        conn, _ = lsock.accept()
+        buf = b""
+        while len(served) < 2:
+            while b"\r\n\r\n" not in buf:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                buf += chunk
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            served.append(head)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: grpc-status\r\n"
+                         b"\r\n5\r\nhello\r\n0\r\ngrpc-status: 0\r\nx-t: 1\r\n\r\n")
+        conn.close()
+    t = threading.Thread(target=app, daemon=True)
+    t.start()
+    try:
+        c = h2raw.H2(p.qp_port)
+        for _ in range(2):
+            st = c.response(c.request(path="/t", headers=[("te", "trailers")]))
+            assert (st.status, bytes(st.body), st.ended, st.reset) == (200, b"hello", True, None)
+            assert st.trailers == [], st.trailers
+            assert st.header("transfer-encoding") is None and st.header("trailer") is None
+        c.close()
+    finally:
+        lsock.close()
+    t.join(5)
+    assert len(served) == 2  # one connection, kept alive
+    assert b"\r\nte:" not in served[0].lower() and b"host: 127.0.0.1" in served[0].lower(), served[0]
+
+
+def test_activator_held_upload_stalls_only_its_own_stream(activator_factory):
+    """A stream held at a cold start is not read: its window runs out and the
+    client waits, while another stream on the same connection is served."""
+    from activator_harness import HOST, helloworld_config
+    # long enough a cold start for the checks below to run inside it
+    act = activator_factory(helloworld_config(env={"STARTUP_DELAY_MS": "%d" % (3000 * kp.SLOW)}),
+                            args=own_pods())
+    c = h2raw.H2(act.port)
+    st = c.response(c.request(authority="candidate-" + HOST), 30)  # warms 00002 only
+    assert bytes(st.body) == b"Hello Knative!\n"
+    body = b"u" * (2 << 20)
+    held = c.request("POST", "/", body=b"", end=False, authority=HOST)
+    sent = 0
+    while c.read_until(lambda: min(c.conn_window, c.stream_windows[held]) > 0, 0.3):
+        n = min(16384, c.conn_window, c.stream_windows[held])
+        c.send(h2raw.frame(h2raw.DATA, 0, held, body[sent:sent + n]))
+        c.conn_window -= n
+        c.stream_windows[held] -= n
+        sent += n
+    assert 0 < sent <= 256 * 1024, sent  # its stream window, no more
+    st = c.response(c.request(authority="candidate-" + HOST), 5)
+    assert (st.status, bytes(st.body)) == (200, b"Hello Knative!\n")
+    assert c.streams[held].status is None  # still held
+    c.send_body(held, body[sent:], end=True, timeout=30)
+    st = c.response(held, 30)
+    assert (st.status, bytes(st.body)) == (200, b"received %d bytes\n" % len(body))
+    c.close()

@@ -1,6 +1,7 @@
 """Hostile HTTP/2 clients against the queue-proxy: each defence answers with
 the expected GOAWAY or RST_STREAM code (or status), only the offending
 connection or stream pays, and the process stays up and serving."""
+import signal
 import socket
 import struct
 import time
@@ -200,6 +201,9 @@ def test_connection_specific_and_malformed_fields_are_stream_errors(pod):
     # te: trailers is fine, and so is the connection
     st = c.response(c.request(path="/", headers=[("te", "trailers")]))
     assert st.status == 200
+    # no refused stream is left counted as in flight: the drain ends at once
+    p.qp.signal(signal.SIGTERM)
+    assert p.qp.wait(5 * kp.SLOW) == 0
     c.close()
 
 
@@ -237,4 +241,13 @@ def test_header_block_left_open_and_silent_connection_time_out(pod):
         pass
     assert time.monotonic() - start < 4 * kp.SLOW
     s.close()
+    still_serving(p)
+
+
+def test_settings_never_acknowledged_is_a_settings_timeout(pod):
+    p = pod(KP_HTTP_HEADER_TIMEOUT_MS="500")
+    ready(p)
+    c = h2raw.H2(p.qp_port, ack_settings=False)
+    assert c.wait_closed(5)
+    assert c.goaways and c.goaways[-1][1] == h2raw.SETTINGS_TIMEOUT, c.goaways
     still_serving(p)

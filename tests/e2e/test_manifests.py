@@ -165,7 +165,8 @@ def test_activator_deployment():
     c = container(d, "activator")
     argv = c["command"] + c.get("args", [])
     assert argv == ["activator", "--config", "/etc/kp/config.json", "--backend", "kubernetes",
-                    "--listen", "0.0.0.0:8080", "--admin", "0.0.0.0:9095"]
+                    "--listen", "0.0.0.0:8080", "--listen-h2c", "0.0.0.0:8013",
+                    "--admin", "0.0.0.0:9095"]
     help_text = subprocess.run([kp.binary("activator"), "--help"], capture_output=True,
                                text=True, timeout=5).stdout
     for flag in argv[1::2]:
@@ -183,8 +184,12 @@ def test_activator_deployment():
 
     labels = d["spec"]["template"]["metadata"]["labels"]
     svc = find("Service", "kp-activator", SYSTEM_NS)
+    # Knative's names: the h2c container port, served as "http2" on 81
+    assert {p["name"]: p["containerPort"] for p in c["ports"]}.get("h2c") == 8013
     assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": 8080,
-                                     "protocol": "TCP"}]
+                                     "protocol": "TCP"},
+                                    {"name": "http2", "port": 81, "targetPort": 8013,
+                                     "protocol": "TCP", "appProtocol": "kubernetes.io/h2c"}]
     pdb = find("PodDisruptionBudget", "kp-activator", SYSTEM_NS)
     assert pdb["spec"]["minAvailable"] == 1
     hpa = find("HorizontalPodAutoscaler", "kp-activator", SYSTEM_NS)

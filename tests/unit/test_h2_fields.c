@@ -77,7 +77,7 @@ static void malformed_lines_and_pseudo_headers_are_skipped(void **state)
                    "Last: one");
     assert_int_equal(f.n, 2);
     assert_field(&f, 0, "grpc-status", "0"); /* LF alone ends a line too */
-    assert_field(&f, 1, "last", "one");       /* and so does the end */
+    assert_field(&f, 1, "last", "one");      /* and so does the end */
     kp_h2_fields_free(&f);
 }
 
