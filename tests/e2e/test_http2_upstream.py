@@ -103,6 +103,16 @@ def test_streams_per_connection_stay_within_the_apps_limit(procs):
     assert len(per_conn) >= 3, per_conn
 
 
+def test_streams_wait_for_room_when_the_pool_is_at_its_connection_cap(procs):
+    app = App(procs, max_streams=2)
+    port = start_proxy(procs, app, max_conns=1)
+    statuses = concurrently(6, lambda i: kp.request(port, "/slow/200").status)
+    assert statuses == [200] * 6
+    reqs = app.events("req")
+    assert len({e["conn"] for e in reqs}) == 1, reqs
+    assert max(e["open"] for e in reqs) <= 2
+
+
 def test_goaway_mid_load_costs_the_client_nothing(procs):
     app = App(procs, goaway_after=3)
     port = start_proxy(procs, app)
