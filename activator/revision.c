@@ -408,6 +408,7 @@ static void on_pod_timer_closed(uv_handle_t *h)
 {
     act_pod_t *pod = h->data;
     kp_upstream_pool_release(pod->pool);
+    kp_h2c_pool_release(pod->h2_pool);
     if (pod->metrics_pool)
         kp_upstream_pool_release(pod->metrics_pool);
     free(pod);
@@ -492,10 +493,15 @@ act_pod_t *act_revision_pod_add(act_revision_t *rev, const act_pod_info_t *info)
     int cc = rev->spec->container_concurrency;
     kp_upstream_pool_t *pool =
         kp_upstream_pool_for(rev->act->loop, info->ip, info->serving_port, cc > 0 ? cc : 100);
-    act_pod_t *pod = pool ? calloc(1, sizeof *pod) : NULL;
+    kp_h2c_pool_t *h2_pool =
+        pool ? kp_h2c_pool_for(rev->act->loop, info->ip, info->serving_port, cc > 0 ? cc : 100)
+             : NULL;
+    act_pod_t *pod = h2_pool ? calloc(1, sizeof *pod) : NULL;
     if (!pod) {
         if (pool)
             kp_upstream_pool_release(pool);
+        if (h2_pool)
+            kp_h2c_pool_release(h2_pool);
         kp_log_kv(KP_LOG_ERROR, "pod left out", "revision", rev->key, "pod", info->id, "ip",
                   info->ip, "why", pool ? "out of memory" : "not an IP address", NULL);
         return NULL;
@@ -506,6 +512,7 @@ act_pod_t *act_revision_pod_add(act_revision_t *rev, const act_pod_info_t *info)
     pod->seq = rev->pod_seq++;
     pod->free_index = -1;
     pod->pool = pool;
+    pod->h2_pool = h2_pool;
     uv_timer_init(rev->act->loop, &pod->probe_timer);
     pod->probe_timer.data = pod;
     pod->next = rev->pods;

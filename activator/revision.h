@@ -14,6 +14,7 @@
 #include "activator.h"
 #include "autoscaler.h"
 #include "base/histogram.h"
+#include "http/h2_upstream.h"
 #include "http/upstream.h"
 #include "response_stats.h"
 
@@ -56,6 +57,7 @@ struct act_pod {
     act_revision_t *rev;
     act_pod_info_t info;
     kp_upstream_pool_t *pool; /* keep-alive connections to its queue-proxy */
+    kp_h2c_pool_t *h2_pool;    /* h2c connections to it, for HTTP/2 requests */
     int in_flight;            /* requests we sent it that are not done */
     int slots;                /* of its containerConcurrency, ours to fill (slot_share.h) */
     int ready;                /* its queue-proxy answered our probe */

@@ -145,6 +145,10 @@ void kp_h2_stream_send_end(kp_h2_stream_t *st, const char *trailers, size_t trai
 void kp_h2_stream_respond(kp_h2_stream_t *st, int status, const char *content_type,
                           const char *body, size_t body_len);
 void kp_h2_stream_reset(kp_h2_stream_t *st, uint32_t code);
+/* The server gives up on a stream by itself (a client that stopped
+ * reading): reset, and the handler hears of it through on_abort as of a
+ * client's reset, so the work behind it (an upstream stream) stops too. */
+void kp_h2_stream_cut(kp_h2_stream_t *st, uint32_t code);
 size_t kp_h2_stream_write_queue(const kp_h2_stream_t *st);
 
 #endif

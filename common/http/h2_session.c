@@ -588,7 +588,7 @@ void kp_h2_on_timer(kp_h2_session_t *s)
         } else if (now - st->stalled_since_ns >= o->stall_timeout_ms * ms) {
             /* The client stopped reading this stream: its bytes and the
              * work behind them are let go. */
-            kp_h2_stream_reset(st, NGHTTP2_CANCEL);
+            kp_h2_stream_cut(st, NGHTTP2_CANCEL);
         }
     }
 }

@@ -598,6 +598,17 @@ void kp_h2_stream_reset(kp_h2_stream_t *st, uint32_t code)
     kp_h2_pump(st->sess);
 }
 
+void kp_h2_stream_cut(kp_h2_stream_t *st, uint32_t code)
+{
+    if (!live(st))
+        return;
+    const kp_http_request_ops_t *ops = st->conn.ops;
+    void *ctx = st->conn.ctx;
+    kp_h2_stream_reset(st, code);
+    if (ops && ops->on_abort)
+        ops->on_abort(ctx);
+}
+
 size_t kp_h2_stream_write_queue(const kp_h2_stream_t *st)
 {
     return st->out.len;

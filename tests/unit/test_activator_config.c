@@ -414,6 +414,30 @@ static void maps_and_commands_are_typed(void **state)
                  "services[0].revisions[0].command[1]: 3 is not a string");
 }
 
+/* Knative's Revision.GetProtocol: ports[0].name "h2c" makes the revision h2c. */
+static void a_port_named_h2c_makes_the_revision_h2c(void **state)
+{
+    kp_activator_config_t cfg;
+    parse_ok(SVC_PRE ", \"ports\": [{\"name\": \"h2c\", \"containerPort\": 8080}]" SVC_POST, &cfg);
+    assert_int_equal(cfg.services[0].revisions[0].h2c, 1);
+    kp_activator_config_free(&cfg);
+    parse_ok(SVC_PRE ", \"ports\": [{\"name\": \"http1\"}]" SVC_POST, &cfg);
+    assert_int_equal(cfg.services[0].revisions[0].h2c, 0);
+    kp_activator_config_free(&cfg);
+    parse_ok(SVC_PRE SVC_POST, &cfg);
+    assert_int_equal(cfg.services[0].revisions[0].h2c, 0);
+    kp_activator_config_free(&cfg);
+    expect_error(SVC_PRE ", \"ports\": [{\"name\": \"grpc\"}]" SVC_POST,
+                 "services[0].revisions[0].ports[0].name: \"grpc\" is not a port name we know "
+                 "(expected \"h2c\" or \"http1\")");
+    expect_error(SVC_PRE ", \"ports\": [{\"name\": \"h2c\"}, {\"name\": \"h2c\"}]" SVC_POST,
+                 "services[0].revisions[0].ports: ");
+    expect_error(SVC_PRE ", \"ports\": [{\"containerPort\": 70000}]" SVC_POST,
+                 "services[0].revisions[0].ports[0].containerPort: 70000 is out of range");
+    expect_error(SVC_PRE ", \"ports\": [{\"protocol\": \"TCP\"}]" SVC_POST,
+                 "services[0].revisions[0].ports[0].protocol: unknown field");
+}
+
 static void load_file_names_the_file(void **state)
 {
     kp_activator_config_t cfg;
@@ -467,6 +491,7 @@ int main(void)
         cmocka_unit_test(valid_annotations_load_whatever_their_effect),
         cmocka_unit_test(tags_are_unique_within_a_service),
         cmocka_unit_test(maps_and_commands_are_typed),
+        cmocka_unit_test(a_port_named_h2c_makes_the_revision_h2c),
         cmocka_unit_test(load_file_names_the_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
