@@ -67,19 +67,39 @@ static void log_decision(const act_autoscaler_t *as, const kp_kpa_decision_t *d,
                   KP_LOG_INT("desired", want), KP_LOG_STR("why", reason));
 }
 
+/* An hpa-class revision: min-scale's pods, at least one while a route
+ * reaches it (an HPA's minReplicas is 1 or more). */
+static void decide_hpa(const act_autoscaler_t *as, kp_kpa_decision_t *d)
+{
+    const kp_kpa_config_t *cfg = &as->cfg;
+    int pods = cfg->min_scale > 1 ? cfg->min_scale : 1;
+    if (cfg->unreachable)
+        pods = 0;
+    *d = (kp_kpa_decision_t){
+        .desired_scale = pods,
+        .stable_pods = pods,
+        .panic_pods = pods,
+        .excess_burst_capacity = -1,
+        .reason = cfg->unreachable ? "class " KP_HPA_CLASS ": not routed"
+                                   : "class " KP_HPA_CLASS ": min-scale",
+    };
+}
+
 static void decide(act_autoscaler_t *as)
 {
     act_demand_t d;
     as->hooks.read_demand(as->hooks.ctx, &d);
     kp_kpa_decision_t decision;
     uint64_t now = kp_now_ns();
-    if (kp_kpa_decide(&as->kpa, now, d.ready_pods, &decision) != 0)
+    if (as->cfg.hpa_class)
+        decide_hpa(as, &decision);
+    else if (kp_kpa_decide(&as->kpa, now, d.ready_pods, &decision) != 0)
         return;
     int want = decision.desired_scale;
     const char *reason = decision.reason;
     /* A request is waiting and nothing runs: one pod at least, whatever
      * the windows still say. */
-    if (want == 0 && (d.held > 0 || d.peer_load > 0)) {
+    if (want == 0 && !as->cfg.hpa_class && (d.held > 0 || d.peer_load > 0)) {
         want = 1;
         reason = "request waiting";
     }
@@ -89,6 +109,8 @@ static void decide(act_autoscaler_t *as)
     st->demand = d;
     st->decided_ns = now;
     st->reason = reason;
+    st->metric = kp_kpa_config_metric(&as->cfg);
+    st->hpa_class = as->cfg.hpa_class;
     if (want == st->desired)
         return;
     int from = st->desired;
@@ -113,6 +135,8 @@ act_autoscaler_t *act_autoscaler_new(uv_loop_t *loop, const kp_kpa_config_t *cfg
         return NULL;
     as->hooks = *hooks;
     as->cfg = *cfg;
+    as->state.metric = kp_kpa_config_metric(cfg);
+    as->state.hpa_class = cfg->hpa_class;
     if (kp_kpa_init(&as->kpa, &as->cfg, kp_now_ns()) != 0) {
         free(as);
         return NULL;
@@ -126,13 +150,24 @@ act_autoscaler_t *act_autoscaler_new(uv_loop_t *loop, const kp_kpa_config_t *cfg
 void act_autoscaler_reconfigure(act_autoscaler_t *as, const kp_kpa_config_t *cfg)
 {
     as->cfg = *cfg;
+    as->state.metric = kp_kpa_config_metric(cfg);
+    as->state.hpa_class = cfg->hpa_class;
     if (kp_kpa_reconfigure(&as->kpa, &as->cfg) != 0)
         kp_log(KP_LOG_WARN, "autoscaler: out of memory resizing the stable window's history; "
                             "the window averages what the old one kept");
 }
 
-void act_autoscaler_record(act_autoscaler_t *as, double pods_concurrency)
+void act_autoscaler_record(act_autoscaler_t *as, double pods_concurrency, double pods_rps)
 {
+    if (kp_kpa_config_metric(&as->cfg) == KP_KPA_METRIC_RPS) {
+        /* Knative adds the activators' arrival rates to the pods'
+         * unproxied one; every request passes an activator here, so the
+         * pods' count of all arrivals is that sum, measured once whatever
+         * the number of activator replicas. A request still held at zero
+         * is the poke's. */
+        kp_kpa_record(&as->kpa, kp_now_ns(), pods_rps);
+        return;
+    }
     act_demand_t d;
     as->hooks.read_demand(as->hooks.ctx, &d);
     /* Requests the activators hold or have in flight count as load; the
@@ -148,6 +183,10 @@ void act_autoscaler_poke(act_autoscaler_t *as)
 
 void act_autoscaler_demand_rose(act_autoscaler_t *as)
 {
+    /* Held requests are concurrency: an rps target does not weigh them,
+     * and an HPA's count is not ours. */
+    if (as->cfg.hpa_class || kp_kpa_config_metric(&as->cfg) != KP_KPA_METRIC_CONCURRENCY)
+        return;
     act_demand_t d;
     as->hooks.read_demand(as->hooks.ctx, &d);
     double load = d.held + d.in_flight + d.peer_load;

@@ -1,9 +1,14 @@
 /* One revision's autoscaler: Knative's KPA deciding a pod count from the
- * numbers it is given (the pods' concurrency from the collector, the
- * activator's own held and in-flight requests from read_demand) every two
- * seconds, or at once when demand jumps. It knows no pods, no revision
- * and no backend: its decisions leave through the scale hook, and each
- * decision's inputs are logged at debug level. */
+ * numbers it is given (the pods' concurrency or request rate from the
+ * collector, the activator's own held and in-flight requests from
+ * read_demand) every two seconds, or at once when demand jumps. It knows
+ * no pods, no revision and no backend: its decisions leave through the
+ * scale hook, and each decision's inputs are logged at debug level.
+ *
+ * A revision of class hpa.autoscaling.knative.dev is Kubernetes' HPA's to
+ * scale: no KPA runs for it and its count is fixed at min-scale (at least
+ * one: an HPA never scales to zero), which the revision writes only where
+ * no HPA exists (the local backend). */
 #ifndef KP_ACT_AUTOSCALER_H
 #define KP_ACT_AUTOSCALER_H
 
@@ -43,6 +48,8 @@ typedef struct act_autoscaler_state {
     int scale_from, scale_to;
     const char *scale_reason;
     uint64_t scaled_ns;
+    kp_kpa_metric_t metric; /* what decision.observed_* and .target measure */
+    int hpa_class;          /* the HPA scales it; the fixed count is min-scale's */
 } act_autoscaler_state_t;
 
 /* Knative's defaults, then the global settings (the config's
@@ -58,8 +65,11 @@ act_autoscaler_t *act_autoscaler_new(uv_loop_t *loop, const kp_kpa_config_t *cfg
 /* New settings; the windows keep their history. */
 void act_autoscaler_reconfigure(act_autoscaler_t *as, const kp_kpa_config_t *cfg);
 /* One collection round: the pods' own concurrency, summed (the part the
- * activators proxied left out, so that nothing counts twice). */
-void act_autoscaler_record(act_autoscaler_t *as, double pods_concurrency);
+ * activators proxied left out, so that nothing counts twice), and the
+ * requests per second that reached the pods, summed (all of them: the
+ * activators do not exchange their rates, and every request reaches a pod
+ * through one of them). The revision's metric picks one. */
+void act_autoscaler_record(act_autoscaler_t *as, double pods_concurrency, double pods_rps);
 /* The first request held while no pod is ready: decide now. */
 void act_autoscaler_poke(act_autoscaler_t *as);
 /* A request was held, here or at a peer: if the activators' load needs

@@ -33,6 +33,7 @@ struct act_collector {
     int round_pods;     /* ready pods when it began */
     int round_answered; /* pods whose Stat came back */
     double round_concurrency;
+    double round_rps; /* arrivals per second at the pods, proxied or not */
     act_collector_counts_t counts;
     int closing;
 };
@@ -52,14 +53,16 @@ struct scrape {
 static void round_close(act_collector_t *c)
 {
     c->round_open = 0;
-    double pods_concurrency = c->round_concurrency;
+    double pods_concurrency = c->round_concurrency, pods_rps = c->round_rps;
     /* As Knative's scraper does with a sample: the pods that answered
      * stand for the ready ones that did not. */
-    if (c->round_answered > 0 && c->round_answered < c->round_pods)
+    if (c->round_answered > 0 && c->round_answered < c->round_pods) {
         pods_concurrency = pods_concurrency * c->round_pods / c->round_answered;
+        pods_rps = pods_rps * c->round_pods / c->round_answered;
+    }
     c->counts.rounds++;
     if (c->rev->autoscaler)
-        act_autoscaler_record(c->rev->autoscaler, pods_concurrency);
+        act_autoscaler_record(c->rev->autoscaler, pods_concurrency, pods_rps);
 }
 
 static void scrape_unlink(act_collector_t *c, scrape_t *s)
@@ -90,6 +93,7 @@ static void scrape_end(scrape_t *s)
             double own =
                 stat->average_concurrent_requests - stat->average_proxied_concurrent_requests;
             c->round_concurrency += own > 0 ? own : 0;
+            c->round_rps += stat->request_count > 0 ? stat->request_count : 0;
             c->round_answered++;
             metrics__stat__free_unpacked(stat, NULL);
         }
@@ -232,6 +236,7 @@ static void on_tick(uv_timer_t *t)
     c->round_pods = 0;
     c->round_answered = 0;
     c->round_concurrency = 0;
+    c->round_rps = 0;
     c->round_pending = 1; /* held until every scrape is started */
     for (act_pod_t *pod = c->rev->pods; pod; pod = pod->next) {
         if (!pod->ready || pod->removed)

@@ -133,6 +133,11 @@ static void on_granted(act_claim_t *claim)
         .response_start_timeout_ms = (uint64_t)(spec->response_start_timeout_s * 1000),
         .idle_timeout_ms = (uint64_t)(spec->idle_timeout_s * 1000),
         .hand_back_unreachable = 1,
+        /* Knative's activator picks h2c by the request's protocol; a
+         * revision whose port is named h2c gets h2c for every request
+         * (Knative's ingress speaks HTTP/2 to it). */
+        .h2_pool = pod->h2_pool,
+        .h2_always = spec->h2c,
     };
     if (kp_proxy_start(r->req, pod->pool, &opts, &edits, claim->start_ns, on_proxy_done, r) != 0) {
         act_revision_release(claim);

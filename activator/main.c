@@ -35,8 +35,12 @@ static const char usage[] =
     "  --config FILE        services, revisions and traffic (JSON; see config/README.md)\n"
     "                       env KP_ACTIVATOR_CONFIG; default config/local.json\n"
     "  --listen HOST:PORT   traffic port (env KP_ACTIVATOR_LISTEN; default 0.0.0.0:8080)\n"
+    "  --listen-h2c HOST:PORT  a second traffic port, as Knative's activator has for\n"
+    "                       HTTP/2 cleartext (8013) (env KP_ACTIVATOR_LISTEN_H2C; default none).\n"
+    "                       Both traffic ports serve HTTP/1.1 and HTTP/2 (prior knowledge\n"
+    "                       or Upgrade: h2c) alike\n"
     "  --admin HOST:PORT    /status and /metrics (env KP_ACTIVATOR_ADMIN; default 127.0.0.1:9095)\n"
-    "                       Both take :PORT (every IPv4 interface), IPV4:PORT, [IPV6]:PORT\n"
+    "                       Each takes :PORT (every IPv4 interface), IPV4:PORT, [IPV6]:PORT\n"
     "                       or NAME:PORT (resolved at start, its IPv4 address first)\n"
     "  --backend NAME       where pods run: local or kubernetes (env KP_ACTIVATOR_BACKEND;\n"
     "                       default local)\n"
@@ -73,8 +77,10 @@ static const char usage[] =
     "  -h, --help           this text\n"
     "\n"
     "Environment for every HTTP server of the process: KP_HTTP_HEADER_TIMEOUT_MS\n"
-    "(30000: a slower request head gets 408) and KP_HTTP_MAX_CONNECTIONS (20000; for\n"
-    "the --listen port, derived from the memory limit unless set). KP_CGROUP_ROOT: where\n"
+    "(30000: a slower request head gets 408), KP_HTTP_MAX_CONNECTIONS (20000; for\n"
+    "the --listen port, derived from the memory limit unless set) and\n"
+    "KP_HTTP_STALL_TIMEOUT_MS (60000: an HTTP/2 stream whose client stopped reading\n"
+    "is reset after that long). KP_CGROUP_ROOT: where\n"
     "the memory limit is read (default /sys/fs/cgroup: memory.max, cgroup v1's\n"
     "memory/memory.limit_in_bytes).\n"
     "\n"
@@ -88,10 +94,11 @@ static const char usage[] =
 typedef struct act_opts {
     const char *config;
     const char *listen;
+    const char *listen_h2c; /* NULL: no second traffic port */
     const char *admin;
-    /* Where listen and admin came from, for messages: a flag or its env. */
-    const char *listen_src, *admin_src;
-    kp_host_port_t listen_addr, admin_addr;
+    /* Where the addresses came from, for messages: a flag or its env. */
+    const char *listen_src, *listen_h2c_src, *admin_src;
+    kp_host_port_t listen_addr, listen_h2c_addr, admin_addr;
     int ready_fd; /* -1: none */
     const char *backend;
     const char *queue_proxy;
@@ -160,6 +167,8 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
     o->config = (env = getenv("KP_ACTIVATOR_CONFIG")) && *env ? env : "config/local.json";
     o->listen = (env = getenv("KP_ACTIVATOR_LISTEN")) && *env ? env : "0.0.0.0:8080";
     o->listen_src = env && *env ? "KP_ACTIVATOR_LISTEN" : "--listen";
+    o->listen_h2c = (env = getenv("KP_ACTIVATOR_LISTEN_H2C")) && *env ? env : NULL;
+    o->listen_h2c_src = "KP_ACTIVATOR_LISTEN_H2C";
     o->admin = (env = getenv("KP_ACTIVATOR_ADMIN")) && *env ? env : "127.0.0.1:9095";
     o->admin_src = env && *env ? "KP_ACTIVATOR_ADMIN" : "--admin";
     o->ready_fd = -1;
@@ -197,6 +206,7 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
         {"pod-port-base", required_argument, NULL, 'P'}, {"reuse-port", no_argument, NULL, 'R'},
         {"ready-fd", required_argument, NULL, 'F'},    {"version", no_argument, NULL, 'V'},
         {"log-format", required_argument, NULL, 'f'},
+        {"listen-h2c", required_argument, NULL, 'H'},
         {"max-requests", required_argument, NULL, 'M'},
         {NULL, 0, NULL, 0},
     };
@@ -206,6 +216,7 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
         case 'c': o->config = optarg; break;
         case 'l': o->listen = optarg; o->listen_src = "--listen"; break;
         case 'a': o->admin = optarg; o->admin_src = "--admin"; break;
+        case 'H': o->listen_h2c = optarg; o->listen_h2c_src = "--listen-h2c"; break;
         case 'b': o->backend = optarg; break;
         case 'q': o->queue_proxy = optarg; break;
         case 'v': o->log_level = optarg; break;
@@ -251,13 +262,18 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
         return -1;
     }
     if (parse_address(o->listen_src, o->listen, &o->listen_addr) != 0 ||
-        parse_address(o->admin_src, o->admin, &o->admin_addr) != 0)
+        parse_address(o->admin_src, o->admin, &o->admin_addr) != 0 ||
+        (o->listen_h2c && parse_address(o->listen_h2c_src, o->listen_h2c, &o->listen_h2c_addr) != 0))
         return -1;
     return 0;
 }
 
 static act_t act;
 static uv_signal_t sigterm_handle, sigint_handle;
+/* --listen-h2c: the same handler as act.server's (Knative's activator
+ * serves 8012 and 8013 alike). Open while h2c_listening. */
+static kp_http_server_t h2c_server;
+static int h2c_listening;
 
 static void on_backend_closed(void *ctx)
 {
@@ -280,6 +296,8 @@ static void finish_shutdown(void)
     act_peers_stop(&act);
     act_revisions_close(&act);
     kp_http_server_close(&act.server, on_server_closed);
+    if (h2c_listening)
+        kp_http_server_close(&h2c_server, on_server_closed);
     act.backend->close(act.backend, on_backend_closed, NULL);
 }
 
@@ -294,8 +312,11 @@ static void on_drain_tick(uv_timer_t *t)
     if (t->data) {
         t->data = NULL;
         kp_http_server_close_idle(&act.server);
+        if (h2c_listening)
+            kp_http_server_close_idle(&h2c_server);
     }
-    if (kp_http_server_busy(&act.server) > 0)
+    if (kp_http_server_busy(&act.server) > 0 ||
+        (h2c_listening && kp_http_server_busy(&h2c_server) > 0))
         return;
     uv_close((uv_handle_t *)t, NULL);
     finish_shutdown();
@@ -309,6 +330,8 @@ static void on_signal(uv_signal_t *s, int signum)
     kp_log(KP_LOG_INFO, "received %s: finishing accepted requests, then stopping pods",
            signum == SIGTERM ? "SIGTERM" : "SIGINT");
     kp_http_server_stop_accepting(&act.server);
+    if (h2c_listening)
+        kp_http_server_stop_accepting(&h2c_server);
     uv_timer_init(act.loop, &drain_timer);
     drain_timer.data = &drain_timer; /* close_idle still due */
     uv_timer_start(&drain_timer, on_drain_tick, act.server.opts.reuse_port ? DRAIN_FIRST_READ_MS : 0,
@@ -462,6 +485,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "activator: cannot listen on %s (--listen): %s\n", o.listen, uv_strerror(rc));
         return 1;
     }
+    if (o.listen_h2c) {
+        rc = kp_http_server_init(&h2c_server, act.loop, o.listen_h2c_addr.ip, o.listen_h2c_addr.port,
+                                 &sopts, act_on_request, &act);
+        if (rc != 0) {
+            fprintf(stderr, "activator: cannot listen on %s (%s): %s\n", o.listen_h2c,
+                    o.listen_h2c_src, uv_strerror(rc));
+            return 1;
+        }
+        h2c_listening = 1;
+    }
     if (act_observe_init(&act, o.admin_addr.ip, o.admin_addr.port) != 0)
         return 1;
     if (strcmp(o.backend, "kubernetes") == 0 && act.identity[0] && o.activator_service &&
@@ -471,8 +504,9 @@ int main(int argc, char **argv)
     uv_signal_init(act.loop, &sigint_handle);
     uv_signal_start(&sigterm_handle, on_signal, SIGTERM);
     uv_signal_start(&sigint_handle, on_signal, SIGINT);
-    kp_log(KP_LOG_INFO, "activator %s listening on %s (admin %s), %zu revision(s), backend %s",
-           KP_VERSION, o.listen, o.admin, act.n_revisions, o.backend);
+    kp_log(KP_LOG_INFO, "activator %s listening on %s%s%s (admin %s), %zu revision(s), backend %s",
+           KP_VERSION, o.listen, o.listen_h2c ? " and " : "", o.listen_h2c ? o.listen_h2c : "",
+           o.admin, act.n_revisions, o.backend);
     signal_ready(o.ready_fd);
     kp_mem_trim_start(act.loop);
     uv_run(act.loop, UV_RUN_DEFAULT);

@@ -90,6 +90,11 @@ static double in_flight_of(const act_revision_t *r)
     return r->in_flight;
 }
 
+static double cannot_run_of(const act_revision_t *r)
+{
+    return act_revision_failure(r) != NULL;
+}
+
 static double kpa_desired_of(const act_revision_t *r)
 {
     return autoscaler_of(r)->decision.desired_scale;
@@ -108,17 +113,35 @@ static double terminating_of(const act_revision_t *r)
         n += p->removed;
     return n;
 }
+/* The KPA measures one metric: the other's series read 0. */
+static double measured(const act_revision_t *r, kp_kpa_metric_t metric, double v)
+{
+    const act_autoscaler_state_t *st = autoscaler_of(r);
+    return !st->hpa_class && st->metric == metric ? v : 0;
+}
 static double stable_of(const act_revision_t *r)
 {
-    return autoscaler_of(r)->decision.observed_stable;
+    return measured(r, KP_KPA_METRIC_CONCURRENCY, autoscaler_of(r)->decision.observed_stable);
 }
 static double panic_of(const act_revision_t *r)
 {
-    return autoscaler_of(r)->decision.observed_panic;
+    return measured(r, KP_KPA_METRIC_CONCURRENCY, autoscaler_of(r)->decision.observed_panic);
 }
 static double target_of(const act_revision_t *r)
 {
-    return autoscaler_of(r)->decision.target;
+    return measured(r, KP_KPA_METRIC_CONCURRENCY, autoscaler_of(r)->decision.target);
+}
+static double stable_rps_of(const act_revision_t *r)
+{
+    return measured(r, KP_KPA_METRIC_RPS, autoscaler_of(r)->decision.observed_stable);
+}
+static double panic_rps_of(const act_revision_t *r)
+{
+    return measured(r, KP_KPA_METRIC_RPS, autoscaler_of(r)->decision.observed_panic);
+}
+static double target_rps_of(const act_revision_t *r)
+{
+    return measured(r, KP_KPA_METRIC_RPS, autoscaler_of(r)->decision.target);
 }
 static double panic_mode_of(const act_revision_t *r)
 {
@@ -138,6 +161,10 @@ static const gauge_t gauges[] = {
     {"activator_pods", "Pods known to the activator, ready or not.", labels_ours, pods_of},
     {"activator_in_flight_requests", "Requests proxied to pods and not finished.", labels_ours,
      in_flight_of},
+    {"activator_revision_cannot_run",
+     "1 while the revision cannot run (its pods fail to start, or its Revision is not Ready) "
+     "and its requests get 503 at once.",
+     labels_ours, cannot_run_of},
     /* Knative's autoscaler series (pkg/autoscaler/scaling, and the KPA
      * reconciler's pod counts), same names, labels and meaning. */
     {"autoscaler_desired_pods", "Number of pods autoscaler wants to allocate", labels_knative,
@@ -157,6 +184,14 @@ static const gauge_t gauges[] = {
      "Average of requests count per observed pod over the panic window", labels_knative, panic_of},
     {"autoscaler_target_concurrency_per_pod",
      "The desired number of concurrent requests for each pod", labels_knative, target_of},
+    {"autoscaler_stable_requests_per_second",
+     "Average requests-per-second per observed pod over the stable window", labels_knative,
+     stable_rps_of},
+    {"autoscaler_panic_requests_per_second",
+     "Average requests-per-second per observed pod over the panic window", labels_knative,
+     panic_rps_of},
+    {"autoscaler_target_requests_per_second", "The desired requests-per-second for each pod",
+     labels_knative, target_rps_of},
     {"autoscaler_excess_burst_capacity", "Excess burst capacity overserved over the stable window",
      labels_knative, excess_of},
     {"autoscaler_panic_mode", "1 if autoscaler is in panic mode, 0 otherwise", labels_knative,
@@ -225,6 +260,15 @@ void act_observe_render_metrics(act_t *act, kp_strbuf_t *sb)
             kp_strbuf_printf(sb, ",code_class=\"%dxx\"} %llu\n", cls,
                              (unsigned long long)rev->responses.by_class[cls]);
         }
+    }
+    kp_strbuf_puts(sb, "# HELP activator_failed_fast_requests_total Requests answered 503 at "
+                       "once because their revision cannot run.\n"
+                       "# TYPE activator_failed_fast_requests_total counter\n");
+    for (size_t i = 0; i < act->n_revisions; i++) {
+        const act_revision_t *rev = act->revisions[i];
+        kp_strbuf_puts(sb, "activator_failed_fast_requests_total{");
+        labels_ours(sb, rev);
+        kp_strbuf_printf(sb, "} %llu\n", (unsigned long long)rev->failed_fast);
     }
     render_responses(act, sb);
     kp_strbuf_puts(sb, "# HELP activator_cold_start_seconds Time the first request of a start "

@@ -59,12 +59,22 @@ static void status_autoscaler(kp_strbuf_t *sb, const act_revision_t *rev, uint64
     const act_autoscaler_state_t *st =
         rev->autoscaler ? act_autoscaler_state(rev->autoscaler) : &none;
     const kp_kpa_decision_t *d = &st->decision;
-    kp_strbuf_puts(sb, "\"autoscaler\":{\"stable_concurrency\":");
-    json_milli(sb, d->observed_stable);
-    kp_strbuf_puts(sb, ",\"panic_concurrency\":");
-    json_milli(sb, d->observed_panic);
-    kp_strbuf_puts(sb, ",\"target_concurrency_per_pod\":");
-    json_milli(sb, d->target);
+    kp_strbuf_puts(sb, "\"autoscaler\":{\"class\":");
+    json_str(sb, st->hpa_class ? KP_HPA_CLASS : KP_KPA_CLASS);
+    kp_strbuf_puts(sb, ",\"metric\":");
+    json_str(sb, kp_kpa_metric_name(st->metric));
+    /* The KPA measures one metric; the other's numbers read 0. */
+    static const char *const names[2][3] = {
+        {"stable_concurrency", "panic_concurrency", "target_concurrency_per_pod"},
+        {"stable_rps", "panic_rps", "target_rps_per_pod"}};
+    for (int m = 0; m < 2; m++) {
+        int measured = !st->hpa_class && (st->metric == KP_KPA_METRIC_RPS) == m;
+        const double values[3] = {d->observed_stable, d->observed_panic, d->target};
+        for (int k = 0; k < 3; k++) {
+            kp_strbuf_printf(sb, ",\"%s\":", names[m][k]);
+            json_milli(sb, measured ? values[k] : 0);
+        }
+    }
     kp_strbuf_printf(sb, ",\"panic_mode\":%s,\"stable_pods\":%d,\"panic_pods\":%d,",
                      d->panicking ? "true" : "false", d->stable_pods, d->panic_pods);
     kp_strbuf_puts(sb, "\"excess_burst_capacity\":");
@@ -114,6 +124,10 @@ static void status_revision(kp_strbuf_t *sb, const act_revision_t *rev, uint64_t
                      (unsigned long long)by_class[2], (unsigned long long)by_class[3],
                      (unsigned long long)by_class[4], (unsigned long long)by_class[5]);
     status_autoscaler(sb, rev, now);
+    /* Why it cannot run, while it cannot: its requests get 503 at once. */
+    kp_strbuf_puts(sb, ",\"failure\":");
+    json_str(sb, act_revision_failure(rev));
+    kp_strbuf_printf(sb, ",\"failed_requests\":%llu", (unsigned long long)rev->failed_fast);
     kp_strbuf_puts(sb, ",\"last_failure\":");
     if (rev->failures[0].at_ns)
         status_failure(sb, &rev->failures[0], now);

@@ -276,6 +276,73 @@ void act_revision_dispatch(act_revision_t *rev)
         arm_held_timer(rev);
 }
 
+/* Class hpa.autoscaling.knative.dev on Kubernetes: the reconciler's HPA
+ * owns the Deployment's replicas; neither a scale nor a wake of ours may
+ * fight it. The local backend has no HPA: it runs the autoscaler's fixed
+ * count (min-scale, at least one). */
+static int hpa_scaled(const act_revision_t *rev)
+{
+    const act_autoscaler_state_t *st =
+        rev->autoscaler ? act_autoscaler_state(rev->autoscaler) : NULL;
+    return st && st->hpa_class && strcmp(rev->act->backend->name, "local") != 0;
+}
+
+/* --- a revision that cannot run --- */
+
+const char *act_revision_failure(const act_revision_t *rev)
+{
+    if (rev->n_ready > 0)
+        return NULL;
+    /* The reconciler's word (the Revision's own status) comes first. */
+    if (rev->spec->failure && *rev->spec->failure)
+        return rev->spec->failure;
+    return rev->start_failure[0] ? rev->start_failure : NULL;
+}
+
+static void refuse_failed(act_revision_t *rev, act_claim_t *claim, const char *failure)
+{
+    char body[700];
+    snprintf(body, sizeof body, "revision %.200s cannot start: %.380s\n", rev->spec->name, failure);
+    rev->failed_fast++;
+    claim->ops->refused(claim, 503, body);
+}
+
+/* Requests still come: the pods asked for keep being started (the backend
+ * spaces the attempts with its back-off), so a fixed cause is seen. */
+static void keep_trying(act_revision_t *rev)
+{
+    if (rev->autoscaler && act_revision_desired(rev) == 0 && !rev->retired)
+        act_autoscaler_adopt(rev->autoscaler);
+}
+
+/* Nothing held waits for a revision that cannot run. */
+static void fail_held(act_revision_t *rev)
+{
+    const char *failure = act_revision_failure(rev);
+    if (!failure)
+        return;
+    while (rev->held_head) {
+        act_claim_t *claim = rev->held_head;
+        held_unlink(rev, claim);
+        refuse_failed(rev, claim, failure);
+    }
+    rev->cold_start_pending = 0;
+    uv_timer_stop(&rev->held_timer);
+}
+
+void act_revision_start_failed(act_revision_t *rev, act_pod_t *pod, const char *reason)
+{
+    if (pod && pod->ever_ready)
+        return;
+    if (strcmp(rev->start_failure, reason) != 0)
+        kp_log_kv(KP_LOG_WARN, "revision cannot start", "revision", rev->key, "reason", reason,
+                  NULL);
+    /* The backend's own account of the attempt is among the recent
+     * failures already (revision_failed). */
+    snprintf(rev->start_failure, sizeof rev->start_failure, "%s", reason);
+    fail_held(rev);
+}
+
 void act_revision_demand_rose(act_revision_t *rev)
 {
     if (rev->autoscaler)
@@ -292,6 +359,12 @@ void act_revision_admit(act_revision_t *rev, act_claim_t *claim)
             grant(rev, claim, pod);
             return;
         }
+    }
+    const char *failure = act_revision_failure(rev);
+    if (failure) {
+        refuse_failed(rev, claim, failure);
+        keep_trying(rev);
+        return;
     }
     if (rev->n_held >= rev->act->max_held) {
         claim->ops->refused(claim, 503, "pending request queue full\n");
@@ -313,7 +386,7 @@ void act_revision_admit(act_revision_t *rev, act_claim_t *claim)
         rev->cold_start_pending = 1;
         if (rev->autoscaler)
             act_autoscaler_poke(rev->autoscaler);
-        if (backend->wake)
+        if (backend->wake && !hpa_scaled(rev))
             backend->wake(backend, rev->backend_rev);
     }
     act_revision_demand_rose(rev);
@@ -335,6 +408,7 @@ static void on_pod_timer_closed(uv_handle_t *h)
 {
     act_pod_t *pod = h->data;
     kp_upstream_pool_release(pod->pool);
+    kp_h2c_pool_release(pod->h2_pool);
     if (pod->metrics_pool)
         kp_upstream_pool_release(pod->metrics_pool);
     free(pod);
@@ -383,7 +457,13 @@ void act_revision_pod_ready(act_pod_t *pod)
     if (pod->ready || pod->removed)
         return;
     pod->ready = 1;
+    pod->ever_ready = 1;
     rev->n_ready++;
+    if (rev->start_failure[0]) {
+        kp_log_kv(KP_LOG_INFO, "revision can start again", "revision", rev->key, "pod",
+                  pod->info.id, NULL);
+        rev->start_failure[0] = '\0';
+    }
     pod_slots_changed(rev, pod);
     kp_log_kv(KP_LOG_INFO, "pod ready", "revision", rev->key, "pod", pod->info.id, NULL);
     /* A pod nobody here asked for: another replica raised the revision
@@ -400,6 +480,7 @@ void act_revision_pod_unready(act_pod_t *pod)
     pod->ready = 0;
     pod->rev->n_ready--;
     pod_slots_changed(pod->rev, pod);
+    fail_held(pod->rev);
 }
 
 void act_revision_pod_settled(act_pod_t *pod)
@@ -412,10 +493,15 @@ act_pod_t *act_revision_pod_add(act_revision_t *rev, const act_pod_info_t *info)
     int cc = rev->spec->container_concurrency;
     kp_upstream_pool_t *pool =
         kp_upstream_pool_for(rev->act->loop, info->ip, info->serving_port, cc > 0 ? cc : 100);
-    act_pod_t *pod = pool ? calloc(1, sizeof *pod) : NULL;
+    kp_h2c_pool_t *h2_pool =
+        pool ? kp_h2c_pool_for(rev->act->loop, info->ip, info->serving_port, cc > 0 ? cc : 100)
+             : NULL;
+    act_pod_t *pod = h2_pool ? calloc(1, sizeof *pod) : NULL;
     if (!pod) {
         if (pool)
             kp_upstream_pool_release(pool);
+        if (h2_pool)
+            kp_h2c_pool_release(h2_pool);
         kp_log_kv(KP_LOG_ERROR, "pod left out", "revision", rev->key, "pod", info->id, "ip",
                   info->ip, "why", pool ? "out of memory" : "not an IP address", NULL);
         return NULL;
@@ -426,6 +512,7 @@ act_pod_t *act_revision_pod_add(act_revision_t *rev, const act_pod_info_t *info)
     pod->seq = rev->pod_seq++;
     pod->free_index = -1;
     pod->pool = pool;
+    pod->h2_pool = h2_pool;
     uv_timer_init(rev->act->loop, &pod->probe_timer);
     pod->probe_timer.data = pod;
     pod->next = rev->pods;
@@ -465,6 +552,8 @@ static void scale(void *ctx, int from, int to, const char *reason)
 {
     act_revision_t *rev = ctx;
     act_backend_t *backend = rev->act->backend;
+    if (hpa_scaled(rev))
+        return;
     /* Every replica decides; only the one whose decision is written says
      * it scaled, so that the logs of all replicas tell one story. */
     int writes = !backend->writes_scale || backend->writes_scale(backend);
@@ -498,8 +587,10 @@ void act_revision_note_failure(act_revision_t *rev, const char *fmt, ...)
 static void autoscaler_config(const act_revision_t *rev, kp_kpa_config_t *cfg)
 {
     act_autoscaler_config(rev->act->cfg, rev->spec, cfg);
-    if (rev->retired)
+    if (rev->retired) {
         cfg->min_scale = 0;
+        cfg->unreachable = 1;
+    }
 }
 
 act_revision_t *act_revision_new(act_t *act, const kp_revision_spec_t *spec)
@@ -532,11 +623,36 @@ act_revision_t *act_revision_new(act_t *act, const kp_revision_spec_t *spec)
     return rev;
 }
 
+static int same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether a and b start the same process: command and environment. */
+static int same_pod_template(const kp_revision_spec_t *a, const kp_revision_spec_t *b)
+{
+    if (a->n_command != b->n_command || a->n_env != b->n_env)
+        return 0;
+    for (size_t i = 0; i < a->n_command; i++)
+        if (!same_str(a->command[i], b->command[i]))
+            return 0;
+    for (size_t i = 0; i < a->n_env; i++)
+        if (!same_str(a->env[i].key, b->env[i].key) || !same_str(a->env[i].value, b->env[i].value))
+            return 0;
+    return 1;
+}
+
 int act_revision_reconfigure(act_revision_t *rev, const kp_revision_spec_t *spec)
 {
     kp_revision_spec_t fresh;
     if (kp_revision_spec_copy(&fresh, spec) != 0)
         return -1;
+    /* A start failure was the old command's or environment's. */
+    if (rev->start_failure[0] && !same_pod_template(&rev->spec_storage, &fresh)) {
+        kp_log_kv(KP_LOG_INFO, "revision changed; its start failure is forgotten", "revision",
+                  rev->key, NULL);
+        rev->start_failure[0] = '\0';
+    }
     /* In place: the backend holds the address. */
     kp_revision_spec_free(&rev->spec_storage);
     rev->spec_storage = fresh;
@@ -547,6 +663,7 @@ int act_revision_reconfigure(act_revision_t *rev, const kp_revision_spec_t *spec
         act_autoscaler_reconfigure(rev->autoscaler, &cfg);
     }
     act_revision_capacity_changed(rev);
+    fail_held(rev);
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "activator.h"
 #include "autoscaler.h"
 #include "base/histogram.h"
+#include "http/h2_upstream.h"
 #include "http/upstream.h"
 #include "response_stats.h"
 
@@ -56,14 +57,16 @@ struct act_pod {
     act_revision_t *rev;
     act_pod_info_t info;
     kp_upstream_pool_t *pool; /* keep-alive connections to its queue-proxy */
+    kp_h2c_pool_t *h2_pool;    /* h2c connections to it, for HTTP/2 requests */
     int in_flight;            /* requests we sent it that are not done */
     int slots;                /* of its containerConcurrency, ours to fill (slot_share.h) */
     int ready;                /* its queue-proxy answered our probe */
+    int ever_ready;           /* it answered once: a later death is no failure to start */
     int removed;              /* the backend took it away: send nothing new */
     int backend_holds;        /* the backend may still name it (pod_removed owed) */
     uint64_t added_ns;
-    uint64_t seq;    /* order of arrival in its revision: older pods are chosen first */
-    int free_index;  /* its place in rev->free_pods, -1 while it has no free slot */
+    uint64_t seq;   /* order of arrival in its revision: older pods are chosen first */
+    int free_index; /* its place in rev->free_pods, -1 while it has no free slot */
     int closing;
     /* Readiness probe (pod_probe.c); the timer is closed with the pod. */
     int probing;
@@ -120,6 +123,11 @@ struct act_revision {
      * because the last is often the consequence (a request that waited in
      * vain) of the one before (the pod that did not start). */
     act_failure_t failures[ACT_REVISION_FAILURES];
+    /* Why its pods cannot start, as the backend found it ("ExitCode1:
+     * panic: no PORT"); "" while none failed since the last ready pod or
+     * the last change of its command or environment. */
+    char start_failure[256];
+    uint64_t failed_fast; /* requests answered 503 at once: it cannot run */
 };
 
 /* The revision that serves a spec of the current config, or NULL (not
@@ -173,6 +181,16 @@ void act_revision_pod_settled(act_pod_t *pod);
 
 /* Demand here or at a peer rose: the autoscaler may want more pods now. */
 void act_revision_demand_rose(act_revision_t *rev);
+
+/* Why the revision cannot run, or NULL: the spec's failure (Kubernetes:
+ * the Revision's Ready condition) or the backend's start failure, while
+ * none of its pods is ready. Held and new requests then end at once with
+ * a 503 naming it instead of waiting for the revision timeout. */
+const char *act_revision_failure(const act_revision_t *rev);
+/* The backend could not start a pod (pod: its handle, or NULL when no pod
+ * was made). A pod that was ready once only died: that is no failure to
+ * start. Held requests end at once. */
+void act_revision_start_failed(act_revision_t *rev, act_pod_t *pod, const char *reason);
 
 /* Something went wrong for the revision (what, to what): kept among its
  * recent failures for /status. */

@@ -182,10 +182,16 @@ static void on_revision_failed(void *rev_ctx, const char *reason)
     act_revision_note_failure(rev_ctx, "%s", reason);
 }
 
+static void on_pod_failed(void *rev_ctx, void *pod, const char *reason)
+{
+    act_revision_start_failed(rev_ctx, pod, reason);
+}
+
 const act_backend_events_t act_revisions_backend_events = {
     .pod_added = on_pod_added,
     .pod_removed = on_pod_removed,
     .revision_failed = on_revision_failed,
+    .pod_failed = on_pod_failed,
 };
 
 void act_revisions_set_activators(act_t *act, int n, int self)

@@ -79,6 +79,7 @@ static void qp_shutdown(qp_t *qp)
     uv_close((uv_handle_t *)&qp->sigint, on_closed_handle);
     kp_readiness_close(qp->readiness);
     kp_upstream_pool_release(qp->app_pool);
+    kp_h2c_pool_release(qp->proxy_opts.h2_pool);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -124,6 +125,14 @@ static int start(qp_t *qp)
              cfg->user_host, cfg->user_port);
     /* Knative keeps as many idle app connections as requests may run at once. */
     qp->app_pool = kp_upstream_pool_new(qp->loop, (struct sockaddr *)&app, cc > 0 ? cc : 1000);
+    /* Knative's queue-proxy (pkgnet.NewProxyAutoTransport) sends an HTTP/2
+     * request to the app as h2c and an HTTP/1 one as HTTP/1.1, whatever
+     * the port's name: the same here. */
+    qp->proxy_opts.h2_pool = kp_h2c_pool_new(qp->loop, (struct sockaddr *)&app, cc > 0 ? cc : 1000);
+    if (!qp->proxy_opts.h2_pool) {
+        fprintf(stderr, "queue-proxy: out of memory\n");
+        return -1;
+    }
 
     kp_req_metrics_labels_t labels = {
         .service = cfg->service,
@@ -134,6 +143,11 @@ static int start(qp_t *qp)
     };
     qp->req_metrics = kp_req_metrics_new(&labels);
     qp->readiness = kp_readiness_new(qp->loop, cfg->has_readiness_probe ? &cfg->readiness_probe : NULL);
+    if (cfg->enable_http2_auto_detection && cfg->has_readiness_probe &&
+        kp_readiness_detect_http2(qp->readiness, &cfg->readiness_probe) != 0) {
+        fprintf(stderr, "queue-proxy: out of memory\n");
+        return -1;
+    }
     qp_stats_init(qp);
     qp_queue_timer_init(qp);
     qp_drain_init(qp, qp_shutdown);

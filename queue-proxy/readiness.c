@@ -11,6 +11,8 @@
 
 #include "base/log.h"
 #include "base/strbuf.h"
+#include "http/h2_upstream.h"
+#include "http/h2_upstream_request.h"
 
 /* Knative's pkg/queue/readiness constants. */
 #define RD_AGGRESSIVE_INTERVAL_MS 50
@@ -29,6 +31,7 @@ typedef enum {
     RD_CONNECTING, /* the timer is the attempt's timeout */
     RD_AWAIT_STATUS,
     RD_CLOSING, /* result known; waiting for the socket's close callback */
+    RD_H2_GET,  /* the app upgrades to h2c: the GET goes over h2c (no socket here) */
 } rd_state_t;
 
 struct kp_readiness {
@@ -38,6 +41,14 @@ struct kp_readiness {
     char target[80]; /* host:port, for messages */
     char *request;   /* the whole HTTP probe request, built once */
     size_t request_len;
+    /* ENABLE_HTTP2_AUTO_DETECTION (Knative's NewProbeWithHTTP2AutoDetection):
+     * each attempt first asks OPTIONS with Upgrade: h2c; 101 + Upgrade: h2c
+     * sends the GET over h2c, a 2xx/3xx is success at once (HTTP/1). */
+    int detect_h2;
+    int upgrade_seen; /* this attempt's OPTIONS got 101 + Upgrade: h2c */
+    kp_h2c_pool_t *h2_pool;
+    kp_h2c_stream_t *h2_stream;
+    kp_h2c_request_head_t h2_get; /* the h2c GET's header list, built once */
     int aggressive;
     uint64_t attempt_timeout_ms;
     uint64_t poll_timeout_ms;
@@ -60,7 +71,7 @@ struct kp_readiness {
     rd_state_t state;
     int result;
     uint64_t attempt_start;
-    char rbuf[64];
+    char rbuf[512];
     size_t rlen;
     char last_error[160];
 
@@ -69,6 +80,8 @@ struct kp_readiness {
 };
 
 static void rd_start_attempt(kp_readiness_t *r);
+static void rd_apply(kp_readiness_t *r, int ok);
+static void rd_h2_start(kp_readiness_t *r);
 
 /* ------------------------------------------------------------------ */
 /* Waiter lists */
@@ -217,6 +230,7 @@ static void rd_apply(kp_readiness_t *r, int ok)
 static void rd_maybe_free(kp_readiness_t *r)
 {
     if (r->closing && r->open_handles == 0) {
+        kp_h2c_request_head_free(&r->h2_get);
         free(r->request);
         free(r);
     }
@@ -229,6 +243,11 @@ static void rd_on_tcp_closed(uv_handle_t *h)
     r->state = RD_IDLE;
     if (r->closing) {
         rd_maybe_free(r);
+        return;
+    }
+    if (r->upgrade_seen) {
+        r->upgrade_seen = 0;
+        rd_h2_start(r);
         return;
     }
     rd_apply(r, r->result);
@@ -265,6 +284,128 @@ static int rd_parse_status(const char *b, size_t n)
     return code;
 }
 
+/* Knative's IsHTTPProbeUpgradingToH2C: 101 and Upgrade exactly "h2c". */
+static int rd_upgrades_to_h2c(const char *b, size_t n)
+{
+    const char *p = b, *end = b + n;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol)
+            return 0;
+        const char *line = p;
+        p = eol + 1;
+        size_t len = (size_t)(eol - line);
+        if (len && line[len - 1] == '\r')
+            len--;
+        if (len == 0)
+            return 0; /* end of the head */
+        if (len < 8 || strncasecmp(line, "upgrade:", 8) != 0)
+            continue;
+        const char *v = line + 8, *ve = line + len;
+        while (v < ve && (*v == ' ' || *v == '\t'))
+            v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        return ve - v == 3 && memcmp(v, "h2c", 3) == 0;
+    }
+    return 0;
+}
+
+/* The answer to the OPTIONS upgrade request, once its head is in. */
+static void rd_read_upgrade_answer(kp_readiness_t *r)
+{
+    const char *end = NULL;
+    for (size_t i = 0; i + 3 < r->rlen; i++)
+        if (memcmp(r->rbuf + i, "\r\n\r\n", 4) == 0) {
+            end = r->rbuf + i + 4;
+            break;
+        }
+    if (!end && r->rlen < sizeof r->rbuf)
+        return;
+    int code = rd_parse_status(r->rbuf, r->rlen);
+    char why[64];
+    if (code == 101 && end && rd_upgrades_to_h2c(r->rbuf, (size_t)(end - r->rbuf))) {
+        r->upgrade_seen = 1; /* the GET follows over h2c once this socket is closed */
+        rd_finish(r, 0, "upgrading to h2c", 0);
+    } else if (code >= 200 && code < 400) {
+        rd_finish(r, 1, NULL, 0);
+    } else if (code < 0) {
+        rd_finish(r, 0, "malformed HTTP status line", 0);
+    } else {
+        snprintf(why, sizeof why, "HTTP probe did not respond Ready, got status code: %d", code);
+        rd_finish(r, 0, why, 0);
+    }
+}
+
+/* --- the GET over h2c --- */
+
+static void rd_h2_end(kp_readiness_t *r, int ok, const char *why)
+{
+    if (r->state != RD_H2_GET)
+        return;
+    uv_timer_stop(&r->timer);
+    if (r->h2_stream) {
+        kp_h2c_stream_cancel(r->h2_stream);
+        r->h2_stream = NULL;
+    }
+    r->state = RD_IDLE;
+    r->result = ok;
+    if (!ok)
+        snprintf(r->last_error, sizeof r->last_error, "GET %s over h2c: %.64s", r->target, why);
+    rd_apply(r, ok);
+}
+
+static void rd_h2_on_connected(void *ctx, int status)
+{
+    kp_readiness_t *r = ctx;
+    if (status < 0) {
+        r->h2_stream = NULL;
+        rd_h2_end(r, 0, uv_strerror(status));
+        return;
+    }
+    if (kp_h2c_stream_submit(r->h2_stream, r->h2_get.nv, r->h2_get.n, 0) != 0) {
+        r->h2_stream = NULL;
+        rd_h2_end(r, 0, "the connection took no new stream");
+    }
+}
+
+static void rd_h2_on_head(void *ctx, const kp_upstream_response_t *resp)
+{
+    kp_readiness_t *r = ctx;
+    char why[64];
+    snprintf(why, sizeof why, "HTTP probe did not respond Ready, got status code: %d",
+             resp->status);
+    rd_h2_end(r, resp->status >= 200 && resp->status < 400, why);
+}
+
+static void rd_h2_on_error(void *ctx, int err, int response_started)
+{
+    kp_readiness_t *r = ctx;
+    r->h2_stream = NULL;
+    rd_h2_end(r, 0, err == KP_H2C_REFUSED ? "stream refused" : uv_strerror(err));
+}
+
+static const kp_h2c_ops_t rd_h2_ops = {
+    .on_connected = rd_h2_on_connected,
+    .on_response_head = rd_h2_on_head,
+    .on_error = rd_h2_on_error,
+};
+
+static void rd_h2_start(kp_readiness_t *r)
+{
+    r->state = RD_H2_GET;
+    uint64_t spent = uv_now(r->loop) - r->attempt_start;
+    uv_timer_start(&r->timer, rd_on_timer,
+                   spent < r->attempt_timeout_ms ? r->attempt_timeout_ms - spent : 0, 0);
+    int rc = kp_h2c_pool_get(r->h2_pool, &rd_h2_ops, r, &r->h2_stream);
+    if (rc == 1)
+        rd_h2_on_connected(r, 0);
+    else if (rc < 0) {
+        r->h2_stream = NULL;
+        rd_h2_end(r, 0, uv_strerror(rc));
+    }
+}
+
 static void rd_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     kp_readiness_t *r = h->data;
@@ -283,6 +424,10 @@ static void rd_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     r->rlen += (size_t)nread;
+    if (r->detect_h2) {
+        rd_read_upgrade_answer(r);
+        return;
+    }
     /* The status line's first 12 bytes decide; the rest is not read. */
     if (r->rlen < 13 && !memchr(r->rbuf, '\n', r->rlen) && r->rlen < sizeof r->rbuf)
         return;
@@ -332,7 +477,12 @@ static void rd_on_connect(uv_connect_t *req, int status)
 static void rd_on_timer(uv_timer_t *t)
 {
     kp_readiness_t *r = t->data;
-    if (r->state == RD_IDLE) {
+    if (r->state == RD_H2_GET) {
+        char why[48];
+        snprintf(why, sizeof why, "timeout after %llu ms",
+                 (unsigned long long)r->attempt_timeout_ms);
+        rd_h2_end(r, 0, why);
+    } else if (r->state == RD_IDLE) {
         if (rd_wants_attempt(r))
             rd_start_attempt(r);
     } else {
@@ -350,6 +500,7 @@ static void rd_start_attempt(kp_readiness_t *r)
     r->attempt_start = uv_now(r->loop);
     r->rlen = 0;
     r->result = 0;
+    r->upgrade_seen = 0;
     /* Without an address family uv_tcp_init creates no socket and cannot
      * fail; socket errors (EMFILE...) come from uv_tcp_connect below. */
     if (uv_tcp_init(r->loop, &r->tcp) != 0)
@@ -409,6 +560,7 @@ kp_readiness_t *kp_readiness_new(uv_loop_t *loop, const kp_probe_spec_t *spec)
     r->connect_req.data = r;
     r->write_req.data = r;
     r->open_handles = 1;
+    kp_h2c_request_head_init(&r->h2_get);
     if (r->kind == KP_PROBE_NONE) {
         r->ready = 1;
         return r;
@@ -503,7 +655,79 @@ void kp_readiness_close(kp_readiness_t *r)
         r->state = RD_CLOSING;
         uv_close((uv_handle_t *)&r->tcp, rd_on_tcp_closed);
     }
+    if (r->h2_stream) {
+        kp_h2c_stream_cancel(r->h2_stream);
+        r->h2_stream = NULL;
+    }
+    kp_h2c_pool_release(r->h2_pool); /* frees itself once its connections are closed */
+    r->h2_pool = NULL;
     uv_close((uv_handle_t *)&r->timer, rd_on_timer_closed);
+}
+
+/* Knative's http2UpgradeProbe request: OPTIONS with the three headers
+ * RFC 7540 §3.2 asks of an upgrade. Knative sends HTTP2-Settings empty;
+ * ours holds one setting (ENABLE_PUSH 0, base64url): a valid token68, and
+ * servers that refuse empty field values take it too. */
+static void rd_build_upgrade_request(kp_readiness_t *r, const kp_probe_spec_t *spec,
+                                     const char *host)
+{
+    kp_strbuf_t sb;
+    kp_strbuf_init(&sb);
+    kp_strbuf_printf(&sb,
+                     "OPTIONS %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: Knative-Queue-Proxy-Probe\r\n"
+                     "K-Network-Probe: queue\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                     "Upgrade: h2c\r\nHTTP2-Settings: AAIAAAAA\r\n\r\n",
+                     spec->path ? spec->path : "/", host);
+    free(r->request);
+    r->request = kp_strbuf_detach(&sb, &r->request_len);
+}
+
+/* The h2c GET carries what the HTTP/1.1 one does (our headers win). */
+static int rd_build_h2_get(kp_readiness_t *r, const kp_probe_spec_t *spec, const char *host)
+{
+    static const char *const ours[] = {"host",       "user-agent",     "k-network-probe",
+                                       "connection", "content-length", "transfer-encoding"};
+    kp_http_header_t hs[2 + 64];
+    size_t n = 0;
+    hs[n++] = (kp_http_header_t){"user-agent", 10, "Knative-Queue-Proxy-Probe", 25};
+    hs[n++] = (kp_http_header_t){"k-network-probe", 15, "queue", 5};
+    for (size_t i = 0; i < spec->n_headers && n < sizeof hs / sizeof hs[0]; i++) {
+        int skip = 0;
+        for (size_t k = 0; k < sizeof ours / sizeof ours[0]; k++)
+            skip |= strcasecmp(spec->headers[i].name, ours[k]) == 0;
+        if (!skip)
+            hs[n++] = (kp_http_header_t){spec->headers[i].name, strlen(spec->headers[i].name),
+                                         spec->headers[i].value, strlen(spec->headers[i].value)};
+    }
+    const char *path = spec->path ? spec->path : "/";
+    kp_http_request_t req = {
+        .method = "GET",
+        .url = path,
+        .url_len = strlen(path),
+        .host = host,
+        .host_len = strlen(host),
+        .headers = hs,
+        .n_headers = n,
+        .content_length = -1,
+        .peer_ip = "",
+    };
+    return kp_h2c_request_head_build(&r->h2_get, &req, NULL);
+}
+
+int kp_readiness_detect_http2(kp_readiness_t *r, const kp_probe_spec_t *spec)
+{
+    if (r->kind != KP_PROBE_HTTP || r->detect_h2)
+        return 0;
+    const char *host = r->target;
+    for (size_t i = 0; i < spec->n_headers; i++)
+        if (strcasecmp(spec->headers[i].name, "Host") == 0)
+            host = spec->headers[i].value;
+    r->h2_pool = kp_h2c_pool_new(r->loop, (struct sockaddr *)&r->addr, 1);
+    if (!r->h2_pool || rd_build_h2_get(r, spec, host) != 0)
+        return UV_ENOMEM;
+    rd_build_upgrade_request(r, spec, host);
+    r->detect_h2 = 1;
+    return 0;
 }
 
 void kp_readiness_set_poll_timeout(kp_readiness_t *r, uint64_t ms)

@@ -56,6 +56,15 @@ void kp_readiness_cancel(kp_readiness_t *r, kp_readiness_waiter_t *w);
  * them are closing too). r must not be used after this call. */
 void kp_readiness_close(kp_readiness_t *r);
 
+/* ENABLE_HTTP2_AUTO_DETECTION (Knative's NewProbeWithHTTP2AutoDetection),
+ * for an httpGet probe (others are left as they are): every attempt first
+ * sends OPTIONS with Upgrade: h2c over HTTP/1.1; an answer 101 with
+ * Upgrade: h2c means the app speaks h2c, and the probe's GET then goes
+ * over h2c (success: 200-399); a 200-399 answer is success at once; any
+ * other is a failure. spec: the one given to kp_readiness_new. Call before
+ * kp_readiness_start; 0 or UV_ENOMEM. */
+int kp_readiness_detect_http2(kp_readiness_t *r, const kp_probe_spec_t *spec);
+
 /* For tests: the aggressive run's overall limit (default 10000 ms). */
 void kp_readiness_set_poll_timeout(kp_readiness_t *r, uint64_t ms);
 

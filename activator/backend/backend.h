@@ -33,6 +33,12 @@ typedef struct act_backend_events {
      * cannot see by itself (a pod that did not start or died, a scale
      * not written): reason says what, to what, for operators. Optional. */
     void (*revision_failed)(void *rev_ctx, const char *reason);
+    /* A pod's app could not start or exited (pod: pod_added's handle, or
+     * NULL when no pod was made): reason in Knative's words,
+     * "ExitCode1: <its last line on stderr>". The activator decides
+     * whether the revision cannot run (the pod was never ready). Called
+     * before pod_removed. Optional. */
+    void (*pod_failed)(void *rev_ctx, void *pod, const char *reason);
 } act_backend_events_t;
 
 typedef struct act_backend_revision act_backend_revision_t;

@@ -13,7 +13,15 @@
  * to read from. And each is started through pod_exec.c, which sets
  * PR_SET_PDEATHSIG: an activator that dies without stopping its pods
  * (SIGKILL, Ctrl-\) takes them with it, and leaves no orphan holding its
- * ports. */
+ * ports.
+ *
+ * The app's stderr comes through a pipe (pod_stderr.c) and goes on to the
+ * activator's own, line by line: an app that exits before its pod was
+ * ever ready is reported with ExitCode{N} and its last line there, and the
+ * activator fails the revision's requests at once with it. A missing
+ * program is found before anything is started. Either way the pod is
+ * started again after the crash-loop back-off, for as long as the count
+ * asks for it. */
 #include "local.h"
 
 #include <errno.h>
@@ -29,6 +37,7 @@
 
 #include "base/log.h"
 #include "pod_exec.h"
+#include "pod_stderr.h"
 
 /* A process that outlives its SIGTERM by this much gets SIGKILL. */
 #define LOCAL_STOP_GRACE_MS 10000
@@ -68,6 +77,8 @@ struct local_pod {
     unsigned qp_spawned : 1;
     unsigned app_alive : 1; /* running, exit not yet seen */
     unsigned qp_alive : 1;
+    unsigned err_open : 1; /* app_err initialised: the pipe needs uv_close */
+    act_pod_stderr_t app_err;
     void *handle; /* pod_added's answer: pod_removed still owed while set */
     int pending_closes;
     uint64_t started_ms;
@@ -393,6 +404,10 @@ static void pod_close(local_pod_t *pod)
         pod->pending_closes++;
         uv_close((uv_handle_t *)&pod->qp, pod_on_close);
     }
+    if (pod->err_open) {
+        pod->pending_closes++;
+        uv_close((uv_handle_t *)&pod->app_err.pipe, pod_on_close);
+    }
 }
 
 static void pod_signal(local_pod_t *pod, uv_process_t *p, int signum)
@@ -473,6 +488,31 @@ static void rev_report_failure(act_backend_revision_t *rev, const char *fmt, ...
     rev->b->events->revision_failed(rev->rev_ctx, reason);
 }
 
+/* Tells the activator a pod's app (or queue-proxy) could not start or
+ * exited, in Knative's words; pod: the pod_added handle, or NULL. */
+static void rev_report_pod_failed(act_backend_revision_t *rev, void *pod, const char *reason)
+{
+    if (rev->removed || rev->b->closing || !rev->b->events->pod_failed)
+        return;
+    rev->b->events->pod_failed(rev->rev_ctx, pod, reason);
+}
+
+/* Knative's reason for a container that exited: ExitCode{N} (128 + the
+ * signal when killed, as the kubelet reports it) and the container's last
+ * words, here its last line on stderr. */
+static void exit_reason(char *out, size_t len, const char *who, int64_t exit_status,
+                        int term_signal, const char *last_line)
+{
+    int code = term_signal ? 128 + term_signal : (int)exit_status;
+    if (last_line && *last_line)
+        snprintf(out, len, "%sExitCode%d: %s", who, code, last_line);
+    else if (term_signal)
+        snprintf(out, len, "%sExitCode%d: killed by signal %d (%s)", who, code, term_signal,
+                 strsignal(term_signal));
+    else
+        snprintf(out, len, "%sExitCode%d: exit status %d", who, code, code);
+}
+
 /* A pod died or could not start: wait before replacing it when it happens
  * right after start, doubling the wait while it keeps happening. */
 static void rev_note_failure(act_backend_revision_t *rev, uint64_t lived_ms)
@@ -511,6 +551,11 @@ static void pod_on_exit(uv_process_t *p, int64_t exit_status, int term_signal)
     if (pod->state == POD_RUNNING) {
         act_backend_revision_t *rev = pod->rev;
         uint64_t lived = now_ms(rev->b) - pod->started_ms;
+        char reason[512];
+        if (!is_qp && pod->err_open)
+            act_pod_stderr_drain(&pod->app_err);
+        exit_reason(reason, sizeof reason, is_qp ? "queue-proxy " : "", exit_status, term_signal,
+                    is_qp || !pod->err_open ? NULL : pod->app_err.last);
         kp_log_fields(KP_LOG_WARN, "pod died", KP_LOG_STR("revision", rev->spec->name),
                       KP_LOG_STR("pod", pod->id), KP_LOG_STR("process", what),
                       KP_LOG_STR("status", status), KP_LOG_INT("lived_ms", lived));
@@ -520,6 +565,7 @@ static void pod_on_exit(uv_process_t *p, int64_t exit_status, int term_signal)
         else
             rev_report_failure(rev, "pod %s died: %s ended with %s after %llu s", pod->id, what,
                                status, (unsigned long long)(lived / 1000));
+        rev_report_pod_failed(rev, pod->handle, reason); /* before pod_removed */
         pod_stop(pod); /* may close (and later free) the pod: no pod access below */
         rev_note_failure(rev, lived);
         rev_reconcile(rev);
@@ -536,7 +582,8 @@ static void pod_on_exit(uv_process_t *p, int64_t exit_status, int term_signal)
 
 /* Starts args[0] with args through pod_exec (see pod_exec.h), in a session
  * of its own. */
-static int pod_spawn(local_pod_t *pod, uv_process_t *proc, char **args, env_list_t *env)
+static int pod_spawn(local_pod_t *pod, uv_process_t *proc, char **args, env_list_t *env,
+                     uv_pipe_t *err_pipe)
 {
     local_backend_t *b = pod->rev->b;
     size_t argc = 0;
@@ -559,6 +606,10 @@ static int pod_spawn(local_pod_t *pod, uv_process_t *proc, char **args, env_list
     stdio[1].data.fd = STDERR_FILENO;
     stdio[2].flags = UV_INHERIT_FD;
     stdio[2].data.fd = STDERR_FILENO;
+    if (err_pipe) {
+        stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+        stdio[2].data.stream = (uv_stream_t *)err_pipe;
+    }
     uv_process_options_t o;
     memset(&o, 0, sizeof o);
     o.exit_cb = pod_on_exit;
@@ -582,6 +633,44 @@ static void log_spawn_error(const local_pod_t *pod, const char *what, const char
               pod->id, "process", what, "path", file, "error", uv_strerror(rc), NULL);
     rev_report_failure(pod->rev, "pod %s failed to start: cannot start %s %s: %s", pod->id, what,
                        file, uv_strerror(rc));
+    char reason[512];
+    snprintf(reason, sizeof reason, "StartError: cannot start %s \"%s\": %s", what, file,
+             uv_strerror(rc));
+    rev_report_pod_failed(pod->rev, NULL, reason);
+}
+
+/* What execvp would find wrong with file, checked before a pod is made so
+ * that a missing or unrunnable program is one clear reason rather than a
+ * process that exits 127: 0, or -1 with reason (ExitCode127, the status a
+ * failed exec ends with, and the error). PATH: the one pods inherit. */
+static int exec_check(const char *file, char *reason, size_t len)
+{
+    if (!file || !*file) {
+        snprintf(reason, len, "ExitCode127: exec \"\": empty command");
+        return -1;
+    }
+    if (strchr(file, '/')) {
+        if (access(file, X_OK) == 0)
+            return 0;
+        snprintf(reason, len, "ExitCode127: exec \"%s\": %s", file, strerror(errno));
+        return -1;
+    }
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    for (const char *dir = path; dir;) {
+        const char *colon = strchr(dir, ':');
+        size_t dlen = colon ? (size_t)(colon - dir) : strlen(dir);
+        char candidate[PATH_MAX];
+        int n = snprintf(candidate, sizeof candidate, "%.*s/%s", (int)dlen, dlen ? dir : ".", file);
+        if (dlen == 0)
+            n = snprintf(candidate, sizeof candidate, "./%s", file);
+        if (n > 0 && (size_t)n < sizeof candidate && access(candidate, X_OK) == 0)
+            return 0;
+        dir = colon ? colon + 1 : NULL;
+    }
+    snprintf(reason, len, "ExitCode127: exec \"%s\": executable file not found in $PATH", file);
+    return -1;
 }
 
 /* Starts one pod and reports it; 0 or a negative error (the pod, if any
@@ -589,6 +678,16 @@ static void log_spawn_error(const local_pod_t *pod, const char *what, const char
 static int pod_start(act_backend_revision_t *rev)
 {
     local_backend_t *b = rev->b;
+    const char *app_file = rev->spec->n_command ? rev->spec->command[0] : b->app_path;
+    char reason[512];
+    if (exec_check(app_file, reason, sizeof reason) != 0 ||
+        exec_check(b->qp_path, reason, sizeof reason) != 0) {
+        kp_log_kv(KP_LOG_ERROR, "cannot start pod", "revision", rev->spec->name, "reason", reason,
+                  NULL);
+        rev_report_failure(rev, "pod failed to start: %s", reason);
+        rev_report_pod_failed(rev, NULL, reason);
+        return UV_ENOENT;
+    }
     local_pod_t *pod = calloc(1, sizeof *pod);
     if (!pod)
         return UV_ENOMEM;
@@ -627,12 +726,22 @@ static int pod_start(act_backend_revision_t *rev)
     app_env(b, pod, &env);
     int rc = env.failed || !app_args ? UV_ENOMEM : 0;
     if (rc == 0) {
+        rc = act_pod_stderr_init(b->loop, &pod->app_err);
+        if (rc == 0) {
+            pod->err_open = 1;
+            pod->app_err.pipe.data = pod;
+        }
+    }
+    if (rc == 0) {
         pod->app_spawned = 1;
-        rc = pod_spawn(pod, &pod->app, app_args, &env);
-        if (rc != 0)
+        rc = pod_spawn(pod, &pod->app, app_args, &env, &pod->app_err.pipe);
+        if (rc != 0) {
             log_spawn_error(pod, "app", app_args[0], rc);
-        else
+        } else {
             pod->app_alive = 1;
+            if (act_pod_stderr_start(&pod->app_err) != 0)
+                kp_log_kv(KP_LOG_WARN, "cannot read the app's stderr", "pod", pod->id, NULL);
+        }
     }
     free(app_args);
     env_free(&env);
@@ -642,7 +751,7 @@ static int pod_start(act_backend_revision_t *rev)
         rc = env.failed ? UV_ENOMEM : 0;
         if (rc == 0) {
             pod->qp_spawned = 1;
-            rc = pod_spawn(pod, &pod->qp, qp_args, &env);
+            rc = pod_spawn(pod, &pod->qp, qp_args, &env, NULL);
             if (rc != 0)
                 log_spawn_error(pod, "queue-proxy", qp_args[0], rc);
             else

@@ -278,10 +278,50 @@ static const char *const revision_keys[] = {"name",
                                             "annotations",
                                             "env",
                                             "command",
+                                            "ports",
                                             NULL};
 #define REVISION_KEYS_TEXT                                                                         \
     "name, containerConcurrency, timeoutSeconds, responseStartTimeoutSeconds, "                    \
-    "idleTimeoutSeconds, annotations, env, command"
+    "idleTimeoutSeconds, annotations, env, command, ports"
+
+/* The app container's ports as Knative writes them ([{"name": "h2c",
+ * "containerPort": 8080}]): at most one, named "h2c", "http1" or nothing
+ * (Knative's validation). "h2c" makes the revision HTTP/2 to the app
+ * (Revision.GetProtocol). Local pods get their port in PORT, so
+ * containerPort is only checked. */
+static int cfg_get_ports(cfg_parser_t *p, const cJSON *v, const char *path, kp_revision_spec_t *rev)
+{
+    static const char *const port_keys[] = {"name", "containerPort", NULL};
+    char shown[64], sub[CFG_PATH_MAX + 40];
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > 1)
+        return cfg_fail(p,
+                        "%s: %s is not a list of at most one port (expected [{\"name\": \"h2c\"}])",
+                        path, cfg_show(v, shown, sizeof shown));
+    const cJSON *port = cJSON_GetArrayItem(v, 0);
+    if (!port)
+        return 0;
+    cfg_path(sub, sizeof sub, "%s[0]", path);
+    if (!cJSON_IsObject(port))
+        return cfg_fail(p, "%s: %s is not an object (expected {\"name\": \"h2c\"})", sub,
+                        cfg_show(port, shown, sizeof shown));
+    if (cfg_check_keys(p, port, sub, port_keys, "name, containerPort") != 0)
+        return -1;
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(port, "containerPort");
+    int number;
+    char fpath[CFG_PATH_MAX + 60];
+    cfg_path(fpath, sizeof fpath, "%s.containerPort", sub);
+    if (f && cfg_get_int(p, f, fpath, 1, 65535, &number) != 0)
+        return -1;
+    if (!(f = cJSON_GetObjectItemCaseSensitive(port, "name")))
+        return 0;
+    cfg_path(fpath, sizeof fpath, "%s.name", sub);
+    if (!cJSON_IsString(f) || (strcmp(f->valuestring, "h2c") != 0 &&
+                               strcmp(f->valuestring, "http1") != 0 && *f->valuestring))
+        return cfg_fail(p, "%s: %s is not a port name we know (expected \"h2c\" or \"http1\")",
+                        fpath, cfg_show(f, shown, sizeof shown));
+    rev->h2c = strcmp(f->valuestring, "h2c") == 0;
+    return 0;
+}
 
 static int cfg_parse_revision(cfg_parser_t *p, const cJSON *v, const char *path,
                               const kp_service_spec_t *svc, kp_revision_spec_t *rev)
@@ -350,6 +390,11 @@ static int cfg_parse_revision(cfg_parser_t *p, const cJSON *v, const char *path,
     if ((f = cJSON_GetObjectItemCaseSensitive(v, "command"))) {
         cfg_path(sub, sizeof sub, "%s.command", path);
         if (cfg_get_command(p, f, sub, rev) != 0)
+            return -1;
+    }
+    if ((f = cJSON_GetObjectItemCaseSensitive(v, "ports"))) {
+        cfg_path(sub, sizeof sub, "%s.ports", path);
+        if (cfg_get_ports(p, f, sub, rev) != 0)
             return -1;
     }
     return 0;

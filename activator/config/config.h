@@ -32,6 +32,9 @@ typedef struct kp_revision_spec {
      * helloworld binary next to the activator's own. */
     char **command;
     size_t n_command;
+    /* ports[0].name is "h2c" (Knative's Revision.GetProtocol): the
+     * activator speaks h2c to its pods for every request. */
+    int h2c;
     /* Why the revision cannot run ("ExitCode1: panic: no PORT", from the
      * Revision's Ready condition on Kubernetes), NULL while it can: its
      * held and new requests end at once with a 503 naming it. */

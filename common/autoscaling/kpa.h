@@ -7,11 +7,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KP_KPA_MAX_DELAY 256    /* scale-down-delay: distinct falling wishes kept */
+#define KP_KPA_MAX_DELAY 256 /* scale-down-delay: distinct falling wishes kept */
+
+#define KP_KPA_CLASS "kpa.autoscaling.knative.dev"
+#define KP_HPA_CLASS "hpa.autoscaling.knative.dev"
+
+/* autoscaling.knative.dev/metric. Concurrency and rps are the KPA's;
+ * cpu and memory are Kubernetes' HPA's (class hpa.autoscaling.knative.dev),
+ * which this autoscaler leaves alone. */
+typedef enum kp_kpa_metric {
+    KP_KPA_METRIC_DEFAULT, /* not given: the class's default, as Knative defaults it */
+    KP_KPA_METRIC_CONCURRENCY,
+    KP_KPA_METRIC_RPS,
+    KP_KPA_METRIC_CPU,
+    KP_KPA_METRIC_MEMORY,
+} kp_kpa_metric_t;
 
 typedef struct kp_kpa_config {
     int container_concurrency;        /* CC of the revision; 0 = unlimited */
+    int hpa_class;                    /* class hpa.autoscaling.knative.dev: not ours to scale */
+    kp_kpa_metric_t metric;           /* autoscaling.knative.dev/metric */
     double target_default;            /* container-concurrency-target-default, 100 */
+    double rps_target_default;        /* requests-per-second-target-default, 200 */
     double target_percentage;         /* container-concurrency-target-percentage, 70; the
                                          annotation target-utilization-percentage too */
     double target;                    /* autoscaling.knative.dev/target; 0 = unset */
@@ -31,6 +48,8 @@ typedef struct kp_kpa_config {
     int max_scale_limit;              /* max-scale-limit, 0 = none */
     int activation_scale;             /* activation-scale: pods when leaving zero, 1 */
     int enable_scale_to_zero;         /* true */
+    int unreachable;                  /* no route reaches the revision (Knative's PA reachability
+                                         Unreachable): min-scale does not hold it up */
     uint64_t annotated;               /* settings given by an annotation (one bit per key) */
 } kp_kpa_config_t;
 
@@ -58,8 +77,15 @@ int kp_kpa_annotation_set(kp_kpa_config_t *cfg, const char *key, const char *val
  * initial-scale 0 only with allow-zero-initial-scale, max-scale within
  * max-scale-limit. 0, or -1 with err naming the keys. */
 int kp_kpa_config_check(const kp_kpa_config_t *cfg, char *err, size_t err_len);
-/* Knative's ResolveMetricTarget: (annotation target, capped at CC when CC >
- * 0; else CC; else target_default) × percentage / 100, at least 0.01. */
+/* The metric in effect: the one given, or the class's default (KPA:
+ * concurrency, HPA: cpu). */
+kp_kpa_metric_t kp_kpa_config_metric(const kp_kpa_config_t *cfg);
+/* "concurrency", "rps", "cpu", "memory". */
+const char *kp_kpa_metric_name(kp_kpa_metric_t metric);
+/* Knative's ResolveMetricTarget: concurrency: (annotation target, capped
+ * at CC when CC > 0; else CC; else target_default); rps: (annotation
+ * target; else rps_target_default); then × percentage / 100, at least
+ * 0.01. In the metric's unit: requests at once, or requests per second. */
 double kp_kpa_config_target(const kp_kpa_config_t *cfg);
 /* The same before the percentage: what one pod is meant to take at once
  * (Knative's TotalValue). */
@@ -123,7 +149,8 @@ void kp_kpa_free(kp_kpa_t *kpa);
 /* New settings; the observations are kept (as far as a smaller window's
  * ring holds them). -ENOMEM: the settings changed, the ring did not. */
 int kp_kpa_reconfigure(kp_kpa_t *kpa, const kp_kpa_config_t *cfg);
-/* One observation of total concurrency (pods + held + in flight). */
+/* One observation of the metric: total concurrency (pods + held + in
+ * flight), or requests per second. */
 void kp_kpa_record(kp_kpa_t *kpa, uint64_t now_ns, double concurrency);
 /* A request is held for a revision with no pod: the next decision asks for
  * at least one pod whatever the windows say, until a pod is ready. */

@@ -19,7 +19,10 @@ void kp_kpa_config_defaults(kp_kpa_config_t *cfg)
 {
     *cfg = (kp_kpa_config_t){
         .container_concurrency = 0,
+        .hpa_class = 0,
+        .metric = KP_KPA_METRIC_DEFAULT,
         .target_default = 100,
+        .rps_target_default = 200,
         .target_percentage = 70,
         .target = 0,
         .stable_window_s = 60,
@@ -186,7 +189,6 @@ typedef struct key_spec {
 
 #define F(field) offsetof(kp_kpa_config_t, field)
 
-#define KPA_CLASS "kpa.autoscaling.knative.dev"
 #define ACTIVATOR_ALWAYS_IN_PATH "the activator stays in the request path at every scale"
 
 /* Keys, ranges and older spellings are Knative's: pkg/autoscaler/config
@@ -197,11 +199,13 @@ static const key_spec_t keys[] = {
      .config = "pod-autoscaler-class",
      .kind = KEY_CLASS,
      .off = NO_FIELD,
-     .expect = "expected " KPA_CLASS ": this autoscaler is Knative's KPA, not HPA or another"},
+     .expect = "expected " KP_KPA_CLASS " (the activator's autoscaler) or " KP_HPA_CLASS
+               " (Kubernetes' HorizontalPodAutoscaler)"},
     {.annotation = "metric",
      .kind = KEY_METRIC,
      .off = NO_FIELD,
-     .expect = "expected concurrency: scaling on rps, cpu or memory is not supported"},
+     .expect = "expected concurrency or rps with class " KP_KPA_CLASS
+               ", cpu or memory with class " KP_HPA_CLASS},
     {.config = "container-concurrency-target-default",
      .kind = KEY_NUMBER,
      .off = F(target_default),
@@ -230,11 +234,10 @@ static const key_spec_t keys[] = {
      .expect = "expected a number of 0.01 or more"},
     {.config = "requests-per-second-target-default",
      .kind = KEY_NUMBER,
-     .off = NO_FIELD,
+     .off = F(rps_target_default),
      .lo = TARGET_MIN,
      .hi = HUGE_VAL,
-     .expect = "expected a number of 0.01 or more",
-     .unused = "only the concurrency metric is supported"},
+     .expect = "expected a number of 0.01 or more"},
     {.config = "stable-window",
      .annotation = "window",
      .kind = KEY_DURATION,
@@ -473,12 +476,17 @@ int kp_kpa_config_set(kp_kpa_config_t *cfg, const char *key, const char *value, 
             return key_fail(err, err_len, key, value, "not a boolean", k->expect);
         break;
     case KEY_METRIC:
-        if (strcmp(value, "concurrency") != 0)
-            return key_fail(err, err_len, key, value, "unsupported metric", k->expect);
+        for (i = KP_KPA_METRIC_CONCURRENCY; i <= KP_KPA_METRIC_MEMORY; i++)
+            if (strcmp(value, kp_kpa_metric_name((kp_kpa_metric_t)i)) == 0)
+                break;
+        if (i > KP_KPA_METRIC_MEMORY)
+            return key_fail(err, err_len, key, value, "unknown metric", k->expect);
         break;
     case KEY_CLASS:
-        if (strcmp(value, KPA_CLASS) != 0)
+        /* Another class (KEDA, say) would need its own controller. */
+        if (strcmp(value, KP_KPA_CLASS) != 0 && strcmp(value, KP_HPA_CLASS) != 0)
             return key_fail(err, err_len, key, value, "unsupported autoscaler class", k->expect);
+        i = strcmp(value, KP_HPA_CLASS) == 0;
         break;
     case KEY_AGGREGATION:
         /* Knative's two algorithms: ours is the linear one. */
@@ -490,6 +498,10 @@ int kp_kpa_config_set(kp_kpa_config_t *cfg, const char *key, const char *value, 
     }
     if (annotation)
         cfg->annotated |= bit;
+    if (k->kind == KEY_METRIC)
+        cfg->metric = (kp_kpa_metric_t)i;
+    else if (k->kind == KEY_CLASS)
+        cfg->hpa_class = i;
     if (k->off != NO_FIELD) {
         char *field = (char *)cfg + k->off;
         if (k->kind == KEY_INT || k->kind == KEY_BOOL)
@@ -508,8 +520,42 @@ int kp_kpa_annotation_set(kp_kpa_config_t *cfg, const char *key, const char *val
     return kp_kpa_config_set(cfg, key, value, err, err_len);
 }
 
+kp_kpa_metric_t kp_kpa_config_metric(const kp_kpa_config_t *cfg)
+{
+    if (cfg->metric != KP_KPA_METRIC_DEFAULT)
+        return cfg->metric;
+    return cfg->hpa_class ? KP_KPA_METRIC_CPU : KP_KPA_METRIC_CONCURRENCY;
+}
+
+const char *kp_kpa_metric_name(kp_kpa_metric_t metric)
+{
+    switch (metric) {
+    case KP_KPA_METRIC_RPS:
+        return "rps";
+    case KP_KPA_METRIC_CPU:
+        return "cpu";
+    case KP_KPA_METRIC_MEMORY:
+        return "memory";
+    case KP_KPA_METRIC_DEFAULT:
+    case KP_KPA_METRIC_CONCURRENCY:
+        break;
+    }
+    return "concurrency";
+}
+
 int kp_kpa_config_check(const kp_kpa_config_t *cfg, char *err, size_t err_len)
 {
+    /* annotation_validation.go validateMetric: each class its own metrics. */
+    kp_kpa_metric_t metric = kp_kpa_config_metric(cfg);
+    int hpa_metric = metric == KP_KPA_METRIC_CPU || metric == KP_KPA_METRIC_MEMORY;
+    if (hpa_metric != cfg->hpa_class) {
+        snprintf(err, err_len,
+                 "autoscaling.knative.dev/metric=%s does not go with class %s (expected "
+                 "concurrency or rps with class " KP_KPA_CLASS
+                 ", cpu or memory with class " KP_HPA_CLASS ")",
+                 kp_kpa_metric_name(metric), cfg->hpa_class ? KP_HPA_CLASS : KP_KPA_CLASS);
+        return -1;
+    }
     /* config.go validate and annotation_validation.go validateInitialScale. */
     if (cfg->initial_scale == 0 && !cfg->allow_zero_initial_scale) {
         snprintf(err, err_len,
@@ -538,6 +584,8 @@ int kp_kpa_config_check(const kp_kpa_config_t *cfg, char *err, size_t err_len)
 
 double kp_kpa_config_total(const kp_kpa_config_t *cfg)
 {
+    if (kp_kpa_config_metric(cfg) == KP_KPA_METRIC_RPS)
+        return cfg->target > 0 ? cfg->target : cfg->rps_target_default;
     double total =
         cfg->container_concurrency > 0 ? cfg->container_concurrency : cfg->target_default;
     if (cfg->target > 0) {

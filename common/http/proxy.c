@@ -10,6 +10,11 @@
 #include <strings.h>
 
 #include "base/strbuf.h"
+#include "h2_upstream_request.h"
+
+/* Tries of a request that h2c upstreams refused unprocessed (GOAWAY,
+ * REFUSED_STREAM), as Go's HTTP/2 transport retries them. */
+#define H2_MAX_REFUSED 10
 
 typedef enum {
     PX_CONNECTING,
@@ -25,6 +30,11 @@ struct kp_proxy {
     kp_http_request_t *req;
     kp_upstream_pool_t *pool;
     kp_upstream_t *up; /* NULL once released */
+    kp_h2c_pool_t *h2_pool;
+    kp_h2c_stream_t *h2; /* over h2c instead of up; NULL once released */
+    kp_h2c_request_head_t h2_head;
+    int h2_refused;      /* tries refused unprocessed */
+    uint64_t body_bytes; /* request body bytes passed upstream */
     kp_proxy_opts_t opts;
     uint64_t start_ns;
     uint64_t last_write_ns;
@@ -40,6 +50,7 @@ struct kp_proxy {
     unsigned up_reused : 1; /* the request went out on a kept-alive connection */
     unsigned body_started : 1;
     unsigned down_eof : 1;
+    unsigned use_h2 : 1;
     unsigned up_eof : 1;
     /* The response head waits (in head) for its first body bytes, or for
      * the end of the upstream read that brought it, to go out in one
@@ -50,6 +61,7 @@ struct kp_proxy {
 };
 
 static const kp_upstream_ops_t upstream_ops;
+static const kp_h2c_ops_t h2_upstream_ops;
 static const kp_http_request_ops_t downstream_ops;
 static void arm_timer(kp_proxy_t *p);
 
@@ -57,6 +69,7 @@ static void on_timer_closed(uv_handle_t *h)
 {
     kp_proxy_t *p = h->data;
     kp_strbuf_free(&p->head);
+    kp_h2c_request_head_free(&p->h2_head);
     free(p);
 }
 
@@ -76,10 +89,19 @@ static void finish(kp_proxy_t *p, kp_proxy_outcome_t outcome)
             kp_upstream_close(p->up);
         p->up = NULL;
     }
+    if (p->h2) {
+        if (outcome == KP_PROXY_OK && p->response_done)
+            kp_h2c_stream_done(p->h2);
+        else
+            kp_h2c_stream_cancel(p->h2); /* RST_STREAM(CANCEL): the app hears of it */
+        p->h2 = NULL;
+    }
     if (p->down) {
         p->result.bytes_sent = kp_http_conn_bytes_sent(p->down);
         if (outcome == KP_PROXY_OK && was_tunnel)
             kp_http_conn_shutdown(p->down);
+        else if (outcome == KP_PROXY_TIMEOUT)
+            kp_http_conn_reset(p->down, KP_H2_CANCEL); /* HTTP/2: that stream alone */
         else if (outcome != KP_PROXY_CLIENT_GONE)
             kp_http_conn_abort(p->down);
         p->down = NULL;
@@ -87,6 +109,18 @@ static void finish(kp_proxy_t *p, kp_proxy_outcome_t outcome)
     uv_timer_stop(&p->timer);
     uv_close((uv_handle_t *)&p->timer, on_timer_closed);
     p->done(p->ctx, &p->result);
+}
+
+static void close_upstream(kp_proxy_t *p)
+{
+    if (p->up) {
+        kp_upstream_close(p->up);
+        p->up = NULL;
+    }
+    if (p->h2) {
+        kp_h2c_stream_cancel(p->h2);
+        p->h2 = NULL;
+    }
 }
 
 /* A failure before any response byte gets a status; after, a cut. */
@@ -97,10 +131,7 @@ static void fail(kp_proxy_t *p, kp_proxy_outcome_t outcome, int status, const ch
     p->head_pending = 0; /* replaced by this status */
     if (p->down && !kp_http_conn_response_started(p->down)) {
         p->result.status = status;
-        if (p->up) {
-            kp_upstream_close(p->up);
-            p->up = NULL;
-        }
+        close_upstream(p);
         kp_http_conn_t *down = p->down;
         kp_http_conn_bind(down, NULL, NULL);
         kp_http_conn_respond(down, status, "text/plain; charset=utf-8", body, strlen(body));
@@ -123,10 +154,7 @@ static void fail_unreachable(kp_proxy_t *p, const char *body)
         fail(p, KP_PROXY_UPSTREAM_FAILED, 502, body);
         return;
     }
-    if (p->up) {
-        kp_upstream_close(p->up);
-        p->up = NULL;
-    }
+    close_upstream(p);
     kp_http_conn_bind(p->down, NULL, NULL);
     p->down = NULL; /* the caller's again, untouched */
     finish(p, KP_PROXY_UNREACHABLE);
@@ -261,6 +289,17 @@ static void send_request_head(kp_proxy_t *p)
 static void down_on_body(void *ctx, const char *data, size_t len)
 {
     kp_proxy_t *p = ctx;
+    if (p->use_h2) {
+        if (!p->h2)
+            return;
+        kp_h2c_stream_write(p->h2, data, len);
+        p->body_bytes += len;
+        if (!p->body_paused && kp_h2c_stream_write_queue(p->h2) > KP_HTTP_HIGH_WATER) {
+            p->body_paused = 1;
+            kp_http_conn_pause_body(p->down);
+        }
+        return;
+    }
     if (!p->up || p->state != PX_EXCHANGING)
         return;
     if (p->req->chunked) {
@@ -282,6 +321,13 @@ static void down_on_body(void *ctx, const char *data, size_t len)
 static void down_on_body_end(void *ctx)
 {
     kp_proxy_t *p = ctx;
+    if (p->use_h2 && p->h2 && !p->request_sent) {
+        kp_h2c_stream_end(p->h2, NULL, 0);
+        p->request_sent = 1;
+        if (p->response_done)
+            finish(p, KP_PROXY_OK);
+        return;
+    }
     if (!p->up || p->state != PX_EXCHANGING || p->request_sent)
         return;
     if (p->req->chunked) {
@@ -414,10 +460,13 @@ static void up_on_body(void *ctx, const char *data, size_t len)
         kp_http_conn_send_body(p->down, data, len);
     }
     p->last_write_ns = kp_now_ns();
-    if (p->down && p->up && !p->response_paused &&
+    if (p->down && (p->up || p->h2) && !p->response_paused &&
         kp_http_conn_write_queue(p->down) > KP_HTTP_HIGH_WATER) {
         p->response_paused = 1;
-        kp_upstream_pause(p->up);
+        if (p->h2)
+            kp_h2c_stream_pause(p->h2); /* stalls this stream alone */
+        else
+            kp_upstream_pause(p->up);
     }
 }
 
@@ -427,14 +476,20 @@ static void up_on_response_end(void *ctx)
     p->response_done = 1;
     if (!p->down)
         return;
+    if (p->h2 && p->head_pending && p->pending_length >= -1) {
+        /* A head-only answer: to an HTTP/2 client it stays one HEADERS
+         * frame with END_STREAM (gRPC's Trailers-Only: grpc-status in the
+         * head), to an HTTP/1.1 one it gets Content-Length: 0. */
+        p->pending_length = kp_http_conn_is_h2(p->down) ? -2 : 0;
+    }
     flush_head(p);
     kp_http_conn_t *down = p->down;
     p->result.bytes_sent = kp_http_conn_bytes_sent(down);
     if (!p->request_sent) {
         /* The app answered before reading the whole body: the upstream
-         * connection cannot be reused and the client's ends after this. */
-        kp_upstream_close(p->up);
-        p->up = NULL;
+         * connection cannot be reused and the client's ends after this
+         * (over h2c, that stream alone is cancelled). */
+        close_upstream(p);
     }
     p->down = NULL;
     kp_http_conn_send_end(down);
@@ -444,7 +499,10 @@ static void up_on_response_end(void *ctx)
 static void down_on_writable(void *ctx)
 {
     kp_proxy_t *p = ctx;
-    if (p->response_paused && p->up) {
+    if (p->response_paused && p->h2) {
+        p->response_paused = 0;
+        kp_h2c_stream_resume(p->h2);
+    } else if (p->response_paused && p->up) {
         p->response_paused = 0;
         kp_upstream_resume(p->up);
     }
@@ -501,6 +559,99 @@ static void up_on_error(void *ctx, int err, int response_started)
         return;
     }
     fail(p, KP_PROXY_UPSTREAM_FAILED, 502, "error reverse proxying request\n");
+}
+
+/* --- over h2c --- */
+
+static void h2_submit(kp_proxy_t *p);
+
+static void h2_get(kp_proxy_t *p)
+{
+    p->state = PX_CONNECTING;
+    int rc = kp_h2c_pool_get(p->h2_pool, &h2_upstream_ops, p, &p->h2);
+    if (rc == 1)
+        h2_submit(p);
+    else if (rc < 0)
+        fail_unreachable(p, "error reverse proxying request: upstream unreachable\n");
+}
+
+static void h2_submit(kp_proxy_t *p)
+{
+    p->state = PX_EXCHANGING;
+    /* A body already ended (a retry) or never there: the head ends it. */
+    int has_body = p->req->has_body && !(p->request_sent && p->body_bytes == 0);
+    int rc = kp_h2c_stream_submit(p->h2, p->h2_head.nv, p->h2_head.n, has_body);
+    if (rc != 0) {
+        p->h2 = NULL;
+        if (rc == KP_H2C_REFUSED && ++p->h2_refused < H2_MAX_REFUSED)
+            h2_get(p);
+        else
+            fail(p, KP_PROXY_UPSTREAM_FAILED, 502, "error reverse proxying request\n");
+        return;
+    }
+    if (!has_body) {
+        p->request_sent = 1;
+        return;
+    }
+    if (!p->body_started) {
+        p->body_started = 1;
+        kp_http_conn_read_body(p->down);
+    }
+}
+
+static void h2_on_connected(void *ctx, int status)
+{
+    kp_proxy_t *p = ctx;
+    if (status < 0) {
+        p->h2 = NULL;
+        fail_unreachable(p, "error reverse proxying request: upstream unreachable\n");
+        return;
+    }
+    h2_submit(p);
+}
+
+static void h2_on_error(void *ctx, int err, int response_started)
+{
+    kp_proxy_t *p = ctx;
+    p->h2 = NULL;
+    if (p->state == PX_FINISHED)
+        return;
+    /* Not processed (RFC 9113 §8.7): sent again on a new stream, the
+     * connection that refused it draining; the client sees nothing. Only
+     * while no body byte left us: those are not kept. */
+    if (err == KP_H2C_REFUSED && !response_started && p->body_bytes == 0) {
+        if (++p->h2_refused < H2_MAX_REFUSED) {
+            h2_get(p);
+            return;
+        }
+        fail_unreachable(p, "error reverse proxying request: upstream refused it\n");
+        return;
+    }
+    /* Before the head: 502; after it, the client's response is cut (its
+     * stream reset when it speaks HTTP/2). */
+    fail(p, KP_PROXY_UPSTREAM_FAILED, 502, "error reverse proxying request\n");
+}
+
+/* gRPC's status travels here (grpc-status, grpc-message). */
+static void h2_on_trailers(void *ctx, const kp_http_header_t *hs, size_t n)
+{
+    kp_proxy_t *p = ctx;
+    if (!p->down)
+        return;
+    flush_head(p);
+    kp_strbuf_t *lines = &p->head;
+    kp_strbuf_reset(lines);
+    for (size_t i = 0; i < n; i++)
+        add_header(lines, hs[i].name, hs[i].name_len, hs[i].value, hs[i].value_len);
+    p->response_done = 1;
+    kp_http_conn_t *down = p->down;
+    p->down = NULL;
+    p->result.bytes_sent = kp_http_conn_bytes_sent(down);
+    if (!p->request_sent)
+        close_upstream(p);
+    kp_http_conn_send_trailers(down, lines->data ? lines->data : "", lines->len);
+    p->result.bytes_sent = kp_http_conn_bytes_sent(down);
+    finish(p, KP_PROXY_OK);
 }
 
 /* --- tunnel --- */
@@ -612,6 +763,17 @@ static const kp_upstream_ops_t upstream_ops = {
     .on_read_done = up_on_read_done,
 };
 
+static const kp_h2c_ops_t h2_upstream_ops = {
+    .on_connected = h2_on_connected,
+    .on_response_head = up_on_response_head,
+    .on_body = up_on_body,
+    .on_trailers = h2_on_trailers,
+    .on_response_end = up_on_response_end,
+    .on_error = h2_on_error,
+    .on_writable = up_on_writable,
+    .on_read_done = up_on_read_done,
+};
+
 static const kp_http_request_ops_t downstream_ops = {
     .on_body = down_on_body,
     .on_body_end = down_on_body_end,
@@ -637,11 +799,24 @@ int kp_proxy_start(kp_http_request_t *req, kp_upstream_pool_t *pool, const kp_pr
     p->ctx = ctx;
     p->state = PX_CONNECTING;
     kp_strbuf_init(&p->head);
+    kp_h2c_request_head_init(&p->h2_head);
+    p->h2_pool = opts->h2_pool;
+    p->use_h2 = p->h2_pool && !req->upgrade && (req->http_major == 2 || opts->h2_always);
+    if (p->use_h2 && kp_h2c_request_head_build(&p->h2_head, req, edits) != 0) {
+        kp_h2c_request_head_free(&p->h2_head);
+        kp_strbuf_free(&p->head);
+        free(p);
+        return UV_ENOMEM;
+    }
     uv_timer_init(kp_http_conn_loop(req->conn), &p->timer);
     p->timer.data = p;
-    build_request_head(p, edits);
     kp_http_conn_bind(p->down, &downstream_ops, p);
     arm_timer(p);
+    if (p->use_h2) {
+        h2_get(p);
+        return 0;
+    }
+    build_request_head(p, edits);
     int rc = kp_upstream_get(pool, &upstream_ops, p, &p->up);
     if (rc == 1)
         send_request_head(p);

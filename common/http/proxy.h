@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "h2_upstream.h"
 #include "server.h"
 #include "upstream.h"
 
@@ -21,6 +22,14 @@ typedef struct kp_proxy_opts {
      * KP_PROXY_UNREACHABLE and hand the client's request back unanswered,
      * its body unread, for the caller to send elsewhere. Otherwise 502. */
     int hand_back_unreachable;
+    /* h2c to the same upstream; NULL: HTTP/1.1 only. An HTTP/2 request
+     * goes over it, an HTTP/1 one over the HTTP/1.1 pool: Knative's
+     * transports pick the next hop's protocol by the request's. */
+    kp_h2c_pool_t *h2_pool;
+    /* HTTP/1 requests go over h2_pool too (upgrades excepted): the next
+     * hop speaks only h2c, as Knative's ingress treats a revision whose
+     * port is named h2c. */
+    int h2_always;
 } kp_proxy_opts_t;
 
 /* How the request head changes on its way upstream. */
@@ -51,7 +60,8 @@ typedef struct kp_proxy_result {
 
 typedef void (*kp_proxy_done_cb)(void *ctx, const kp_proxy_result_t *r);
 
-/* Starts proxying req (whose body is still unread) to pool. Timeouts count
+/* Starts proxying req (whose body is still unread) to pool (or to
+ * opts->h2_pool, see there). Timeouts count
  * from start_ns (the request's arrival, so time spent queued counts).
  * done runs exactly once, after the client side is finished with. */
 int kp_proxy_start(kp_http_request_t *req, kp_upstream_pool_t *pool, const kp_proxy_opts_t *opts,

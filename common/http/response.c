@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "h2.h"
 #include "server.h"
 #include "server_internal.h"
 
@@ -87,6 +88,10 @@ static unsigned body_bufs(kp_http_conn_t *c, const char *data, size_t len, char 
 void kp_http_conn_send_head(kp_http_conn_t *c, int status, const char *extra, size_t extra_len,
                             int64_t content_length)
 {
+    if (c->h2s) {
+        kp_h2_stream_send_head(c->h2s, status, extra, extra_len, content_length, NULL, 0);
+        return;
+    }
     char line[96], framing[80];
     uv_buf_t bufs[4];
     if (head_bufs(c, status, extra, extra_len, content_length, line, framing, bufs) == 0)
@@ -97,6 +102,10 @@ void kp_http_conn_send_head_body(kp_http_conn_t *c, int status, const char *extr
                                  size_t extra_len, int64_t content_length, const char *data,
                                  size_t len)
 {
+    if (c->h2s) {
+        kp_h2_stream_send_head(c->h2s, status, extra, extra_len, content_length, data, len);
+        return;
+    }
     char line[96], framing[80], size[20];
     uv_buf_t bufs[7];
     if (head_bufs(c, status, extra, extra_len, content_length, line, framing, bufs) != 0)
@@ -106,6 +115,10 @@ void kp_http_conn_send_head_body(kp_http_conn_t *c, int status, const char *extr
 
 void kp_http_conn_send_body(kp_http_conn_t *c, const char *data, size_t len)
 {
+    if (c->h2s) {
+        kp_h2_stream_send_body(c->h2s, data, len);
+        return;
+    }
     if (c->state != CONN_IN_REQUEST)
         return;
     char size[20];
@@ -117,6 +130,10 @@ void kp_http_conn_send_body(kp_http_conn_t *c, const char *data, size_t len)
 
 void kp_http_conn_send_end(kp_http_conn_t *c)
 {
+    if (c->h2s) {
+        kp_h2_stream_send_end(c->h2s, NULL, 0);
+        return;
+    }
     if (c->state != CONN_IN_REQUEST || c->response_done)
         return;
     if (c->response_chunked) {
@@ -126,9 +143,33 @@ void kp_http_conn_send_end(kp_http_conn_t *c)
     kp_conn_response_ended(c);
 }
 
+void kp_http_conn_send_trailers(kp_http_conn_t *c, const char *lines, size_t len)
+{
+    if (c->h2s) {
+        kp_h2_stream_send_end(c->h2s, lines, len);
+        return;
+    }
+    if (c->state != CONN_IN_REQUEST || c->response_done)
+        return;
+    /* RFC 9110 §6.5.1: trailer fields only to a client that said it
+     * takes them (TE: trailers); without, they may be dropped. */
+    if (c->response_chunked && len &&
+        kp_http_head_has_token(c->req.headers, c->req.n_headers, "te", "trailers")) {
+        uv_buf_t bufs[3] = {uv_buf_init("0\r\n", 3), uv_buf_init((char *)lines, (unsigned)len),
+                            uv_buf_init("\r\n", 2)};
+        kp_conn_write(c, bufs, 3);
+        c->response_chunked = 0; /* the last chunk went out */
+    }
+    kp_http_conn_send_end(c);
+}
+
 void kp_http_conn_respond(kp_http_conn_t *c, int status, const char *content_type,
                           const char *body, size_t body_len)
 {
+    if (c->h2s) {
+        kp_h2_stream_respond(c->h2s, status, content_type, body, body_len);
+        return;
+    }
     if (c->state != CONN_IN_REQUEST || c->response_started)
         return;
     char head[256];
@@ -150,7 +191,7 @@ void kp_http_conn_respond(kp_http_conn_t *c, int status, const char *content_typ
 
 void kp_http_conn_start_tunnel(kp_http_conn_t *c)
 {
-    if (c->state != CONN_IN_REQUEST)
+    if (c->state != CONN_IN_REQUEST || c->h2s) /* no tunnel over a stream */
         return;
     c->state = CONN_TUNNEL;
     c->keep_alive = 0;
@@ -163,13 +204,15 @@ void kp_http_conn_start_tunnel(kp_http_conn_t *c)
 
 void kp_http_conn_send_raw(kp_http_conn_t *c, const char *data, size_t len)
 {
+    if (c->h2s)
+        return;
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
     kp_conn_write(c, &b, 1);
 }
 
 void kp_http_conn_shutdown(kp_http_conn_t *c)
 {
-    if (c->state != CONN_TUNNEL)
+    if (c->state != CONN_TUNNEL || c->h2s)
         return;
     c->ops = NULL;
     kp_conn_finish_and_close(c);
@@ -177,19 +220,40 @@ void kp_http_conn_shutdown(kp_http_conn_t *c)
 
 void kp_http_conn_pause_tunnel(kp_http_conn_t *c)
 {
+    if (c->h2s)
+        return;
     c->tunnel_paused = 1;
     kp_conn_update_reading(c);
 }
 
 void kp_http_conn_resume_tunnel(kp_http_conn_t *c)
 {
+    if (c->h2s)
+        return;
     c->tunnel_paused = 0;
     kp_conn_update_reading(c);
 }
 
 void kp_http_conn_abort(kp_http_conn_t *c)
 {
+    if (c->h2s) {
+        kp_h2_stream_reset(c->h2s, KP_H2_INTERNAL_ERROR);
+        return;
+    }
     c->ops = NULL;
     kp_conn_close(c);
+}
+
+void kp_http_conn_reset(kp_http_conn_t *c, uint32_t h2_error)
+{
+    if (c->h2s)
+        kp_h2_stream_reset(c->h2s, h2_error);
+    else
+        kp_http_conn_abort(c);
+}
+
+int kp_http_conn_is_h2(const kp_http_conn_t *c)
+{
+    return c->h2s != NULL;
 }
 

@@ -14,6 +14,7 @@
 
 #include "base/env.h"
 #include "base/log.h"
+#include "h2.h"
 #include "stream_write.h"
 
 static void conn_process(kp_http_conn_t *c);
@@ -50,6 +51,7 @@ void kp_http_server_opts_default(kp_http_server_opts_t *o)
     o->header_timeout_ms = (uint64_t)env_positive("KP_HTTP_HEADER_TIMEOUT_MS", 30000);
     o->keepalive_timeout_ms = 120000;
     o->max_connections = (size_t)env_positive("KP_HTTP_MAX_CONNECTIONS", 20000);
+    o->stall_timeout_ms = (uint64_t)env_positive("KP_HTTP_STALL_TIMEOUT_MS", 60000);
     o->reuse_port = 0;
 }
 
@@ -60,6 +62,7 @@ static int on_message_begin(llhttp_t *p)
     kp_http_conn_t *c = p->data;
     kp_http_head_reset(&c->head);
     c->head_started = 1;
+    c->http1_seen = 1;
     c->reject_status = 0;
     c->reject_msg = NULL;
     uv_timer_start(&c->timer, on_idle_timeout, c->server->opts.header_timeout_ms, 0);
@@ -112,7 +115,9 @@ static int value_continues_fold(const kp_http_conn_t *c, const char *at)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     kp_http_conn_t *c = p->data;
-    if (value_continues_fold(c, at)) {
+    /* An empty value ("X-A:") is reported as an empty span past its line
+     * end; only bytes that follow a line break make a fold. */
+    if (len > 0 && value_continues_fold(c, at)) {
         c->reject_status = 400;
         c->reject_msg = "bad request: obsolete line folding is not accepted\n";
         return HPE_USER;
@@ -274,6 +279,8 @@ void kp_conn_close(kp_http_conn_t *c)
         return;
     c->state = CONN_CLOSING;
     notify_abort(c);
+    if (c->h2)
+        kp_h2_close(c->h2);
     c->pending_closes = 2;
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -308,6 +315,8 @@ void kp_conn_finish_and_close(kp_http_conn_t *c)
         return;
     c->shutting_down = 1;
     notify_abort(c);
+    if (c->h2)
+        kp_h2_close(c->h2);
     c->state = CONN_LINGERING;
     c->shutdown_req.data = c;
     uv_timer_start(&c->timer, on_linger_timeout, c->server->opts.header_timeout_ms, 0);
@@ -324,6 +333,11 @@ static void on_write_done(void *ctx, int status)
         return;
     if (status < 0) {
         kp_conn_close(c);
+        return;
+    }
+    if (c->state == CONN_H2) {
+        if (c->h2)
+            kp_h2_on_written(c->h2);
         return;
     }
     if (c->ops && c->ops->on_writable &&
@@ -343,6 +357,8 @@ void kp_conn_write(kp_http_conn_t *c, const uv_buf_t *bufs, unsigned n)
 
 size_t kp_http_conn_write_queue(const kp_http_conn_t *c)
 {
+    if (c->h2s)
+        return kp_h2_stream_write_queue(c->h2s);
     return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
 }
 
@@ -529,7 +545,47 @@ static void conn_dispatch(kp_http_conn_t *c)
 {
     c->dispatched = 1;
     c->state = CONN_IN_REQUEST;
+    const char *settings;
+    size_t settings_len;
+    if (c->req.upgrade && kp_h2_upgrade_wanted(&c->req, &settings, &settings_len) &&
+        kp_h2_upgrade(c, settings, settings_len) == 0)
+        return;
+    if (c->req.upgrade &&
+        kp_http_head_has_token(c->req.headers, c->req.n_headers, "upgrade", "h2c")) {
+        /* RFC 7540 §3.2: an h2c upgrade not taken (a body came with it) is
+         * served as if Upgrade were absent, never as a tunnel; llhttp
+         * cannot parse on after it, so the connection ends with it. */
+        c->req.upgrade = 0;
+        c->keep_alive = 0;
+    }
     c->server->on_request(&c->req, c->server->ctx);
+}
+
+/* RFC 9113 §3.3: a connection whose first bytes are the client preface
+ * speaks HTTP/2. 1: it does (now in CONN_H2); 0: it does not; -1: the
+ * bytes so far are a part of the preface (wait), or -2 they began as one
+ * and then broke off (closed). */
+static int conn_check_preface(kp_http_conn_t *c)
+{
+    size_t avail = c->rlen - c->rpos;
+    if (c->state != CONN_READING_HEAD || c->http1_seen || c->head_started || avail == 0)
+        return 0;
+    const char *b = c->rbuf + c->rpos;
+    size_t n = avail < NGHTTP2_CLIENT_MAGIC_LEN ? avail : NGHTTP2_CLIENT_MAGIC_LEN;
+    size_t match = 0;
+    while (match < n && b[match] == NGHTTP2_CLIENT_MAGIC[match])
+        match++;
+    if (match == NGHTTP2_CLIENT_MAGIC_LEN) {
+        kp_h2_start(c);
+        return 1;
+    }
+    if (match == avail)
+        return -1;
+    if (match >= 4) { /* "PRI " is HTTP/2's alone */
+        kp_conn_close(c);
+        return -2;
+    }
+    return 0;
 }
 
 static int conn_may_parse(const kp_http_conn_t *c)
@@ -592,6 +648,8 @@ static void conn_process(kp_http_conn_t *c)
             size_t avail = c->rlen - c->rpos;
             if (avail == 0 && !c->parser_pending)
                 break;
+            if (conn_check_preface(c) != 0)
+                break;
             c->parser_pending = 0;
             const char *start = c->rbuf ? c->rbuf + c->rpos : "";
             c->exec_start = start;
@@ -637,7 +695,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     kp_http_conn_t *c = h->data;
-    if (c->state == CONN_LINGERING || c->state == CONN_TUNNEL || c->rpos == c->rlen) {
+    if (c->state == CONN_LINGERING || c->state == CONN_TUNNEL || c->state == CONN_H2 ||
+        c->rpos == c->rlen) {
         /* Consumed (or discarded) before on_read returns. */
         if (c->state != CONN_LINGERING)
             kp_conn_drop_read_buffer(c);
@@ -662,6 +721,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (c->state == CONN_LINGERING) {
         if (nread < 0)
             kp_conn_close(c);
+        return;
+    }
+    if (c->state == CONN_H2) {
+        if (nread < 0)
+            kp_conn_close(c);
+        else if (nread > 0 && c->h2)
+            kp_h2_recv(c->h2, buf->base, (size_t)nread);
         return;
     }
     if (nread < 0) {
@@ -708,7 +774,7 @@ void kp_conn_update_reading(kp_http_conn_t *c)
     int want;
     if (c->state == CONN_TUNNEL)
         want = !c->tunnel_paused;
-    else if (c->state == CONN_LINGERING)
+    else if (c->state == CONN_LINGERING || c->state == CONN_H2)
         want = 1;
     else
         want = c->rlen < READ_BUF_SIZE; /* keeps watching for EOF while busy */
@@ -733,6 +799,10 @@ void kp_http_conn_bind(kp_http_conn_t *c, const kp_http_request_ops_t *ops, void
 
 void kp_http_conn_read_body(kp_http_conn_t *c)
 {
+    if (c->h2s) {
+        kp_h2_stream_read_body(c->h2s);
+        return;
+    }
     if (c->state != CONN_IN_REQUEST)
         return;
     if (!c->continue_sent && c->req.has_body && !c->body_done) {
@@ -754,6 +824,10 @@ void kp_http_conn_read_body(kp_http_conn_t *c)
 
 void kp_http_conn_pause_body(kp_http_conn_t *c)
 {
+    if (c->h2s) {
+        kp_h2_stream_pause_body(c->h2s);
+        return;
+    }
     c->body_paused = 1;
     kp_conn_update_reading(c);
 }
@@ -819,6 +893,8 @@ void kp_http_server_close_idle(kp_http_server_t *s)
         next = c->next;
         if (c->state == CONN_READING_HEAD && c->rlen == c->rpos)
             kp_conn_close(c);
+        else if (c->state == CONN_H2 && c->h2)
+            kp_h2_drain(c->h2);
     }
 }
 
@@ -826,7 +902,8 @@ size_t kp_http_server_busy(const kp_http_server_t *s)
 {
     size_t n = 0;
     for (const kp_http_conn_t *c = s->conns; c; c = c->next)
-        if (c->state == CONN_IN_REQUEST || c->state == CONN_TUNNEL)
+        if (c->state == CONN_IN_REQUEST || c->state == CONN_TUNNEL ||
+            (c->state == CONN_H2 && c->h2 && kp_h2_busy_streams(c->h2) > 0))
             n++;
     return n;
 }

@@ -16,6 +16,7 @@ typedef enum {
     CONN_IN_REQUEST,   /* head handed to the handler */
     CONN_TUNNEL,       /* upgraded: raw bytes */
     CONN_LINGERING,    /* response sent, write side shut, discarding input */
+    CONN_H2,           /* speaking HTTP/2: bytes go to the nghttp2 session */
     CONN_CLOSING,
 } conn_state_t;
 
@@ -26,6 +27,12 @@ struct kp_http_conn {
     llhttp_t parser;
     kp_http_server_t *server;
     kp_http_conn_t *next, *prev;
+    /* HTTP/2 (h2.h): the session of a CONN_H2 connection; on the
+     * kp_http_conn_t embedded in a stream, that stream (and nothing else
+     * of the struct but the request, the handler's ops and the response
+     * flags is used). */
+    struct kp_h2_session *h2;
+    struct kp_h2_stream *h2s;
     conn_state_t state;
     int pending_closes;
     int pending_writes;
@@ -55,6 +62,7 @@ struct kp_http_conn {
     unsigned continue_sent : 1;
     unsigned shutting_down : 1;
     unsigned head_started : 1; /* a request head has begun and not ended */
+    unsigned http1_seen : 1;   /* a request was parsed: no HTTP/2 preface now */
     /* The bytes parsed before exec_start end in LF and optional SP/HT: a
      * value span at exec_start would continue a folded line. */
     unsigned parsed_ends_in_fold : 1;

@@ -84,6 +84,14 @@ size_t kp_upstream_open_connections(void)
     return __atomic_load_n(&open_connections, __ATOMIC_RELAXED);
 }
 
+void kp_upstream_connections_add(int delta)
+{
+    if (delta >= 0)
+        __atomic_add_fetch(&open_connections, (size_t)delta, __ATOMIC_RELAXED);
+    else
+        __atomic_sub_fetch(&open_connections, (size_t)-delta, __ATOMIC_RELAXED);
+}
+
 static void on_closed(uv_handle_t *h)
 {
     kp_upstream_t *u = h->data;

@@ -47,6 +47,9 @@ void kp_upstream_pool_release(kp_upstream_pool_t *p);
 size_t kp_upstream_pool_idle(const kp_upstream_pool_t *p);
 /* Connections of every pool, open or opening, idle ones included. */
 size_t kp_upstream_open_connections(void);
+/* Connections opened by other client code (the h2c pool, h2_upstream.h)
+ * count in the same budget: +1 when one opens, -1 once it is closed. */
+void kp_upstream_connections_add(int delta);
 
 /* Returns 1 with *out ready now (a kept-alive connection), 0 with *out
  * connecting (on_connected follows), or a negative libuv error. */

@@ -73,13 +73,27 @@ API_VERSION_OF = {"deployments": "apps/v1", "endpointslices": "discovery.k8s.io/
 def activator_rules(namespace="default"):
     """The least-privilege RBAC rules of the activator (config/kubernetes):
     (verb, group, resource, namespace) tuples."""
+    full = ("get", "list", "watch", "create", "update", "patch", "delete")
     return [("get", "apps", "deployments/scale", namespace),
             ("patch", "apps", "deployments/scale", namespace),
+            ("get", "discovery.k8s.io", "endpointslices", namespace),
             ("list", "discovery.k8s.io", "endpointslices", namespace),
             ("watch", "discovery.k8s.io", "endpointslices", namespace),
             ("get", "coordination.k8s.io", "leases", namespace),
             ("create", "coordination.k8s.io", "leases", namespace),
-            ("update", "coordination.k8s.io", "leases", namespace)]
+            ("update", "coordination.k8s.io", "leases", namespace),
+            # The Service API's reconciler.
+            *[(v, "serving.knative.dev", r, namespace) for r in
+              ("services", "configurations", "revisions", "routes") for v in full],
+            *[(v, "serving.knative.dev", r + "/status", namespace) for r in
+              ("services", "configurations", "revisions", "routes")
+              for v in ("get", "update", "patch")],
+            *[(v, "apps", "deployments", namespace) for v in full],
+            *[(v, "", "services", namespace) for v in full],
+            *[(v, "", "pods", namespace) for v in ("get", "list", "watch")],
+            *[(v, "autoscaling", "horizontalpodautoscalers", namespace) for v in full],
+            *[(v, "", "events", namespace) for v in ("create", "patch")],
+            *[(v, "", "configmaps", namespace) for v in ("get", "list", "watch")]]
 
 
 ALL_RULES = [("*", "*", "*", "*")]

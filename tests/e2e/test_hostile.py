@@ -367,8 +367,8 @@ CASES = {
     "version_2_0": (req(b"GET / HTTP/2.0\r\nHost: {H}\r\n\r\n"), [505], REFUSED),
     "version_3_0": (req(b"GET / HTTP/3.0\r\nHost: {H}\r\n\r\n"), [505], REFUSED),
     "version_0_8": (req(b"GET / HTTP/0.8\r\nHost: {H}\r\n\r\n"), [400], REFUSED),
-    # An HTTP/2 prior-knowledge preface on our HTTP/1.1 port.
-    "h2_preface": (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", [505], REFUSED),
+    # (An HTTP/2 prior-knowledge preface starts HTTP/2 on the same port:
+    # test_http2.py and test_http2_hostile.py.)
     "version_lowercase": (req(b"GET / http/1.1\r\nHost: {H}\r\n\r\n"), [400], REFUSED),
     # HTTP/0.9 (no version) is not supported: 400, never a body-only reply.
     "http09_request_line": (b"GET /\r\n\r\n", [400], REFUSED),

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
 NEW_NS = "apps"
 NEW_IMAGE = "registry.example.com/kp:v1"
 # Objects that are not in a namespace; every other kind must be.
-CLUSTER_KINDS = ("Namespace", "ClusterRole", "ClusterRoleBinding")
+CLUSTER_KINDS = ("Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition")
 
 
 @functools.lru_cache(maxsize=None)
@@ -123,6 +123,13 @@ def test_overlay_moves_namespace_and_image(tmp_path):
             assert s.get("namespace") == NEW_NS, "%s %s: subject left in %s" % (
                 d["kind"], d["metadata"]["name"], s.get("namespace"))
     assert images and set(images) == {NEW_IMAGE}, images
+    # Knative's CRDs are cluster-wide: the overlay leaves them out of any
+    # namespace, and they keep their names (a CRD's name is its group's).
+    crds = sorted(d["metadata"]["name"] for d in out if d["kind"] == "CustomResourceDefinition")
+    assert crds == ["configurations.serving.knative.dev", "revisions.serving.knative.dev",
+                    "routes.serving.knative.dev", "services.serving.knative.dev"], crds
+    assert not [d for d in out if d["kind"] == "CustomResourceDefinition"
+                and d["metadata"].get("namespace")]
     # The base had both images (the activator's and the sample's pods).
     base_images = [c["image"] for d in base.values() for c in containers(d)]
     assert len(base_images) == len(images) and set(base_images) == {"kp:dev"}

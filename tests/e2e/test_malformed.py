@@ -23,6 +23,8 @@ CASES = {
                     + b"".join(b"X-H-%03d: v\r\n" % i for i in range(101)) + b"\r\n", 431),
     "not_http": (b"HELLO WORLD\r\n\r\n", 400),
     "bad_header_line": (b"GET / HTTP/1.1\r\nHost x\r\n\r\n", 400),
+    "obs_fold": (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400),
+    "obs_fold_after_empty_value": (b"GET / HTTP/1.1\r\nHost: x\r\nX-A:\r\n b\r\n\r\n", 400),
     "bad_version": (b"GET / HTTP/1.x\r\nHost: x\r\n\r\n", 400),
     # Well-formed, but a major version we do not speak (RFC 9110 §15.6.6).
     "unsupported_version": (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505),
@@ -58,6 +60,15 @@ def test_within_limits_is_served(pod):
     assert r.status == 200, r
     r = p.get("/", headers={"X-Pad-%02d" % i: "p" * 1000 for i in range(58)})
     assert r.status == 200, r
+
+
+def test_empty_header_values_are_served(pod):
+    # RFC 9110 §5.5: a field value may be empty; Go clients send such fields
+    # (Knative's probes send an empty HTTP2-Settings).
+    p = pod()
+    out = kp.raw(p.qp_port, b"GET / HTTP/1.1\r\nHost: x\r\nX-A: \r\nX-B:\r\n"
+                 b"Connection: close\r\n\r\n")
+    assert kp.status_of(out) == 200, out[:300]
 
 
 def test_pipelined_requests_answered_in_order(pod):

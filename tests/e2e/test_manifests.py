@@ -88,10 +88,13 @@ def test_kinds_and_names():
         ("Service", APPS_NS, REVISION),
     ]:
         assert (kind, ns, name) in have, "missing %s %s/%s" % (kind, ns, name)
+    for plural in ("services", "configurations", "revisions", "routes"):
+        assert ("CustomResourceDefinition", None, plural + ".serving.knative.dev") in have
     # Every namespaced object says its namespace (kubectl apply -f must not
     # depend on the current context's), and the Namespace comes first.
     for d in DOCS:
-        if d["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
+        if d["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding",
+                             "CustomResourceDefinition"):
             assert d["metadata"].get("namespace"), "%s %s: no namespace" % (d["kind"], d["metadata"]["name"])
     assert DOCS[0]["kind"] == "Namespace", "the Namespace must be applied first"
 
@@ -108,22 +111,41 @@ def rules_of(role):
     return grants
 
 
+FULL = ("get", "list", "watch", "create", "update", "patch", "delete")
+KNATIVE_KINDS = ("services", "configurations", "revisions", "routes")
+# What the activator calls in the apps' namespace: scale and EndpointSlices
+# (routing, autoscaling), and the Service API's reconciler.
+APPS_RULES = {
+    ("apps", "deployments/scale", "get"), ("apps", "deployments/scale", "patch"),
+    ("discovery.k8s.io", "endpointslices", "get"),
+    ("discovery.k8s.io", "endpointslices", "list"),
+    ("discovery.k8s.io", "endpointslices", "watch"),
+    *{("serving.knative.dev", k, v) for k in KNATIVE_KINDS for v in FULL},
+    *{("serving.knative.dev", k + "/status", v) for k in KNATIVE_KINDS
+      for v in ("get", "update", "patch")},
+    *{("apps", "deployments", v) for v in FULL},
+    *{("", "services", v) for v in FULL},
+    *{("", "pods", v) for v in ("get", "list", "watch")},
+    *{("autoscaling", "horizontalpodautoscalers", v) for v in FULL},
+    ("", "events", "create"), ("", "events", "patch"),
+}
+# The Lease, the activator Service's EndpointSlices (KP_ACTIVATOR_SERVICE),
+# the config-* ConfigMaps and its own pod (its image).
+SYSTEM_RULES = {
+    ("coordination.k8s.io", "leases", "get"), ("coordination.k8s.io", "leases", "create"),
+    ("coordination.k8s.io", "leases", "update"),
+    ("discovery.k8s.io", "endpointslices", "get"),
+    ("discovery.k8s.io", "endpointslices", "list"),
+    ("discovery.k8s.io", "endpointslices", "watch"),
+    ("", "configmaps", "get"), ("", "configmaps", "list"), ("", "configmaps", "watch"),
+    ("", "pods", "get"),
+}
+
+
 def test_rbac_is_exactly_what_the_activator_calls():
     assert not [d for d in DOCS if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
-    assert rules_of(find("Role", "kp-activator-apps", APPS_NS)) == {
-        ("apps", "deployments/scale", "get"), ("apps", "deployments/scale", "patch"),
-        ("discovery.k8s.io", "endpointslices", "get"),
-        ("discovery.k8s.io", "endpointslices", "list"),
-        ("discovery.k8s.io", "endpointslices", "watch"),
-    }
-    # The Lease, and the activator Service's EndpointSlices (KP_ACTIVATOR_SERVICE).
-    assert rules_of(find("Role", "kp-activator", SYSTEM_NS)) == {
-        ("coordination.k8s.io", "leases", "get"), ("coordination.k8s.io", "leases", "create"),
-        ("coordination.k8s.io", "leases", "update"),
-        ("discovery.k8s.io", "endpointslices", "get"),
-        ("discovery.k8s.io", "endpointslices", "list"),
-        ("discovery.k8s.io", "endpointslices", "watch"),
-    }
+    assert rules_of(find("Role", "kp-activator-apps", APPS_NS)) == APPS_RULES
+    assert rules_of(find("Role", "kp-activator", SYSTEM_NS)) == SYSTEM_RULES
     roles = [d for d in DOCS if d["kind"] == "Role"]
     assert len(roles) == 2, "unexpected extra Role: %s" % [r["metadata"]["name"] for r in roles]
     for ns, name in [(APPS_NS, "kp-activator-apps"), (SYSTEM_NS, "kp-activator")]:
@@ -133,6 +155,181 @@ def test_rbac_is_exactly_what_the_activator_calls():
                                    "namespace": SYSTEM_NS}]
     pod = find("Deployment", "kp-activator", SYSTEM_NS)["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "kp-activator"
+
+
+def test_rbac_says_why_for_every_rule():
+    """Each rule of 10-rbac.yaml is named in its header comment, so the file
+    documents what each grant is for."""
+    with open(os.path.join(MANIFEST_DIR, "10-rbac.yaml")) as f:
+        header = f.read().split("apiVersion:", 1)[0]
+    for words in ("deployments/scale", "EndpointSlices", "Services, Configurations, Revisions, "
+                  "Routes", "their /status", "Deployments", "Services {revision}", "Pods",
+                  "HorizontalPodAutoscalers", "Events", "Lease", "ConfigMaps", "its own pod"):
+        assert words in header, "10-rbac.yaml's header does not explain %r" % words
+
+
+def test_the_fake_api_grants_the_manifests_rules():
+    """tests/e2e/fake_kube.py's activator_rules, used by every test against
+    the fake API server, are the manifests' rules (in one namespace)."""
+    import fake_kube
+    fake = {(g, r, v) for v, g, r, ns in fake_kube.activator_rules("ns")}
+    assert all(ns == "ns" for *_, ns in fake_kube.activator_rules("ns"))
+    assert fake == APPS_RULES | SYSTEM_RULES
+
+
+def crds():
+    return {d["spec"]["names"]["kind"]: d for d in DOCS if d["kind"] == "CustomResourceDefinition"}
+
+
+def structural_problems(node, path, root=False):
+    """Kubernetes' structural schema rules (apiextensions.k8s.io/v1): every
+    node says its type unless it keeps unknown fields or is int-or-string;
+    properties only on objects, items only on arrays (and required there);
+    not both properties and additionalProperties; at the root, metadata may
+    say no more than its type."""
+    out = []
+    t = node.get("type")
+    keeps = node.get("x-kubernetes-preserve-unknown-fields") is True
+    if not t and not keeps and not node.get("x-kubernetes-int-or-string"):
+        out.append("%s: no type" % path)
+    if "properties" in node and t not in (None, "object"):
+        out.append("%s: properties on a %s" % (path, t))
+    if "properties" in node and "additionalProperties" in node:
+        out.append("%s: both properties and additionalProperties" % path)
+    if t == "array" and "items" not in node:
+        out.append("%s: an array without items" % path)
+    for forbidden in ("$ref", "allOf", "anyOf", "oneOf", "not"):
+        if forbidden in node and root:
+            out.append("%s: %s at the root" % (path, forbidden))
+    for name, child in node.get("properties", {}).items():
+        if root and name == "metadata" and set(child) - {"type"}:
+            out.append("%s.metadata: more than its type" % path)
+        out += structural_problems(child, "%s.%s" % (path, name))
+    if isinstance(node.get("items"), dict):
+        out += structural_problems(node["items"], path + "[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        out += structural_problems(node["additionalProperties"], path + "{}")
+    return out
+
+
+def test_crds_are_knatives_names_with_structural_schemas():
+    want = {  # kind: (plural, short names)
+        "Service": ("services", ["ksvc", "kservice"]),
+        "Configuration": ("configurations", ["config", "cfg"]),
+        "Revision": ("revisions", ["rev"]),
+        "Route": ("routes", ["rt"]),
+    }
+    have = crds()
+    assert sorted(have) == sorted(want)
+    for kind, (plural, short) in want.items():
+        crd = have[kind]
+        assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
+        assert crd["metadata"]["name"] == plural + ".serving.knative.dev"
+        spec = crd["spec"]
+        assert spec["group"] == "serving.knative.dev" and spec["scope"] == "Namespaced"
+        names = spec["names"]
+        assert (names["kind"], names["plural"], names["singular"]) == (kind, plural, kind.lower())
+        assert names["shortNames"] == short
+        assert names["categories"] == ["all", "knative", "serving"]
+        assert [v["name"] for v in spec["versions"]] == ["v1"]
+        v1 = spec["versions"][0]
+        assert v1["served"] is True and v1["storage"] is True
+        # Status is written only through /status, as kubectl wait and kn expect.
+        assert v1["subresources"] == {"status": {}}
+        schema = v1["schema"]["openAPIV3Schema"]
+        problems = structural_problems(schema, kind, root=True)
+        assert not problems, problems
+        status = schema["properties"]["status"]["properties"]
+        cond = status["conditions"]["items"]
+        assert cond["required"] == ["type", "status"]
+        assert {"type", "status", "reason", "message", "lastTransitionTime"} <= set(
+            cond["properties"])
+        assert status["observedGeneration"]["type"] == "integer"
+    props = lambda kind: have[kind]["spec"]["versions"][0]["schema"]["openAPIV3Schema"][
+        "properties"]
+    # The template's revision spec is typed where kp reads it, open elsewhere.
+    for kind in ("Service", "Configuration"):
+        tmpl = props(kind)["spec"]["properties"]["template"]["properties"]
+        rspec = tmpl["spec"]
+        assert rspec["x-kubernetes-preserve-unknown-fields"] is True
+        assert rspec["required"] == ["containers"]
+        assert rspec["properties"]["containerConcurrency"]["type"] == "integer"
+        assert rspec["properties"]["timeoutSeconds"]["type"] == "integer"
+        assert tmpl["metadata"]["properties"]["annotations"]["additionalProperties"] == {
+            "type": "string"}
+    assert props("Revision")["spec"]["required"] == ["containers"]
+    for kind in ("Service", "Route"):
+        item = props(kind)["spec"]["properties"]["traffic"]["items"]["properties"]
+        assert {k: item[k]["type"] for k in item} == {
+            "configurationName": "string", "latestRevision": "boolean", "percent": "integer",
+            "revisionName": "string", "tag": "string", "url": "string"}
+        assert props(kind)["status"]["properties"]["url"]["type"] == "string"
+        assert props(kind)["status"]["properties"]["address"]["properties"]["url"]
+
+
+def test_crd_printer_columns_are_knatives():
+    ready = ".status.conditions[?(@.type=='Ready')].status"
+    reason = ".status.conditions[?(@.type=='Ready')].reason"
+    want = {
+        "Service": [("URL", ".status.url"), ("LatestCreated", ".status.latestCreatedRevisionName"),
+                    ("LatestReady", ".status.latestReadyRevisionName"), ("Ready", ready),
+                    ("Reason", reason)],
+        "Configuration": [("LatestCreated", ".status.latestCreatedRevisionName"),
+                          ("LatestReady", ".status.latestReadyRevisionName"), ("Ready", ready),
+                          ("Reason", reason)],
+        "Route": [("URL", ".status.url"), ("Ready", ready), ("Reason", reason)],
+        "Revision": [("Config Name", ".metadata.labels['serving\\.knative\\.dev/configuration']"),
+                     ("K8s Service Name", ".status.serviceName"),
+                     ("Generation",
+                      ".metadata.labels['serving\\.knative\\.dev/configurationGeneration']"),
+                     ("Ready", ready), ("Reason", reason),
+                     ("Actual Replicas", ".status.actualReplicas"),
+                     ("Desired Replicas", ".status.desiredReplicas")],
+    }
+    for kind, cols in want.items():
+        got = crds()[kind]["spec"]["versions"][0]["additionalPrinterColumns"]
+        assert [(c["name"], c["jsonPath"]) for c in got] == cols, kind
+        for c in got:
+            assert c["type"] == ("integer" if "Replicas" in c["name"] else "string"), c
+
+
+def test_crds_admit_the_example_service():
+    """examples/helloworld-go.yaml fits the Service schema: every field it
+    sets is declared with the type it has (a check of our own, no server)."""
+    with open(os.path.join(MANIFEST_DIR, "examples", "helloworld-go.yaml")) as f:
+        ksvcs = [d for d in yaml.safe_load_all(f) if d]
+    assert [(d["apiVersion"], d["kind"], d["metadata"]["name"], d["metadata"]["namespace"])
+            for d in ksvcs] == [("serving.knative.dev/v1", "Service", "helloworld-go", "default")]
+    schema = crds()["Service"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    types = {"string": str, "integer": int, "boolean": bool, "object": dict, "array": list}
+
+    def check(value, node, path):
+        t = node.get("type")
+        if t:
+            assert isinstance(value, types[t]) and not (t == "integer" and value is True), \
+                "%s: %r is not a %s" % (path, value, t)
+        for k in node.get("required", []):
+            assert k in value, "%s: %s missing" % (path, k)
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if k in node.get("properties", {}):
+                    check(v, node["properties"][k], path + "." + k)
+                elif isinstance(node.get("additionalProperties"), dict):
+                    check(v, node["additionalProperties"], path + "." + k)
+                else:
+                    assert node.get("x-kubernetes-preserve-unknown-fields") or path == "Service", \
+                        "%s.%s: not in the schema (it would be pruned)" % (path, k)
+        if isinstance(value, list):
+            for i, v in enumerate(value):
+                check(v, node["items"], "%s[%d]" % (path, i))
+
+    body = {k: v for k, v in ksvcs[0].items() if k != "metadata"}
+    check(body, schema, "Service")
+    spec = ksvcs[0]["spec"]["template"]["spec"]
+    app = spec["containers"][0]
+    # Knative's helloworld-go sample, with our own helloworld image.
+    assert app["image"] == "kp:dev" and app.get("args", app.get("command"))
+    assert {e["name"]: e["value"] for e in app["env"]} == {"TARGET": "World"}
 
 
 def assert_locked_down(deployment):
@@ -165,7 +362,8 @@ def test_activator_deployment():
     c = container(d, "activator")
     argv = c["command"] + c.get("args", [])
     assert argv == ["activator", "--config", "/etc/kp/config.json", "--backend", "kubernetes",
-                    "--listen", "0.0.0.0:8080", "--admin", "0.0.0.0:9095"]
+                    "--listen", "0.0.0.0:8080", "--listen-h2c", "0.0.0.0:8013",
+                    "--admin", "0.0.0.0:9095"]
     help_text = subprocess.run([kp.binary("activator"), "--help"], capture_output=True,
                                text=True, timeout=5).stdout
     for flag in argv[1::2]:
@@ -183,8 +381,12 @@ def test_activator_deployment():
 
     labels = d["spec"]["template"]["metadata"]["labels"]
     svc = find("Service", "kp-activator", SYSTEM_NS)
+    # Knative's names: the h2c container port, served as "http2" on 81
+    assert {p["name"]: p["containerPort"] for p in c["ports"]}.get("h2c") == 8013
     assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": 8080,
-                                     "protocol": "TCP"}]
+                                     "protocol": "TCP"},
+                                    {"name": "http2", "port": 81, "targetPort": 8013,
+                                     "protocol": "TCP", "appProtocol": "kubernetes.io/h2c"}]
     pdb = find("PodDisruptionBudget", "kp-activator", SYSTEM_NS)
     assert pdb["spec"]["minAvailable"] == 1
     hpa = find("HorizontalPodAutoscaler", "kp-activator", SYSTEM_NS)

@@ -18,6 +18,10 @@
 #   FUZZ_ONLY="upstream kube_objects" limits fuzz and fuzz-long to those.
 #   then: build-fuzz/fuzz_NAME tests/fuzz/corpus/NAME
 #
+# Targets: every tests/fuzz/fuzz_NAME.c, seeds in tests/fuzz/corpus/NAME/.
+# fuzz_h2_server puts the HTTP/2 client preface before each input, so its
+# seeds (and finds) are frames: SETTINGS first, then HEADERS, DATA...
+#
 # A target's dictionary, tests/fuzz/dict/NAME.dict, is passed when present.
 # A crash becomes a regression input: fix the bug (a failing unit or e2e
 # test first), then copy the input to tests/fuzz/regressions/NAME/.

@@ -142,10 +142,14 @@ static void on_request(kp_http_request_t *req, void *ctx)
     size_t sum = req->url_len + strlen(req->method) + strlen(req->peer_ip);
     for (size_t i = 0; i < req->n_headers; i++) {
         const kp_http_header_t *h = &req->headers[i];
+        /* An empty name or value may point just past the parsed bytes:
+         * only the bytes a length covers are readable. */
         if (h->name_len == 0 && h->value_len == 0)
             sum++;
-        sum += (unsigned char)h->name[h->name_len ? h->name_len - 1 : 0] +
-               (unsigned char)h->value[h->value_len ? h->value_len - 1 : 0];
+        if (h->name_len)
+            sum += (unsigned char)h->name[h->name_len - 1];
+        if (h->value_len)
+            sum += (unsigned char)h->value[h->value_len - 1];
     }
     const kp_http_header_t *conn_h =
         kp_http_header_find(req->headers, req->n_headers, "connection");

@@ -311,12 +311,24 @@ static void autoscaling_annotations_are_validated_like_knatives_webhook(void **s
     expect_error(ANN_PRE "\"autoscaling.knative.dev/max-scale\": \"-1\"" ANN_POST,
                  "annotations: autoscaling.knative.dev/max-scale=\"-1\": not an integer "
                  "(expected 0 or more, 0 for no limit)");
-    expect_error(ANN_PRE "\"autoscaling.knative.dev/metric\": \"rps\"" ANN_POST,
-                 "autoscaling.knative.dev/metric=\"rps\": unsupported metric (expected "
-                 "concurrency: scaling on rps, cpu or memory is not supported)");
+    expect_error(ANN_PRE "\"autoscaling.knative.dev/metric\": \"qps\"" ANN_POST,
+                 "autoscaling.knative.dev/metric=\"qps\": unknown metric (expected "
+                 "concurrency or rps with class kpa.autoscaling.knative.dev, cpu or memory with "
+                 "class hpa.autoscaling.knative.dev)");
     expect_error(ANN_PRE
-                 "\"autoscaling.knative.dev/class\": \"hpa.autoscaling.knative.dev\"" ANN_POST,
+                 "\"autoscaling.knative.dev/class\": \"keda.autoscaling.knative.dev\"" ANN_POST,
                  "unsupported autoscaler class");
+    /* Each class its own metrics, whatever the order they come in. */
+    expect_error(ANN_PRE
+                 "\"autoscaling.knative.dev/metric\": \"rps\", "
+                 "\"autoscaling.knative.dev/class\": \"hpa.autoscaling.knative.dev\"" ANN_POST,
+                 "services[0].revisions[0].annotations: autoscaling.knative.dev/metric=rps does "
+                 "not go with class hpa.autoscaling.knative.dev (expected concurrency or rps with "
+                 "class kpa.autoscaling.knative.dev, cpu or memory with class "
+                 "hpa.autoscaling.knative.dev)");
+    expect_error(ANN_PRE "\"autoscaling.knative.dev/metric\": \"memory\"" ANN_POST,
+                 "autoscaling.knative.dev/metric=memory does not go with class "
+                 "kpa.autoscaling.knative.dev");
     /* Two spellings of one setting. */
     expect_error(ANN_PRE "\"autoscaling.knative.dev/minScale\": \"1\", "
                          "\"autoscaling.knative.dev/min-scale\": \"2\"" ANN_POST,
@@ -363,6 +375,19 @@ static void valid_annotations_load_whatever_their_effect(void **state)
              &cfg);
     assert_int_equal(cfg.services[0].revisions[0].n_annotations, 14);
     kp_activator_config_free(&cfg);
+    /* Knative's other metric and the HPA class, with the global rps target. */
+    parse_ok("{\"autoscaler\": {\"requests-per-second-target-default\": \"150\"}, "
+             "\"services\": [{\"name\": \"web\", \"revisions\": [{\"name\": \"web-1\", "
+             "\"annotations\": {\"autoscaling.knative.dev/metric\": \"rps\"}}, "
+             "{\"name\": \"web-2\", \"annotations\": {"
+             "\"autoscaling.knative.dev/class\": \"hpa.autoscaling.knative.dev\", "
+             "\"autoscaling.knative.dev/metric\": \"cpu\", "
+             "\"autoscaling.knative.dev/target\": \"80\"}}, "
+             "{\"name\": \"web-3\", \"annotations\": {"
+             "\"autoscaling.knative.dev/class\": \"hpa.autoscaling.knative.dev\"}}]}]}",
+             &cfg);
+    assert_int_equal(cfg.services[0].n_revisions, 3);
+    kp_activator_config_free(&cfg);
 }
 
 static void tags_are_unique_within_a_service(void **state)
@@ -387,6 +412,30 @@ static void maps_and_commands_are_typed(void **state)
                  "services[0].revisions[0].command: \"/bin/app\" is not a non-empty array");
     expect_error(SVC_PRE ", \"command\": [\"/bin/app\", 3]" SVC_POST,
                  "services[0].revisions[0].command[1]: 3 is not a string");
+}
+
+/* Knative's Revision.GetProtocol: ports[0].name "h2c" makes the revision h2c. */
+static void a_port_named_h2c_makes_the_revision_h2c(void **state)
+{
+    kp_activator_config_t cfg;
+    parse_ok(SVC_PRE ", \"ports\": [{\"name\": \"h2c\", \"containerPort\": 8080}]" SVC_POST, &cfg);
+    assert_int_equal(cfg.services[0].revisions[0].h2c, 1);
+    kp_activator_config_free(&cfg);
+    parse_ok(SVC_PRE ", \"ports\": [{\"name\": \"http1\"}]" SVC_POST, &cfg);
+    assert_int_equal(cfg.services[0].revisions[0].h2c, 0);
+    kp_activator_config_free(&cfg);
+    parse_ok(SVC_PRE SVC_POST, &cfg);
+    assert_int_equal(cfg.services[0].revisions[0].h2c, 0);
+    kp_activator_config_free(&cfg);
+    expect_error(SVC_PRE ", \"ports\": [{\"name\": \"grpc\"}]" SVC_POST,
+                 "services[0].revisions[0].ports[0].name: \"grpc\" is not a port name we know "
+                 "(expected \"h2c\" or \"http1\")");
+    expect_error(SVC_PRE ", \"ports\": [{\"name\": \"h2c\"}, {\"name\": \"h2c\"}]" SVC_POST,
+                 "services[0].revisions[0].ports: ");
+    expect_error(SVC_PRE ", \"ports\": [{\"containerPort\": 70000}]" SVC_POST,
+                 "services[0].revisions[0].ports[0].containerPort: 70000 is out of range");
+    expect_error(SVC_PRE ", \"ports\": [{\"protocol\": \"TCP\"}]" SVC_POST,
+                 "services[0].revisions[0].ports[0].protocol: unknown field");
 }
 
 static void load_file_names_the_file(void **state)
@@ -442,6 +491,7 @@ int main(void)
         cmocka_unit_test(valid_annotations_load_whatever_their_effect),
         cmocka_unit_test(tags_are_unique_within_a_service),
         cmocka_unit_test(maps_and_commands_are_typed),
+        cmocka_unit_test(a_port_named_h2c_makes_the_revision_h2c),
         cmocka_unit_test(load_file_names_the_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

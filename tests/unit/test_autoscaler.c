@@ -40,18 +40,23 @@ typedef struct fixture {
     act_autoscaler_t *as;
 } fixture_t;
 
-static fixture_t *start(int container_concurrency)
+static fixture_t *start_with(const kp_kpa_config_t *cfg)
 {
     fixture_t *f = calloc(1, sizeof *f);
     assert_non_null(f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
+    act_autoscaler_hooks_t hooks = {.read_demand = read_demand, .scale = scale, .ctx = &f->probe};
+    f->as = act_autoscaler_new(&f->loop, cfg, &hooks);
+    assert_non_null(f->as);
+    return f;
+}
+
+static fixture_t *start(int container_concurrency)
+{
     kp_kpa_config_t cfg;
     kp_kpa_config_defaults(&cfg);
     cfg.container_concurrency = container_concurrency;
-    act_autoscaler_hooks_t hooks = {.read_demand = read_demand, .scale = scale, .ctx = &f->probe};
-    f->as = act_autoscaler_new(&f->loop, &cfg, &hooks);
-    assert_non_null(f->as);
-    return f;
+    return start_with(&cfg);
 }
 
 static void stop(fixture_t *f)
@@ -137,6 +142,67 @@ static void state_keeps_the_last_decision_and_the_last_scale(void **state)
     stop(f);
 }
 
+/* Class hpa: no KPA decision, whatever the load: min-scale's pods, at
+ * least one, none once no route reaches it. */
+static void an_hpa_class_revision_keeps_min_scale_whatever_the_load(void **state)
+{
+    kp_kpa_config_t cfg;
+    kp_kpa_config_defaults(&cfg);
+    cfg.container_concurrency = 10;
+    cfg.hpa_class = 1;
+    cfg.metric = KP_KPA_METRIC_CPU;
+    fixture_t *f = start_with(&cfg);
+    f->probe.demand = (act_demand_t){.ready_pods = 0, .held = 1};
+    act_autoscaler_poke(f->as);
+    assert_int_equal(act_autoscaler_desired(f->as), 1);
+    f->probe.demand = (act_demand_t){.ready_pods = 1, .held = 500, .in_flight = 10};
+    act_autoscaler_demand_rose(f->as);
+    for (int i = 0; i < 5; i++)
+        act_autoscaler_record(f->as, 300, 5000);
+    act_autoscaler_poke(f->as);
+    assert_int_equal(act_autoscaler_desired(f->as), 1);
+    assert_int_equal(f->probe.scales, 1);
+    const act_autoscaler_state_t *st = act_autoscaler_state(f->as);
+    assert_int_equal(st->hpa_class, 1);
+    assert_int_equal(st->metric, KP_KPA_METRIC_CPU);
+    assert_string_equal(st->reason, "class hpa.autoscaling.knative.dev: min-scale");
+    cfg.min_scale = 3;
+    act_autoscaler_reconfigure(f->as, &cfg);
+    act_autoscaler_poke(f->as);
+    assert_int_equal(act_autoscaler_desired(f->as), 3);
+    cfg.min_scale = 0;
+    cfg.unreachable = 1; /* retired: it may go */
+    act_autoscaler_reconfigure(f->as, &cfg);
+    f->probe.demand = (act_demand_t){0};
+    act_autoscaler_poke(f->as);
+    assert_int_equal(act_autoscaler_desired(f->as), 0);
+    stop(f);
+}
+
+/* Metric rps: the pods' request rate is what the windows average; the
+ * activator's held requests are no rps and burst nothing. */
+static void an_rps_revision_scales_on_the_pods_request_rate(void **state)
+{
+    kp_kpa_config_t cfg;
+    kp_kpa_config_defaults(&cfg);
+    cfg.container_concurrency = 10;
+    cfg.metric = KP_KPA_METRIC_RPS;
+    cfg.target = 10; /* × 70 %: 7 rps per pod */
+    fixture_t *f = start_with(&cfg);
+    f->probe.demand = (act_demand_t){.ready_pods = 1, .held = 100};
+    act_autoscaler_demand_rose(f->as);
+    assert_int_equal(f->probe.scales, 0);
+    /* Concurrency 1, 70 rps: the rate decides, 10 pods (in panic). */
+    act_autoscaler_record(f->as, 1, 70);
+    act_autoscaler_poke(f->as);
+    const act_autoscaler_state_t *st = act_autoscaler_state(f->as);
+    assert_int_equal(st->metric, KP_KPA_METRIC_RPS);
+    assert_float_equal(st->decision.target, 7, 1e-9);
+    assert_float_equal(st->decision.observed_panic, 70, 1e-9);
+    assert_int_equal(act_autoscaler_desired(f->as), 10);
+    stop(f);
+}
+
 static void settings_merge_defaults_global_then_annotations(void **state)
 {
     kp_kv_t global[] = {{"container-concurrency-target-percentage", "50"},
@@ -169,6 +235,8 @@ int main(void)
         cmocka_unit_test(an_adopted_pod_is_kept),
         cmocka_unit_test(state_keeps_the_last_decision_and_the_last_scale),
         cmocka_unit_test(settings_merge_defaults_global_then_annotations),
+        cmocka_unit_test(an_hpa_class_revision_keeps_min_scale_whatever_the_load),
+        cmocka_unit_test(an_rps_revision_scales_on_the_pods_request_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

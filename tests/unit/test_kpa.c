@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,6 +126,76 @@ static void target_follows_knative_resolve_metric_target(void **state)
     assert_float_equal(kp_kpa_config_target(&c), 10, 1e-9);
 }
 
+/* ResolveMetricTarget for rps: the annotation target or
+ * requests-per-second-target-default (200), never capped at CC, times the
+ * utilization percentage. */
+static void rps_target_follows_knative_resolve_metric_target(void **state)
+{
+    kp_kpa_config_t c = cfg_cc(10);
+    set_ok(&c, "autoscaling.knative.dev/metric", "rps");
+    assert_int_equal(kp_kpa_config_metric(&c), KP_KPA_METRIC_RPS);
+    assert_float_equal(kp_kpa_config_total(&c), 200, 1e-9);
+    assert_float_equal(kp_kpa_config_target(&c), 140, 1e-9);
+    set_ok(&c, "requests-per-second-target-default", "50");
+    assert_float_equal(kp_kpa_config_target(&c), 35, 1e-9);
+    set_ok(&c, "autoscaling.knative.dev/target", "150"); /* above CC 10: no cap for rps */
+    assert_float_equal(kp_kpa_config_target(&c), 105, 1e-9);
+    set_ok(&c, "autoscaling.knative.dev/target-utilization-percentage", "100");
+    assert_float_equal(kp_kpa_config_target(&c), 150, 1e-9);
+    /* The same windows and rules: 1000 rps against 105 per pod is 10 pods. */
+    c = cfg_cc(0);
+    set_ok(&c, "autoscaling.knative.dev/metric", "rps");
+    set_ok(&c, "autoscaling.knative.dev/target", "150");
+    kp_kpa_t kpa;
+    assert_int_equal(kp_kpa_init(&kpa, &c, NS(T0)), 0);
+    for (int s = 0; s < 60; s++)
+        kp_kpa_record(&kpa, NS(T0 + s + 0.5), 1000);
+    kp_kpa_decision_t d;
+    kp_kpa_decide(&kpa, NS(T0 + 60), 1, &d);
+    assert_float_equal(d.target, 105, 1e-9);
+    assert_int_equal(d.desired_scale, 10);
+    kp_kpa_free(&kpa);
+}
+
+/* annotation_validation.go validateMetric: concurrency and rps are the
+ * KPA's, cpu and memory the HPA's (its default: cpu), in whichever order
+ * class and metric come, the class from config-autoscaler or annotation. */
+static void each_class_takes_its_own_metrics(void **state)
+{
+    static const struct {
+        const char *cls, *metric;
+        int ok;
+    } cases[] = {
+        {NULL, NULL, 1},           {NULL, "rps", 1},     {NULL, "concurrency", 1},
+        {NULL, "cpu", 0},          {NULL, "memory", 0},  {"hpa", NULL, 1},
+        {"hpa", "cpu", 1},         {"hpa", "memory", 1}, {"hpa", "rps", 0},
+        {"hpa", "concurrency", 0}, {"kpa", "rps", 1},    {"kpa", "memory", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        kp_kpa_config_t c;
+        kp_kpa_config_defaults(&c);
+        char cls[64], err[512] = "";
+        if (cases[i].metric)
+            set_ok(&c, "autoscaling.knative.dev/metric", cases[i].metric);
+        if (cases[i].cls) {
+            snprintf(cls, sizeof cls, "%s.autoscaling.knative.dev", cases[i].cls);
+            set_ok(&c, i % 2 ? "pod-autoscaler-class" : "autoscaling.knative.dev/class", cls);
+        }
+        int rc = kp_kpa_config_check(&c, err, sizeof err);
+        if ((rc == 0) != cases[i].ok)
+            fail_msg("class %s metric %s: rc %d (%s)", cases[i].cls ? cases[i].cls : "-",
+                     cases[i].metric ? cases[i].metric : "-", rc, err);
+        if (!cases[i].ok && !strstr(err, "does not go with class"))
+            fail_msg("error \"%s\" does not say why", err);
+    }
+    kp_kpa_config_t c;
+    kp_kpa_config_defaults(&c);
+    set_ok(&c, "autoscaling.knative.dev/class", "hpa.autoscaling.knative.dev");
+    assert_int_equal(c.hpa_class, 1);
+    assert_int_equal(kp_kpa_config_metric(&c), KP_KPA_METRIC_CPU);
+    assert_string_equal(kp_kpa_metric_name(kp_kpa_config_metric(&c)), "cpu");
+}
+
 static void durations_accept_go_forms_and_bare_seconds(void **state)
 {
     kp_kpa_config_t c;
@@ -186,14 +257,16 @@ static void bad_values_say_key_value_and_what_is_accepted(void **state)
     expect_refused("autoscaling.knative.dev/target", "1e3", "not a number");
     expect_refused("enable-scale-to-zero", "maybe", "not a boolean (expected true or false)");
     expect_refused("target-burst-capacity", "-2", "or -1");
-    expect_refused("autoscaling.knative.dev/metric", "rps",
-                   "expected concurrency: scaling on rps, cpu or memory is not supported");
-    expect_refused("autoscaling.knative.dev/class", "hpa.autoscaling.knative.dev",
-                   "expected kpa.autoscaling.knative.dev: this autoscaler is Knative's KPA");
+    expect_refused("autoscaling.knative.dev/metric", "qps",
+                   "autoscaling.knative.dev/metric=\"qps\": unknown metric (expected concurrency "
+                   "or rps with class kpa.autoscaling.knative.dev, cpu or memory with class "
+                   "hpa.autoscaling.knative.dev)");
+    expect_refused("autoscaling.knative.dev/class", "keda.autoscaling.knative.dev",
+                   "unsupported autoscaler class (expected kpa.autoscaling.knative.dev (the "
+                   "activator's autoscaler) or hpa.autoscaling.knative.dev");
     expect_refused("pod-autoscaler-class", "custom.example.com",
                    "pod-autoscaler-class=\"custom.example.com\": unsupported autoscaler class");
-    expect_refused("autoscaling.knative.dev/metric", "cpu",
-                   "expected concurrency: scaling on rps, cpu or memory is not supported");
+    expect_refused("autoscaling.knative.dev/metric", "CPU", "unknown metric");
     expect_refused("autoscaling.knative.dev/activation-scale", "0",
                    "activation-scale=\"0\": out of range (expected 1 or more)");
     expect_refused("autoscaling.knative.dev/metric-aggregation-algorithm", "median",
@@ -220,7 +293,6 @@ static void valid_knative_settings_without_effect_are_accepted_with_the_reason(v
     expect_ignored(&c, "autoscaling.knative.dev/target-burst-capacity", "0",
                    "the activator stays in the request path");
     expect_ignored(&c, "activator-capacity", "50", "every activator replica serves");
-    expect_ignored(&c, "requests-per-second-target-default", "150", "only the concurrency metric");
     expect_ignored(&c, "autoscaling.knative.dev/metric-aggregation-algorithm",
                    "weightedExponential", "averaged linearly");
     kp_kpa_config_defaults(&c);
@@ -784,6 +856,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_match_knative_compat),
         cmocka_unit_test(target_follows_knative_resolve_metric_target),
+        cmocka_unit_test(rps_target_follows_knative_resolve_metric_target),
+        cmocka_unit_test(each_class_takes_its_own_metrics),
         cmocka_unit_test(durations_accept_go_forms_and_bare_seconds),
         cmocka_unit_test(bad_values_say_key_value_and_what_is_accepted),
         cmocka_unit_test(valid_knative_settings_without_effect_are_accepted_with_the_reason),

@@ -551,6 +551,81 @@ static void recent_failures_are_kept_newest_first_once_each(void **state)
     teardown(f);
 }
 
+/* The spec says the revision cannot run (the reconciler copies its Ready
+ * condition there): what is held ends at once with 503 and the reason, and
+ * so does what comes next, until a pod is ready or the reason is gone. */
+static void a_revision_that_cannot_run_fails_its_requests_at_once(void **state)
+{
+    fixture_t *f = setup(10, 100);
+    test_request_t held[2], next, later;
+    admit(f, &held[0]);
+    admit(f, &held[1]);
+    assert_int_equal(f->rev->n_held, 2);
+    assert_null(act_revision_failure(f->rev));
+
+    kp_revision_spec_t failing = f->spec;
+    failing.failure = "ExitCode1: panic: no PORT";
+    assert_int_equal(act_revision_reconfigure(f->rev, &failing), 0);
+    const char *body = "revision hello-00001 cannot start: ExitCode1: panic: no PORT\n";
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(held[i].refused_status, 503);
+        assert_string_equal(held[i].refused_body, body);
+    }
+    assert_int_equal(f->rev->n_held, 0);
+    admit(f, &next);
+    assert_int_equal(next.refused_status, 503);
+    assert_string_equal(next.refused_body, body);
+    assert_int_equal(f->rev->failed_fast, 3);
+    /* Still asked for: the backend keeps trying to start it. */
+    assert_true(act_revision_desired(f->rev) >= 1);
+
+    /* A ready pod: it can run after all, whatever the spec said. */
+    add_ready_pod(f, "p1");
+    assert_null(act_revision_failure(f->rev));
+    admit(f, &later);
+    assert_true(later.granted);
+    act_revision_release(&later.claim);
+    teardown(f);
+}
+
+/* The backend's start failure: a pod that never became ready makes the
+ * revision fail; one that served and died does not; the next ready pod
+ * clears it, and so does a change of command. */
+static void a_start_failure_holds_until_a_pod_is_ready_or_the_command_changes(void **state)
+{
+    fixture_t *f = setup(10, 100);
+    act_pod_t *served = add_ready_pod(f, "p1");
+    act_revision_pod_unready(served);
+    act_revision_start_failed(f->rev, served, "ExitCode2: killed");
+    assert_null(act_revision_failure(f->rev));
+
+    test_request_t held, next;
+    admit(f, &held);
+    act_revision_start_failed(f->rev, NULL, "ExitCode127: exec \"/x\": No such file or directory");
+    assert_int_equal(held.refused_status, 503);
+    assert_string_equal(held.refused_body, "revision hello-00001 cannot start: ExitCode127: exec "
+                                           "\"/x\": No such file or directory\n");
+    /* Same command and env: the failure stays. */
+    assert_int_equal(act_revision_reconfigure(f->rev, &f->spec), 0);
+    assert_non_null(act_revision_failure(f->rev));
+    /* Another command: forgotten, the next request waits for a pod. */
+    char *cmd[] = {"/bin/true"};
+    kp_revision_spec_t fixed = f->spec;
+    fixed.command = cmd;
+    fixed.n_command = 1;
+    assert_int_equal(act_revision_reconfigure(f->rev, &fixed), 0);
+    assert_null(act_revision_failure(f->rev));
+    admit(f, &next);
+    assert_int_equal(next.refused_status, 0);
+    assert_true(next.claim.held);
+    act_revision_start_failed(f->rev, NULL, "ExitCode1: boom");
+    assert_int_equal(next.refused_status, 503);
+    add_ready_pod(f, "p2");
+    assert_null(act_revision_failure(f->rev));
+    assert_string_equal(f->rev->start_failure, "");
+    teardown(f);
+}
+
 int main(void)
 {
     kp_log_init("test", KP_LOG_ERROR);
@@ -569,6 +644,8 @@ int main(void)
         cmocka_unit_test(larger_concurrency_goes_round_robin),
         cmocka_unit_test(unlimited_concurrency_picks_among_ready_pods_only),
         cmocka_unit_test(free_pods_follow_every_change),
+        cmocka_unit_test(a_revision_that_cannot_run_fails_its_requests_at_once),
+        cmocka_unit_test(a_start_failure_holds_until_a_pod_is_ready_or_the_command_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
