@@ -9,10 +9,7 @@ and the queue's 503 seen as UNAVAILABLE.
 The app is asked for its own counts (kp.Echo/Stats, straight to its port),
 so "the app never saw more than CC at once" and "the cancel reached the app"
 are what the app saw, not what a proxy says.
-
-While the queue-proxy or the activator cannot carry h2c, the tests that need
-it skip, naming what a real h2c probe (curl --http2-prior-knowledge) got;
-KP_REQUIRE_H2C=1 turns those skips into failures."""
+"""
 import json
 import os
 import random
@@ -81,76 +78,15 @@ def wait_app_idle(app_port, timeout=5):
         app_stats(app_port)), timeout, what="the app to have no call in flight")
 
 
-# ---- is h2c there yet? ----------------------------------------------------
-
-def curl_h2c(port, path="/", headers=(), host=None):
+def curl_h2c(port, path="/"):
     """'<http version> <status>' of one GET with HTTP/2 prior knowledge, or
     curl's error."""
-    argv = ["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-m", str(5 * kp.SLOW),
-            "-w", "%{http_version} %{http_code}"]
-    for h in headers:
-        argv += ["-H", h]
-    if host:
-        argv += ["-H", "Host: " + host]
-    r = subprocess.run(argv + ["http://127.0.0.1:%d%s" % (port, path)], capture_output=True,
-                       text=True, timeout=30 * kp.SLOW)
+    r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null",
+                        "-m", str(5 * kp.SLOW), "-w", "%{http_version} %{http_code}",
+                        "http://127.0.0.1:%d%s" % (port, path)],
+                       capture_output=True, text=True, timeout=30 * kp.SLOW)
     return r.stdout.strip() if r.returncode == 0 else "curl exit %d: %s" % (
         r.returncode, r.stderr.strip()[-200:])
-
-
-def probe_queue_proxy():
-    """None when a queue-proxy answers h2c itself and carries h2c to an h2c
-    app; else what is missing, with what the probe got."""
-    procs = kp.Procs()
-    try:
-        p = kp.Pod(procs, app=False, SERVING_READINESS_PROBE=tcp_probe())
-        start_grpcapp(procs, p.user_port)
-        got = curl_h2c(p.qp_port, headers=("User-Agent: kube-probe/1.30", "K-Network-Probe: queue"))
-        if got != "2 200":
-            return ("the queue-proxy does not accept h2c yet (a health check with "
-                    "curl --http2-prior-knowledge got: %s)" % got)
-        # grpcapp speaks only h2c: an HTTP/1 hop to it is a 502.
-        got = curl_h2c(p.qp_port, "/kp.Echo/Unary")
-        if not got.startswith("2 ") or got == "2 502":
-            return ("the queue-proxy does not carry HTTP/2 to an h2c app yet "
-                    "(curl --http2-prior-knowledge through it to grpcapp got: %s)" % got)
-        return None
-    finally:
-        procs.kill_all()
-        procs.remove_logs()
-
-
-def probe_activator():
-    """None when the activator takes an h2c revision and answers h2c."""
-    try:
-        act = ah.Activator(activator_config(1))
-    except RuntimeError as e:
-        return ("the activator does not take a revision whose port is named h2c yet "
-                "(%s in its config: %s)" % (json.dumps(H2C_REVISION), str(e).strip()[-300:]))
-    try:
-        got = curl_h2c(act.port, host="nobody.default.127.0.0.1.sslip.io")
-        if not got.startswith("2 "):
-            return ("the activator does not accept h2c yet (curl --http2-prior-knowledge "
-                    "got: %s)" % got)
-        return None
-    finally:
-        act.stop()
-
-
-_missing = {}
-
-
-def require_h2c(*parts):
-    """Skips (or with KP_REQUIRE_H2C=1 fails) unless each part ("queue-proxy",
-    "activator") speaks h2c; each probe runs once per session."""
-    probes = {"queue-proxy": probe_queue_proxy, "activator": probe_activator}
-    for part in parts:
-        if part not in _missing:
-            _missing[part] = probes[part]()
-        if _missing[part]:
-            if os.environ.get("KP_REQUIRE_H2C") == "1":
-                pytest.fail(_missing[part])
-            pytest.skip(_missing[part])
 
 
 # ---- the two ways in ------------------------------------------------------
@@ -197,7 +133,6 @@ def bindable(port):
 
 class ViaQueueProxy:
     def __init__(self, procs, cc):
-        require_h2c("queue-proxy")
         self.pod = kp.Pod(procs, app=False, CONTAINER_CONCURRENCY=str(cc),
                           SERVING_READINESS_PROBE=tcp_probe())
         self.app = start_grpcapp(procs, self.pod.user_port)
@@ -214,7 +149,6 @@ class ViaActivator:
     def __init__(self, activator_factory, cc, h2c_port=False):
         """h2c_port: call on the activator's second traffic port
         (--listen-h2c, Knative's 8013) instead of --listen."""
-        require_h2c("queue-proxy", "activator")
         args = ("--pod-port-base", str(pod_port_base()))
         if h2c_port:
             self.port = kp.free_port()
@@ -416,13 +350,28 @@ def test_100_streams_on_one_connection_at_cc10(via):
     assert s["max_in_flight"] == 10, s
 
 
-def test_a_busy_channel_loses_no_call(via):
+# Through the activator this fails today: the activator's h2c client
+# resets (RST_STREAM CANCEL) every stream it has finished with, and the
+# queue-proxy's rapid-reset budget counts those resets and cuts the
+# connection with calls in flight on it (they end 502). strict: once that
+# is fixed the test passes and the mark must go.
+RESETS_OF_FINISHED_STREAMS = pytest.mark.xfail(
+    strict=True, raises=AssertionError,
+    reason="the activator's h2c client resets finished streams and the queue-proxy's "
+    "reset budget counts them: calls in flight end 502")
+
+
+@pytest.mark.parametrize("way", ["queue-proxy", pytest.param(
+    "activator", marks=RESETS_OF_FINISHED_STREAMS)])
+def test_a_busy_channel_loses_no_call(way, procs, activator_factory):
     """1 000 short calls, 20 at a time, on one channel: every one succeeds.
-    A hop that treats the next one's normal stream ends (or its resets of
-    finished streams) as an attack and cuts the connection fails calls
-    here."""
-    w = via(cc=0)
-    n = int(1000 / kp.SLOW)
+    A hop that takes the next one's stream ends (or its resets of finished
+    streams) for an attack and cuts the connection fails calls here."""
+    if way == "queue-proxy":
+        w = ViaQueueProxy(procs, 0)
+    else:
+        w = ViaActivator(activator_factory, 0)
+    n = 1000  # not scaled down under the sanitizers: the pace is the point
     with w.channel() as ch:
         method(ch, "Unary")(b"warm", timeout=30 * kp.SLOW)
         unary = method(ch, "Unary")
