@@ -100,7 +100,11 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
             kp_h2_stream_on_end(st);
         break;
     case NGHTTP2_RST_STREAM:
-        spend(s, &s->reset_tokens, "RST_STREAM");
+        /* Rapid reset abuses work started then dropped: a reset of a
+         * stream already answered (some clients send one after every
+         * response) costs nothing and spends no budget. */
+        if (st && !st->conn.response_done)
+            spend(s, &s->reset_tokens, "RST_STREAM");
         break;
     case NGHTTP2_SETTINGS:
         if (!(f->hd.flags & NGHTTP2_FLAG_ACK))

@@ -512,7 +512,10 @@ static void stream_release(kp_h2c_stream_t *s, int cancel)
     if (c && s->id > 0 && c->session) {
         /* Still open in nghttp2: the request is not all sent, or the
          * caller gives up on the response. */
-        if (cancel || nghttp2_session_find_stream(c->session, s->id))
+        int both_closed = nghttp2_session_find_stream(c->session, s->id) &&
+                          nghttp2_session_get_stream_local_close(c->session, s->id) == 1 &&
+                          s->remote_ended;
+        if (cancel || (nghttp2_session_find_stream(c->session, s->id) && !both_closed))
             nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
     }
     h2c_stream_detach(s);

@@ -350,19 +350,7 @@ def test_100_streams_on_one_connection_at_cc10(via):
     assert s["max_in_flight"] == 10, s
 
 
-# Through the activator this fails today: the activator's h2c client
-# resets (RST_STREAM CANCEL) every stream it has finished with, and the
-# queue-proxy's rapid-reset budget counts those resets and cuts the
-# connection with calls in flight on it (they end 502). strict: once that
-# is fixed the test passes and the mark must go.
-RESETS_OF_FINISHED_STREAMS = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="the activator's h2c client resets finished streams and the queue-proxy's "
-    "reset budget counts them: calls in flight end 502")
-
-
-@pytest.mark.parametrize("way", ["queue-proxy", pytest.param(
-    "activator", marks=RESETS_OF_FINISHED_STREAMS)])
+@pytest.mark.parametrize("way", ["queue-proxy", "activator"])
 def test_a_busy_channel_loses_no_call(way, procs, activator_factory):
     """1 000 short calls, 20 at a time, on one channel: every one succeeds.
     A hop that takes the next one's stream ends (or its resets of finished

@@ -125,6 +125,25 @@ def test_rapid_reset_gets_enhance_your_calm(pod):
     still_serving(p)
 
 
+def test_resets_of_answered_streams_spend_no_reset_budget(pod):
+    """Some clients send RST_STREAM after every complete response. Those
+    resets cost the server nothing, so a busy, well-behaved client doing so
+    well past the reset budget (200 at once, 100 per second) is served."""
+    p = pod()
+    ready(p)
+    c = connected(p)
+    for _ in range(20):
+        sids = [c.request("GET", "/") for _ in range(20)]
+        for sid in sids:
+            assert c.response(sid).status == 200
+        c.send(b"".join(frame(h2raw.RST_STREAM, 0, sid, struct.pack(">I", h2raw.CANCEL))
+                        for sid in sids))
+    sid = c.request("GET", "/")
+    assert c.response(sid).status == 200
+    assert not c.goaways and not c.closed, c.goaways
+    c.close()
+
+
 def test_settings_flood_gets_enhance_your_calm(pod):
     p = pod()
     ready(p)
