@@ -46,11 +46,11 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import _socket
-from kube_api import (KNATIVE_GROUP, PatchError, SelectorError, api_group, api_resource_list,
-                      apply_defaults, builtin_resources, field_selector_matches, initial_status,
-                      json_patch, knative_crd_docs, label_selector_matches, load_crd_docs,
-                      match_labels_selector, merge_patch, name_errors, parse_field_selector,
-                      parse_label_selector, resources_of_crd, selector_string, validate)
+from kube_api import (PatchError, SelectorError, api_group, api_resource_list, apply_defaults,
+                      builtin_resources, field_selector_matches, initial_status, json_patch,
+                      knative_crd_docs, label_selector_matches, load_crd_docs, merge_patch,
+                      name_errors, parse_field_selector, parse_label_selector, resources_of_crd,
+                      selector_string, strategic_merge_patch, table, validate)
 
 SCALE_PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)/scale$")
 DEPLOY_PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments(?:/([^/]+))?$")
@@ -1232,11 +1232,15 @@ class FakeKube:
                 (ns is None and res.namespaced and verb not in ("list", "watch")):
             raise ApiError(404, "the server could not find the requested resource",
                            "NotFound", {})
+        as_table = res.crd and "as=Table" in (h.headers.get("Accept") or "")
         if verb == "get":
             with self._lock:
                 o = self._objects.get((res.key, ns or "", name))
                 if o is None:
                     raise self._not_found(res, name)
+                if as_table:
+                    return 200, table(res, [o], o["metadata"]["resourceVersion"],
+                                      q.get("includeObject", "Metadata"))
                 return 200, copy.deepcopy(o)
         if verb in ("list", "watch"):
             try:
@@ -1249,7 +1253,11 @@ class FakeKube:
             if verb == "watch":
                 self._watch(h, res, ns, sel, q, entry, fsel)
                 return 200, None
-            return 200, self._list(res, ns, sel, fsel, q)
+            lst = self._list(res, ns, sel, fsel, q)
+            if as_table:
+                return 200, table(res, lst["items"], lst["metadata"]["resourceVersion"],
+                                  q.get("includeObject", "Metadata"))
+            return 200, lst
         if verb == "create":
             if name is not None:
                 raise self._method_not_allowed()
@@ -1591,7 +1599,6 @@ class FakeKube:
                 if ctype == JSON_PATCH:
                     patched = json_patch(old, patch)
                 elif ctype == STRATEGIC_PATCH:
-                    from kube_api import strategic_merge_patch
                     patched = strategic_merge_patch(old, patch)
                 else:
                     patched = merge_patch(old, patch)

@@ -992,3 +992,41 @@ def test_pods_terminate_gracefully_once_bound(kube, admin):
     assert api(kube, "POST", "/api/v1/namespaces/default/events", admin, {
         "metadata": {"generateName": "p."}, "involvedObject": {"kind": "Pod", "name": "p"},
         "reason": "Started", "message": "m"})[0] == 201
+
+
+def test_kubectl_apply_get_wait_delete(kube, admin, tmp_path):
+    """kubectl discovers the Knative resources and works with them; the
+    Table it asks for has the CRD's printer columns."""
+    kube.install_crds()
+    manifest = tmp_path / "ksvc.yaml"
+    manifest.write_text("apiVersion: serving.knative.dev/v1\nkind: Service\n"
+                        "metadata: {name: helloworld-go, namespace: default}\n"
+                        "spec:\n  template:\n    spec:\n      containers:\n"
+                        "        - image: gcr.io/knative-samples/helloworld-go\n")
+    base = ["kubectl", "--server", kube.url, "--token", admin, "--certificate-authority",
+            kube.ca_file, "--cache-dir", str(tmp_path / "cache")]
+
+    def kubectl(*args):
+        r = subprocess.run(base + list(args), capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+        return r.stdout
+
+    # no OpenAPI document here: validation is off
+    assert "created" in kubectl("apply", "--validate=false", "-f", str(manifest))
+    assert "unchanged" in kubectl("apply", "--validate=false", "-f", str(manifest))
+    kube.set_status("ksvc", NS, "helloworld-go", {
+        "observedGeneration": 1, "url": "http://helloworld-go.default.example.com",
+        "latestCreatedRevisionName": "helloworld-go-00001",
+        "conditions": [{"type": "Ready", "status": "True"}]})
+    out = kubectl("get", "ksvc").splitlines()
+    assert out[0].split() == ["NAME", "URL", "LATESTCREATED", "LATESTREADY", "READY", "REASON",
+                              "AGE"], out
+    # LATESTREADY and REASON are empty
+    row = out[1].split()
+    assert row[:4] == ["helloworld-go", "http://helloworld-go.default.example.com",
+                       "helloworld-go-00001", "True"] and re.match(r"^\d+s$", row[4]), out
+    kubectl("wait", "--for=condition=Ready", "ksvc/helloworld-go", "--timeout=10s")
+    assert json.loads(kubectl("get", "kservice", "helloworld-go", "-o", "json"))[
+        "metadata"]["generation"] == 1
+    assert "deleted" in kubectl("delete", "ksvc", "helloworld-go")
+    assert kube.get("ksvc", NS, "helloworld-go") is None
