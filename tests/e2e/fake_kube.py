@@ -1,32 +1,128 @@
 """A fake Kubernetes API server for the activator's `kubernetes` backend
-tests. Stdlib only (plus the `openssl` CLI for its certificates).
+and reconciler tests. Stdlib only (plus the `openssl` CLI for its
+certificates, and python3-yaml for CRD files).
 
 It follows the real kube-apiserver where a client could notice (see
-design.md, "Kubernetes API facts"):
+design.md, "Kubernetes API facts"); it may be stricter, never more lenient:
 - HTTPS with its own CA (or plain HTTP, like `kubectl proxy`);
 - bearer tokens mapped to users with RBAC rules; a bad token is a 401
   `Unauthorized`, no token is `system:anonymous`, a missing permission is a
-  403 with the real message shape;
+  403 with the real message shape, checked before routing (a resource that
+  is not served is a 403 for a user without the permission, a 404 for the
+  others); a subresource is its own RBAC resource ("services/status" in
+  group serving.knative.dev, "deployments/scale" in apps);
 - every error is a `Status` object;
 - one global resourceVersion; every change bumps it and records a watch
-  event;
-- apps/v1 deployments and their autoscaling/v1 `scale` subresource (GET,
-  PATCH with application/merge-patch+json);
-- discovery.k8s.io/v1 EndpointSlices: list (with labelSelector) and watch
-  (chunked JSON lines, bookmarks, `ERROR` 410 `Expired` event for a
-  compacted resourceVersion, timeoutSeconds);
-- coordination.k8s.io/v1 Leases: GET/POST/PUT/DELETE, 409 `AlreadyExists`
-  and 409 `Conflict`.
+  event; a write that changes nothing stores nothing (same resourceVersion,
+  no event), as etcd3's store does.
+
+Resources (kube_api.builtin_resources; `kubectl api-resources` works):
+core v1 namespaces, services, pods, configmaps, events; apps/v1
+deployments (+ /status, + the autoscaling/v1 `scale`); autoscaling/v2
+horizontalpodautoscalers; discovery.k8s.io/v1 endpointslices;
+coordination.k8s.io/v1 leases; apiextensions.k8s.io/v1
+customresourcedefinitions. serving.knative.dev/v1 services (ksvc),
+configurations, revisions and routes are served only once their CRDs are
+installed (install_crds(), or POSTing CustomResourceDefinitions): until
+then /apis/serving.knative.dev/... is a 404 "the server could not find
+the requested resource". Discovery: /api, /api/v1, /apis, /apis/{g},
+/apis/{g}/{v}; no /openapi (kubectl needs --validate=false).
+
+One generic handler serves /api/v1/[namespaces/{ns}/]{plural}[/{name}
+[/status]] and /apis/{g}/{v}/[namespaces/{ns}/]{plural}[/{name}[/status]]
+(without a namespace: list and watch across namespaces):
+- GET; LIST with labelSelector (k=v, k==v, k!=v, k, !k, k in (a,b),
+  k notin (a,b)) and fieldSelector (metadata.name, metadata.namespace;
+  pods also spec.nodeName, status.phase), resourceVersionMatch=Exact on a
+  compacted version is a 410; items of built-in kinds carry no
+  kind/apiVersion, custom resources do; kubectl's Table (Accept
+  as=Table) for custom resources, with the CRD's printer columns;
+- WATCH of any resource (chunked JSON lines, bookmarks, an `ERROR` 410
+  `Expired` event for a compacted resourceVersion, timeoutSeconds; with a
+  selector, an object that starts or stops matching is ADDED or DELETED);
+- POST: 201; 409 AlreadyExists ('services.serving.knative.dev "x" already
+  exists'); generateName; 404 for a missing namespace; 500 when
+  metadata.resourceVersion is set; 422 for a bad name and for the
+  validation below;
+- PUT: metadata.resourceVersion is the precondition (409 Conflict
+  'Operation cannot be fulfilled on services.serving.knative.dev "x": the
+  object has been modified; please apply your changes to the latest
+  version and try again'); without one, built-in kinds update
+  unconditionally and custom resources answer 422 ("must be specified
+  for an update"); a missing object is a 404 (leases: created);
+- PATCH: application/merge-patch+json (RFC 7386),
+  application/json-patch+json (RFC 6902), strategic merge patch on
+  built-in kinds only (custom resources answer 415), anything else 415
+  (server-side apply included); a resourceVersion in the patch is a
+  precondition;
+- DELETE: 200 with a Status (pods: with the pod), 404 when missing;
+  propagationPolicy Background (the default: the garbage collector
+  deletes dependents through metadata.ownerReferences, recursively,
+  `gc_delay` seconds later, each with its own DELETED event; a dependent
+  with another live owner only loses the reference), Foreground
+  (dependents first) or Orphan (dependents lose the reference);
+  preconditions; a pod bound to a node only gets deletionTimestamp (the
+  kubelet removes it), gracePeriodSeconds=0 removes it at once.
+- metadata: uid, creationTimestamp, resourceVersion on every write;
+  generation (CRDs, deployments, endpointslices) 1 on create and +1 when
+  anything but metadata (and status, for kinds with the status
+  subresource) changes; /status writes change only status; writes of the
+  main resource ignore status (for kinds with the status subresource),
+  which is cleared on create;
+- the defaults and checks a reconciler meets (kube_api.apply_defaults,
+  validate): Deployments (replicas 1, strategy, progressDeadlineSeconds
+  600, revisionHistoryLimit, pod spec and container defaults; selector
+  required, matching the template, immutable), Services (clusterIP
+  allocated and kept, targetPort = port, protocol TCP, type ClusterIP...;
+  DNS-1035 names), Pods, HPAs (minReplicas 1, default CPU metric).
+Not modelled: managedFields, finalizers (besides pods' graceful
+deletion), admission webhooks (Knative's defaulting and validation),
+OpenAPI schema pruning, ReplicaSets, deletecollection.
 
 Test controls: cut_watches(), down(seconds) / set_down(bool), fail_next(),
 compact(); records: requests (every request, with the bearer token it
-carried), open_watches() (the watches streaming now), scale_patches (every
-PATCH of a scale), lease_writes.
+carried, and verb/resource/subresource/namespace/name/index),
+open_watches() (the watches streaming now), scale_patches (every PATCH of
+a scale), lease_writes.
+
+In-process helpers (API semantics, no RBAC, not in `requests`; resource =
+key "services.serving.knative.dev", plural "deployments" (core wins:
+"services" is the core Service), short name "ksvc", or kind; errors raise
+ApiError with .code and .status):
+    install_crds(path=None) -> [resource keys]; served(resource) -> bool
+    add_namespace(name) -> Namespace
+    get(resource, ns, name) -> obj or None
+    list(resource, ns=None, selector=None) -> [obj]  (selector: str or dict)
+    create(obj, ns=None) -> obj            (POST; resource from apiVersion/kind)
+    update(obj, subresource=None) -> obj   (PUT, with its resourceVersion)
+    apply(obj) -> obj                      (create, or update like kubectl apply)
+    patch(resource, ns, name, patch, subresource=None,
+          content_type=MERGE_PATCH) -> obj
+    set_status(resource, ns, name, status) -> obj   (as a controller would)
+    delete(resource, ns, name, propagation=None, grace=None) -> Status or pod
+    touch(resource, ns, name) -> obj       (a concurrent writer: new
+                                            resourceVersion, same generation)
+    wait_for(resource, ns, name, predicate=None, timeout=10) -> obj
+    wait_gone(resource, ns, name, timeout=10)
+    events_after(rv, timeout=0.5) -> [(rv, resource key, ns, type, obj)]
+Request log:
+    mark() -> index of the next request (for since=)
+    request_log(verb=None, resource=None, since=0, user=None,
+                namespace=None, name=None) -> [entry]
+    request_counts(verb=None, resource=None, since=0, user=None)
+        -> {(verb, "key[/subresource]"): n}
+    writes(since=0, resource=None, user=None) -> [entry]
+        (create/update/patch/delete, whatever their answer)
+("ksvc" matches the main resource and its subresources; "ksvc/status"
+only the status.)
 
     with FakeKube() as kube:
         token = kube.add_user("activator", activator_rules("default"))
         kube.add_deployment("default", "hello-00001-deployment", replicas=0)
         env = kube.in_cluster_env(token)     # KUBERNETES_SERVICE_*, KP_KUBE_SA_DIR
+
+kubelet_deploy.DeploymentKubelet runs the pods of the Deployments stored
+here; kubelet_sim.KubeletSim is the older, scale-hook driven simulator.
 """
 import copy
 import json
@@ -46,10 +142,11 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import _socket
-from kube_api import (PatchError, SelectorError, api_group, api_resource_list, apply_defaults,
-                      builtin_resources, field_selector_matches, initial_status, json_patch,
-                      knative_crd_docs, label_selector_matches, load_crd_docs, merge_patch,
-                      name_errors, parse_field_selector, parse_label_selector, resources_of_crd,
+from kube_api import (KNATIVE_CRDS, KNATIVE_GROUP, PatchError, SelectorError, api_group,
+                      api_resource_list, apply_defaults, builtin_resources,
+                      field_selector_matches, initial_status, json_patch, knative_crd_docs,
+                      label_selector_matches, load_crd_docs, merge_patch, name_errors,
+                      parse_field_selector, parse_label_selector, resources_of_crd,
                       selector_string, strategic_merge_patch, table, validate)
 
 SCALE_PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)/scale$")
@@ -324,7 +421,8 @@ class FakeKube:
     """A fake kube-apiserver in a background thread.
 
     FakeKube(plain_http=False, port=0, bookmark_interval=2.0,
-             watch_timeout=None, san_ips=("127.0.0.1",))
+             watch_timeout=None, san_ips=("127.0.0.1",), host="127.0.0.1",
+             history_limit=20000, gc_delay=0.05)
     start() / stop(), or use as a context manager. Properties: url,
     ca_file, port, resource_version.
     """
@@ -1101,7 +1199,9 @@ class FakeKube:
         try:
             key = self._resource(base).key
         except KeyError:
-            key = base
+            # not served (yet): Knative's names still mean Knative's resources
+            key = next(("%s.%s" % (plural, KNATIVE_GROUP) for plural, kind, short, _ in
+                        KNATIVE_CRDS if base.lower() in [plural, kind.lower()] + short), base)
         return key, sub or None
 
     def request_log(self, verb=None, resource=None, since=0, user=None, namespace=None,

@@ -469,6 +469,9 @@ def test_knative_resources_404_until_the_crds_are_installed(kube, admin, tmp_pat
     assert_status(body, 404, "NotFound", "the server could not find the requested resource")
     assert body["details"] == {}
     assert api(kube, "POST", KSVC, admin, ksvc())[0] == 404
+    # the request log names them before they are served
+    assert kube.request_counts(resource="ksvc") == {
+        ("list", "services.serving.knative.dev"): 1, ("create", "services.serving.knative.dev"): 1}
     groups = [g["name"] for g in api(kube, "GET", "/apis", admin)[1]["groups"]]
     assert "serving.knative.dev" not in groups and "apps" in groups
     assert api(kube, "GET", "/apis/serving.knative.dev/v1", admin)[0] == 404
