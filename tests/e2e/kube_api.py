@@ -6,7 +6,47 @@ the reconciler writes, and the discovery documents. Stdlib (+ yaml for
 CRD files)."""
 import copy
 import ipaddress
+import random
 import re
+import time
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+           405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType",
+           422: "Invalid", 429: "TooManyRequests", 500: "InternalError",
+           503: "ServiceUnavailable", 504: "Timeout"}
+
+
+def now_rfc3339():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def random_suffix(n, alphabet="bcdfghjklmnpqrstvwxz2456789"):
+    """What generateName appends (apiserver's names.SimpleNameGenerator)."""
+    return "".join(random.choice(alphabet) for _ in range(n))
+
+
+def status_obj(code, message, reason=None, details=None):
+    s = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+         "message": message, "reason": reason or REASONS.get(code, "Unknown")}
+    if details is not None:
+        s["details"] = details
+    s["code"] = code
+    return s
+
+
+class ApiError(Exception):
+    """An answer of the API other than success: .code and the Status."""
+
+    def __init__(self, code, message, reason=None, details=None):
+        super().__init__(message)
+        self.code = code
+        self.status = status_obj(code, message, reason, details)
+
 
 # ---------------------------------------------------------------- resources
 

@@ -163,6 +163,7 @@ def test_a_deployment_over_http_runs_its_pods_and_publishes_them(kube, admin):
         assert st == 200
         kube.wait_gone("pods", NS, rt.name, 15)
         assert all(c.proc.poll() is not None for c in rt.containers)
+        assert [e for c in rt.containers for e in c.proc.sanitizer_errors()] == []
         assert [h["container"] for h in rt.hooks] == ["user-container"]
         assert rt.hooks[0]["hops"][0][0] == "/wait-for-drain", rt.hooks
         kp.wait_until(lambda: [s["endpoints"] for s in kube.list(
