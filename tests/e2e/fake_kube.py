@@ -1359,9 +1359,12 @@ class FakeKube(ObjectStore):
                     return
                 if not evs and bookmarks and self.bookmark_interval and \
                         now - last_bookmark >= self.bookmark_interval:
-                    bm = {"kind": res.kind, "apiVersion": res.api_version,
-                          "metadata": {"resourceVersion": str(bm_rv),
-                                       "creationTimestamp": None}}
+                    # typed objects serialize a null creationTimestamp, custom
+                    # resources (unstructured) only what is set
+                    meta = {"resourceVersion": str(bm_rv)}
+                    if not res.crd:
+                        meta["creationTimestamp"] = None
+                    bm = {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}
                     if res.key == SLICE_KEY:
                         bm.update({"addressType": "", "endpoints": None, "ports": None})
                     h.send_event({"type": "BOOKMARK", "object": bm})

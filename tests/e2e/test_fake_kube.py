@@ -1033,3 +1033,16 @@ def test_kubectl_apply_get_wait_delete(kube, admin, tmp_path):
         "metadata"]["generation"] == 1
     assert "deleted" in kubectl("delete", "ksvc", "helloworld-go")
     assert kube.get("ksvc", NS, "helloworld-go") is None
+
+
+def test_bookmarks_of_a_custom_resource_watch(kube, admin):
+    kube.install_crds()
+    w = Watch(kube, admin, "watch=1&allowWatchBookmarks=true&resourceVersion=%d"
+              % kube.resource_version, KSVC)
+    try:
+        w.wait(lambda w: any(e["type"] == "BOOKMARK" for e in w.events), 3)
+    finally:
+        w.close()
+    bm = [e for e in w.events if e["type"] == "BOOKMARK"][0]["object"]
+    assert bm == {"kind": "Service", "apiVersion": "serving.knative.dev/v1",
+                  "metadata": {"resourceVersion": str(kube.resource_version)}}

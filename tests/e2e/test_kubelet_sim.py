@@ -238,3 +238,27 @@ def test_a_crashing_container_and_the_progress_deadline(kube, admin):
         assert api(kube, "DELETE", DEPLOYS + "/%s-deployment" % rev, admin)[0] == 200
         kp.wait_until(lambda: kube.list("pods", NS) == [] and kubelet.pods() == [], 15,
                       what="pods gone")
+
+
+def test_a_template_change_rolls_the_pods(kube, admin):
+    rev = "roll-00001"
+    dname = rev + "-deployment"
+    with DeploymentKubelet(kube, images()) as kubelet:
+        assert api(kube, "POST", DEPLOYS, admin, revision_deployment(rev))[0] == 201
+        old = kubelet.wait_ready(dname, 1, timeout=15)[0]
+        patch = {"spec": {"template": {"spec": {"containers": [
+            {"name": "user-container", "env": [{"name": "TARGET", "value": "V2"},
+                                               {"name": "PORT", "value": "8080"}]}]}}}}
+        st, d = api(kube, "PATCH", DEPLOYS + "/" + dname, admin, patch,
+                    "application/strategic-merge-patch+json")
+        assert st == 200 and d["metadata"]["generation"] == 2, d
+        kube.wait_gone("pods", NS, old.name, 20)
+        new = kubelet.wait_ready(dname, 1, timeout=15)[0]
+        assert new.name != old.name and new.name.split("-")[-2] != old.name.split("-")[-2]
+        r = kp.request(8012, "/", host=new.ip)
+        assert r.status == 200 and r.text == "Hello V2!\n", r
+        d = kube.wait_for("deployments", NS, dname, lambda o: condition(
+            o, "Progressing").get("reason") == "NewReplicaSetAvailable" and
+            o["status"].get("observedGeneration") == 2, 10)
+        assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+        assert (d["status"]["replicas"], d["status"]["updatedReplicas"]) == (1, 1)
