@@ -97,8 +97,9 @@ class ObjectStore:
     def apply(self, obj):
         """Creates obj, or updates it as `kubectl apply` would with the given
         fields: spec and the other top-level sections become obj's (plus
-        defaults), labels and annotations are replaced when given, status
-        is kept. generation moves as the API moves it. Returns the object."""
+        defaults), labels and annotations are replaced when given, a status
+        subresource is kept (write it with set_status). generation moves
+        as the API moves it. Returns the object."""
         res = self._resource_of_obj(obj)
         meta = obj.get("metadata") or {}
         ns = (meta.get("namespace") or "default") if res.namespaced else ""
@@ -109,13 +110,9 @@ class ObjectStore:
                 new.setdefault("metadata", {}).pop("resourceVersion", None)
                 return self._create(res, ns, new)
             new = copy.deepcopy(obj)
-            new.pop("status", None)
             m = new["metadata"] = dict(copy.deepcopy(old["metadata"]), **{
                 k: v for k, v in meta.items() if k in ("labels", "annotations",
                                                        "ownerReferences", "finalizers")})
-            for k, v in old.items():
-                if k not in new and k in ("status",):
-                    new[k] = copy.deepcopy(v)
             m["resourceVersion"] = old["metadata"]["resourceVersion"]
             return self._update(res, ns, meta["name"], new)
 

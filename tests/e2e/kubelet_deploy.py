@@ -529,7 +529,7 @@ class DeploymentKubelet:
     def _sync_container(self, rt, c, now):
         """One step of a container's life; True when its state changed."""
         with self._lock:
-            if c.stopping:
+            if c.stopping or self._stopped:
                 return False
             if c.proc is not None:
                 rc = c.proc.poll()
@@ -548,7 +548,7 @@ class DeploymentKubelet:
             with self._lock:
                 return c.proc is proc and not c.stopping and self._probe_result(c, probe, ok)
         with self._lock:
-            if c.stopping:
+            if c.stopping or self._stopped:
                 return False
             if c.proc is not None:
                 # it exited on its own: terminated for a moment, then the back-off
