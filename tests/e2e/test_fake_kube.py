@@ -495,6 +495,9 @@ def test_knative_resources_404_until_the_crds_are_installed(kube, admin, tmp_pat
     core = {r["name"] for r in api(kube, "GET", "/api/v1", admin)[1]["resources"]}
     assert {"pods", "pods/status", "services", "configmaps", "events"} <= core
     assert api(kube, "GET", "/api", admin)[1]["versions"] == ["v1"]
+    st, body = api(kube, "GET", "/apis")
+    assert_status(body, 403, "Forbidden", 'forbidden: User "system:anonymous" cannot get path '
+                  '"/apis"')
 
 
 def test_install_crds_from_a_file(kube, admin, tmp_path):
