@@ -162,10 +162,18 @@ def test_a_deployment_over_http_runs_its_pods_and_publishes_them(kube, admin):
         r = kp.request(8012, "/", host=rt.ip)
         assert r.status == 200 and r.text == "Hello Sim!\n", r
         # scale to zero through /scale: the pod terminates, its preStop hook runs
+        before = kube.resource_version
         st, _ = api(kube, "PATCH", DEPLOYS + "/%s-deployment/scale" % rev, admin,
                     {"spec": {"replicas": 0}}, MERGE)
         assert st == 200
         kube.wait_gone("pods", NS, rt.name, 15)
+        # meanwhile its endpoint was terminating, not ready, then removed
+        seen = [e["conditions"] for _, r, _, t, o in kube.events_after(before, 0)
+                if r == "endpointslices.discovery.k8s.io" and t == "MODIFIED"
+                for e in o["endpoints"] or []]
+        assert {"ready": False, "serving": True, "terminating": True} in seen or \
+            {"ready": False, "serving": False, "terminating": True} in seen, seen
+        assert seen[0]["terminating"] is True
         assert all(c.proc.poll() is not None for c in rt.containers)
         assert [e for c in rt.containers for e in c.proc.sanitizer_errors()] == []
         assert [h["container"] for h in rt.hooks] == ["user-container"]
