@@ -1,38 +1,133 @@
 """A fake Kubernetes API server for the activator's `kubernetes` backend
-tests. Stdlib only (plus the `openssl` CLI for its certificates).
+and reconciler tests. Stdlib only (plus the `openssl` CLI for its
+certificates, and python3-yaml for CRD files).
 
 It follows the real kube-apiserver where a client could notice (see
-design.md, "Kubernetes API facts"):
+design.md, "Kubernetes API facts"); it may be stricter, never more lenient:
 - HTTPS with its own CA (or plain HTTP, like `kubectl proxy`);
 - bearer tokens mapped to users with RBAC rules; a bad token is a 401
   `Unauthorized`, no token is `system:anonymous`, a missing permission is a
-  403 with the real message shape;
+  403 with the real message shape, checked before routing (a resource that
+  is not served is a 403 for a user without the permission, a 404 for the
+  others); a subresource is its own RBAC resource ("services/status" in
+  group serving.knative.dev, "deployments/scale" in apps);
 - every error is a `Status` object;
 - one global resourceVersion; every change bumps it and records a watch
-  event;
-- apps/v1 deployments and their autoscaling/v1 `scale` subresource (GET,
-  PATCH with application/merge-patch+json);
-- discovery.k8s.io/v1 EndpointSlices: list (with labelSelector) and watch
-  (chunked JSON lines, bookmarks, `ERROR` 410 `Expired` event for a
-  compacted resourceVersion, timeoutSeconds);
-- coordination.k8s.io/v1 Leases: GET/POST/PUT/DELETE, 409 `AlreadyExists`
-  and 409 `Conflict`.
+  event; a write that changes nothing stores nothing (same resourceVersion,
+  no event), as etcd3's store does.
+
+Resources (kube_api.builtin_resources; `kubectl api-resources` works):
+core v1 namespaces, services, pods, configmaps, events; apps/v1
+deployments (+ /status, + the autoscaling/v1 `scale`); autoscaling/v2
+horizontalpodautoscalers; discovery.k8s.io/v1 endpointslices;
+coordination.k8s.io/v1 leases; apiextensions.k8s.io/v1
+customresourcedefinitions. serving.knative.dev/v1 services (ksvc),
+configurations, revisions and routes are served only once their CRDs are
+installed (install_crds(), or POSTing CustomResourceDefinitions): until
+then /apis/serving.knative.dev/... is a 404 "the server could not find
+the requested resource". Discovery: /api, /api/v1, /apis, /apis/{g},
+/apis/{g}/{v}; no /openapi (kubectl needs --validate=false).
+
+One generic handler serves /api/v1/[namespaces/{ns}/]{plural}[/{name}
+[/status]] and /apis/{g}/{v}/[namespaces/{ns}/]{plural}[/{name}[/status]]
+(without a namespace: list and watch across namespaces):
+- GET; LIST with labelSelector (k=v, k==v, k!=v, k, !k, k in (a,b),
+  k notin (a,b)) and fieldSelector (metadata.name, metadata.namespace;
+  pods also spec.nodeName, status.phase), resourceVersionMatch=Exact on a
+  compacted version is a 410; items of built-in kinds carry no
+  kind/apiVersion, custom resources do; kubectl's Table (Accept
+  as=Table) for custom resources, with the CRD's printer columns;
+- WATCH of any resource (chunked JSON lines, bookmarks, an `ERROR` 410
+  `Expired` event for a compacted resourceVersion, timeoutSeconds; with a
+  selector, an object that starts or stops matching is ADDED or DELETED);
+- POST: 201; 409 AlreadyExists ('services.serving.knative.dev "x" already
+  exists'); generateName; 404 for a missing namespace; 500 when
+  metadata.resourceVersion is set; 422 for a bad name and for the
+  validation below;
+- PUT: metadata.resourceVersion is the precondition (409 Conflict
+  'Operation cannot be fulfilled on services.serving.knative.dev "x": the
+  object has been modified; please apply your changes to the latest
+  version and try again'); without one, built-in kinds update
+  unconditionally and custom resources answer 422 ("must be specified
+  for an update"); a missing object is a 404 (leases: created);
+- PATCH: application/merge-patch+json (RFC 7386),
+  application/json-patch+json (RFC 6902), strategic merge patch on
+  built-in kinds only (custom resources answer 415), anything else 415
+  (server-side apply included); a resourceVersion in the patch is a
+  precondition;
+- DELETE: 200 with a Status (pods: with the pod), 404 when missing;
+  propagationPolicy Background (the default: the garbage collector
+  deletes dependents through metadata.ownerReferences, recursively,
+  `gc_delay` seconds later, each with its own DELETED event; a dependent
+  with another live owner only loses the reference), Foreground
+  (dependents first) or Orphan (dependents lose the reference);
+  preconditions; a pod bound to a node only gets deletionTimestamp (the
+  kubelet removes it), gracePeriodSeconds=0 removes it at once.
+- metadata: uid, creationTimestamp, resourceVersion on every write;
+  generation (CRDs, deployments, endpointslices) 1 on create and +1 when
+  anything but metadata (and status, for kinds with the status
+  subresource) changes; /status writes change only status; writes of the
+  main resource ignore status (for kinds with the status subresource),
+  which is cleared on create;
+- the defaults and checks a reconciler meets (kube_api.apply_defaults,
+  validate): Deployments (replicas 1, strategy, progressDeadlineSeconds
+  600, revisionHistoryLimit, pod spec and container defaults; selector
+  required, matching the template, immutable), Services (clusterIP
+  allocated and kept, targetPort = port, protocol TCP, type ClusterIP...;
+  DNS-1035 names), Pods, HPAs (minReplicas 1, default CPU metric).
+Not modelled: managedFields, finalizers (besides pods' graceful
+deletion), admission webhooks (Knative's defaulting and validation),
+OpenAPI schema pruning, ReplicaSets, deletecollection.
 
 Test controls: cut_watches(), down(seconds) / set_down(bool), fail_next(),
 compact(); records: requests (every request, with the bearer token it
-carried), open_watches() (the watches streaming now), scale_patches (every
-PATCH of a scale), lease_writes.
+carried, and verb/resource/subresource/namespace/name/index),
+open_watches() (the watches streaming now), scale_patches (every PATCH of
+a scale), lease_writes.
+
+In-process helpers (API semantics, no RBAC, not in `requests`; resource =
+key "services.serving.knative.dev", plural "deployments" (core wins:
+"services" is the core Service), short name "ksvc", or kind; errors raise
+ApiError with .code and .status):
+    install_crds(path=None) -> [resource keys]; served(resource) -> bool
+    add_namespace(name) -> Namespace
+    get(resource, ns, name) -> obj or None
+    list(resource, ns=None, selector=None) -> [obj]  (selector: str or dict)
+    create(obj, ns=None) -> obj            (POST; resource from apiVersion/kind)
+    update(obj, subresource=None) -> obj   (PUT, with its resourceVersion)
+    apply(obj) -> obj                      (create, or update like kubectl apply)
+    patch(resource, ns, name, patch, subresource=None,
+          content_type=MERGE_PATCH) -> obj
+    set_status(resource, ns, name, status) -> obj   (as a controller would)
+    delete(resource, ns, name, propagation=None, grace=None) -> Status or pod
+    touch(resource, ns, name) -> obj       (a concurrent writer: new
+                                            resourceVersion, same generation)
+    wait_for(resource, ns, name, predicate=None, timeout=10) -> obj
+    wait_gone(resource, ns, name, timeout=10)
+    events_after(rv, timeout=0.5) -> [(rv, resource key, ns, type, obj)]
+Request log:
+    mark() -> index of the next request (for since=)
+    request_log(verb=None, resource=None, since=0, user=None,
+                namespace=None, name=None) -> [entry]
+    request_counts(verb=None, resource=None, since=0, user=None)
+        -> {(verb, "key[/subresource]"): n}
+    writes(since=0, resource=None, user=None) -> [entry]
+        (create/update/patch/delete, whatever their answer)
+("ksvc" matches the main resource and its subresources; "ksvc/status"
+only the status.)
 
     with FakeKube() as kube:
         token = kube.add_user("activator", activator_rules("default"))
         kube.add_deployment("default", "hello-00001-deployment", replicas=0)
         env = kube.in_cluster_env(token)     # KUBERNETES_SERVICE_*, KP_KUBE_SA_DIR
+
+kubelet_deploy.DeploymentKubelet runs the pods of the Deployments stored
+here; kubelet_sim.KubeletSim is the older, scale-hook driven simulator.
 """
 import copy
 import json
 import os
 import queue
-import random
 import re
 import shutil
 import socket
@@ -46,28 +141,30 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import _socket
+# ApiError, status_obj, REASONS and the patch types are part of this
+# module's interface too
+from kube_api import (APPLY_PATCH, JSON_PATCH, KNATIVE_CRDS, KNATIVE_GROUP, MERGE_PATCH,
+                      REASONS, STRATEGIC_PATCH, ApiError, SelectorError, api_group,
+                      api_resource_list, builtin_resources, field_selector_matches,
+                      label_selector_matches, now_rfc3339, parse_field_selector,
+                      parse_label_selector, random_suffix, selector_string, status_obj, table)
+from kube_store import ObjectStore
+
+REEXPORTED = (APPLY_PATCH, JSON_PATCH, REASONS, STRATEGIC_PATCH)
 
 SCALE_PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)/scale$")
-DEPLOY_PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments(?:/([^/]+))?$")
-SLICE_PATH = re.compile(
-    r"^/apis/discovery\.k8s\.io/v1/namespaces/([^/]+)/endpointslices(?:/([^/]+))?$")
 LEASE_PATH = re.compile(
     r"^/apis/coordination\.k8s\.io/v1/namespaces/([^/]+)/leases(?:/([^/]+))?$")
 MICROTIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
 
+DEPLOY_KEY = "deployments.apps"
+SLICE_KEY = "endpointslices.discovery.k8s.io"
+LEASE_KEY = "leases.coordination.k8s.io"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-MERGE_PATCH = "application/merge-patch+json"
-
-REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-           405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType",
-           422: "Invalid", 429: "TooManyRequests", 500: "InternalError",
-           503: "ServiceUnavailable", 504: "Timeout"}
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 
 GROUP_OF = {"deployments": "apps", "endpointslices": "discovery.k8s.io",
             "leases": "coordination.k8s.io"}
-KIND_OF = {"deployments": "Deployment", "endpointslices": "EndpointSlice", "leases": "Lease"}
-API_VERSION_OF = {"deployments": "apps/v1", "endpointslices": "discovery.k8s.io/v1",
-                  "leases": "coordination.k8s.io/v1"}
 
 
 def activator_rules(namespace="default"):
@@ -99,26 +196,6 @@ def activator_rules(namespace="default"):
 ALL_RULES = [("*", "*", "*", "*")]
 
 
-def now_rfc3339():
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def status_obj(code, message, reason=None, details=None):
-    s = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-         "message": message, "reason": reason or REASONS.get(code, "Unknown")}
-    if details is not None:
-        s["details"] = details
-    s["code"] = code
-    return s
-
-
-class ApiError(Exception):
-    def __init__(self, code, message, reason=None, details=None):
-        super().__init__(message)
-        self.code = code
-        self.status = status_obj(code, message, reason, details)
-
-
 def qualified(resource):
     """deployments -> deployments.apps; a core resource stays bare."""
     base = resource.split("/")[0]
@@ -140,41 +217,13 @@ def conflict(resource, name):
 
 
 def parse_selector(sel):
-    """Equality-based label selectors: a=b, a==b, a!=b, a, !a (comma-joined)."""
-    reqs = []
-    for part in filter(None, (p.strip() for p in (sel or "").split(","))):
-        if "!=" in part:
-            k, v = part.split("!=", 1)
-            reqs.append(("ne", k.strip(), v.strip()))
-        elif "==" in part:
-            k, v = part.split("==", 1)
-            reqs.append(("eq", k.strip(), v.strip()))
-        elif "=" in part:
-            k, v = part.split("=", 1)
-            reqs.append(("eq", k.strip(), v.strip()))
-        elif part.startswith("!"):
-            reqs.append(("absent", part[1:].strip(), None))
-        else:
-            reqs.append(("present", part, None))
-    return reqs
+    """Label selectors: a=b, a==b, a!=b, a, !a, a in (x,y), a notin (x,y)
+    (comma-joined); kube_api.SelectorError when malformed."""
+    return parse_label_selector(sel)
 
 
 def selector_matches(reqs, labels):
-    labels = labels or {}
-    for op, k, v in reqs:
-        if op == "eq" and labels.get(k) != v:
-            return False
-        if op == "ne" and labels.get(k) == v:
-            return False
-        if op == "present" and k not in labels:
-            return False
-        if op == "absent" and k in labels:
-            return False
-    return True
-
-
-def _rand(n, alphabet="bcdfghjklmnpqrstvwxz2456789"):
-    return "".join(random.choice(alphabet) for _ in range(n))
+    return label_selector_matches(reqs, labels)
 
 
 def make_certs(directory, ips=("127.0.0.1",), dns=("localhost",)):
@@ -299,7 +348,9 @@ class _Handler(BaseHTTPRequestHandler):
                  "time": time.time(),
                  "token": bearer[1].strip() if len(bearer) == 2 and
                  bearer[0].lower() == "bearer" else None}
+        entry.update(fake._describe(method, path, q))
         with fake._lock:
+            entry["index"] = len(fake.requests)
             fake.requests.append(entry)
         try:
             fail = fake._take_failure(method, self.path)
@@ -344,17 +395,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-class FakeKube:
+class FakeKube(ObjectStore):
     """A fake kube-apiserver in a background thread.
 
     FakeKube(plain_http=False, port=0, bookmark_interval=2.0,
-             watch_timeout=None, san_ips=("127.0.0.1",))
+             watch_timeout=None, san_ips=("127.0.0.1",), host="127.0.0.1",
+             history_limit=20000, gc_delay=0.05)
     start() / stop(), or use as a context manager. Properties: url,
     ca_file, port, resource_version.
     """
 
     def __init__(self, plain_http=False, port=0, bookmark_interval=2.0, watch_timeout=None,
-                 san_ips=("127.0.0.1",), host="127.0.0.1", history_limit=20000):
+                 san_ips=("127.0.0.1",), host="127.0.0.1", history_limit=20000, gc_delay=0.05):
         self.plain_http = plain_http
         self.host = host
         self._port = port
@@ -390,6 +442,18 @@ class FakeKube:
         self.requests = []
         self.scale_patches = []  # {user, time, namespace, name, replicas, status}
         self.lease_writes = []  # {user, time, method, namespace, name, holder, status}
+        self.gc_delay = gc_delay  # seconds before the garbage collector acts on a deletion
+        self._served = {}  # resource key -> Resource
+        self._gvr = {}  # (group, version, plural) -> Resource
+        self._legacy_scale = set()  # (ns, name) made by add_deployment: Scale.status follows spec
+        self._next_ip = 1
+        self._touches = 0
+        self._gc_queue = queue.Queue()
+        self._gc_thread = None
+        for r in builtin_resources():
+            self._serve(r)
+        for n in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            self._add_builtin_namespace(n)
         self.on_scale = None  # callable(ns, name, replicas), after spec.replicas changed
         self.scale_listeners = []  # more callables like on_scale
         self._cb_queue = queue.Queue()
@@ -400,6 +464,15 @@ class FakeKube:
             self._rules["kubectl-proxy"] = list(ALL_RULES)
         else:
             self.anonymous_user = "system:anonymous"
+
+    def _add_builtin_namespace(self, n):
+        with self._lock:
+            meta = self._new_meta("", n, {"kubernetes.io/metadata.name": n})
+            for k in ("namespace", "generation"):
+                meta.pop(k)
+            self._bump("namespaces", "", "ADDED", {
+                "kind": "Namespace", "apiVersion": "v1", "metadata": meta,
+                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
 
     # ------------------------------------------------------------ lifecycle
     def start(self):
@@ -413,6 +486,9 @@ class FakeKube:
         self._cb_thread = threading.Thread(target=self._run_callbacks, daemon=True,
                                            name="fake-kube-callbacks")
         self._cb_thread.start()
+        self._gc_thread = threading.Thread(target=self._run_gc, daemon=True,
+                                           name="fake-kube-gc")
+        self._gc_thread.start()
         self._listen()
         return self
 
@@ -422,8 +498,11 @@ class FakeKube:
         self._close_listener()
         self._drop_connections()
         self._cb_queue.put(None)
+        self._gc_queue.put(None)
         if self._cb_thread is not None:
             self._cb_thread.join(5)
+        if self._gc_thread is not None:
+            self._gc_thread.join(5)
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
@@ -628,6 +707,7 @@ class FakeKube:
         with self._lock:
             self._oldest_rv = self._rv if rv is None else int(rv)
             self._events = [e for e in self._events if e[0] > self._oldest_rv]
+            self._cond.notify_all()
 
     # ------------------------------------------------------------ storage
     def _bump(self, resource, ns, etype, obj):
@@ -635,11 +715,17 @@ class FakeKube:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         key = (resource, ns, obj["metadata"]["name"])
+        prev = self._objects.get(key)
         if etype == "DELETED":
             self._objects.pop(key, None)
         else:
             self._objects[key] = obj
-        self._events.append((self._rv, resource, ns, etype, copy.deepcopy(obj)))
+        if resource == DEPLOY_KEY and etype == "MODIFIED" and prev is not None and \
+                prev["spec"].get("replicas") != obj["spec"].get("replicas"):
+            self._cb_queue.put((ns, obj["metadata"]["name"], obj["spec"].get("replicas")))
+        # prev lets a watch with a selector turn a change into ADDED/DELETED
+        self._events.append((self._rv, resource, ns, etype, copy.deepcopy(obj),
+                             copy.deepcopy(prev) if prev is not None else None))
         if self.history_limit and len(self._events) > self.history_limit:
             drop = len(self._events) - self.history_limit
             self._oldest_rv = self._events[drop - 1][0]
@@ -667,22 +753,25 @@ class FakeKube:
                    "spec": {"replicas": replicas,
                             "selector": {"matchLabels": {"app": name}}},
                    "status": {}}
-            self._bump("deployments", ns, "ADDED", obj)
+            self._legacy_scale.add((ns, name))
+            self._bump(DEPLOY_KEY, ns, "ADDED", obj)
         return self.get_scale(ns, name)
 
     def _scale_of(self, ns, name):
-        d = self._objects.get(("deployments", ns, name))
+        d = self._objects.get((DEPLOY_KEY, ns, name))
         if d is None:
             raise not_found("deployments", name)
         spec = d["spec"]["replicas"]
         st = self._deploy_status.get((ns, name))
+        if st is None and (ns, name) not in self._legacy_scale:
+            st = (d.get("status") or {}).get("replicas", 0)
         return {"kind": "Scale", "apiVersion": "autoscaling/v1",
                 "metadata": {"name": name, "namespace": ns, "uid": d["metadata"]["uid"],
                              "resourceVersion": d["metadata"]["resourceVersion"],
                              "creationTimestamp": d["metadata"]["creationTimestamp"]},
                 "spec": {"replicas": spec},
                 "status": {"replicas": spec if st is None else st,
-                           "selector": "app=%s" % name}}
+                           "selector": selector_string(d["spec"].get("selector"))}}
 
     def get_scale(self, ns, name):
         """The Scale object as the API would return it (None if absent)."""
@@ -699,7 +788,7 @@ class FakeKube:
     def set_deployment_status(self, ns, name, replicas=None):
         """Scale.status.replicas (the pods that exist); None: follow spec."""
         with self._lock:
-            d = self._objects.get(("deployments", ns, name))
+            d = self._objects.get((DEPLOY_KEY, ns, name))
             if d is None:
                 raise KeyError(name)
             if self._deploy_status.get((ns, name)) == replicas:
@@ -707,7 +796,7 @@ class FakeKube:
             self._deploy_status[(ns, name)] = replicas
             d = copy.deepcopy(d)
             d["status"] = {} if replicas is None else {"replicas": replicas}
-            self._bump("deployments", ns, "MODIFIED", d)
+            self._bump(DEPLOY_KEY, ns, "MODIFIED", d)
 
     def set_replicas(self, ns, name, replicas):
         """Changes spec.replicas as another writer would (no PATCH record);
@@ -716,7 +805,7 @@ class FakeKube:
 
     def _set_replicas(self, ns, name, replicas):
         with self._lock:
-            d = self._objects.get(("deployments", ns, name))
+            d = self._objects.get((DEPLOY_KEY, ns, name))
             if d is None:
                 raise not_found("deployments", name)
             changed = d["spec"]["replicas"] != replicas
@@ -724,11 +813,8 @@ class FakeKube:
                 d = copy.deepcopy(d)
                 d["spec"]["replicas"] = replicas
                 d["metadata"]["generation"] += 1
-                self._bump("deployments", ns, "MODIFIED", d)
-            scale = self._scale_of(ns, name)
-        if changed:
-            self._cb_queue.put((ns, name, replicas))
-        return scale
+                self._bump(DEPLOY_KEY, ns, "MODIFIED", d)
+            return self._scale_of(ns, name)
 
     def _run_callbacks(self):
         while True:
@@ -796,9 +882,9 @@ class FakeKube:
                 key = (ns, service, pkey)
                 name = self._slice_names.get(key)
                 if name is None:
-                    name = "%s-%s" % (service, _rand(5))
+                    name = "%s-%s" % (service, random_suffix(5))
                     self._slice_names[key] = name
-                old = self._objects.get(("endpointslices", ns, name))
+                old = self._objects.get((SLICE_KEY, ns, name))
                 port_list = [{"name": n, "protocol": "TCP", "port": p} for n, p in pkey]
                 if old is not None:
                     if old["endpoints"] == eps and old["ports"] == port_list:
@@ -807,7 +893,7 @@ class FakeKube:
                     obj["endpoints"] = eps
                     obj["ports"] = port_list
                     obj["metadata"]["generation"] += 1
-                    self._bump("endpointslices", ns, "MODIFIED", obj)
+                    self._bump(SLICE_KEY, ns, "MODIFIED", obj)
                 else:
                     obj = {"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
                            "metadata": self._new_meta(ns, name, {
@@ -820,27 +906,27 @@ class FakeKube:
                         "apiVersion": "v1", "kind": "Service", "name": service,
                         "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, ns + "/" + service)),
                         "controller": True, "blockOwnerDeletion": True}]
-                    self._bump("endpointslices", ns, "ADDED", obj)
+                    self._bump(SLICE_KEY, ns, "ADDED", obj)
             for pkey in [k for k in existing if k not in groups]:
                 key = (ns, service, pkey)
                 name = self._slice_names.pop(key)
-                old = self._objects.get(("endpointslices", ns, name))
+                old = self._objects.get((SLICE_KEY, ns, name))
                 if old is not None:
-                    self._bump("endpointslices", ns, "DELETED", copy.deepcopy(old))
+                    self._bump(SLICE_KEY, ns, "DELETED", copy.deepcopy(old))
 
     def delete_endpoints(self, ns, service):
         """Deletes every slice of the service (as when the Service goes)."""
         with self._lock:
             for key in [k for k in self._slice_names if k[:2] == (ns, service)]:
                 name = self._slice_names.pop(key)
-                old = self._objects.get(("endpointslices", ns, name))
+                old = self._objects.get((SLICE_KEY, ns, name))
                 if old is not None:
-                    self._bump("endpointslices", ns, "DELETED", copy.deepcopy(old))
+                    self._bump(SLICE_KEY, ns, "DELETED", copy.deepcopy(old))
 
     def slices(self, ns, service):
         with self._lock:
             return [copy.deepcopy(o) for (r, n, _), o in sorted(self._objects.items())
-                    if r == "endpointslices" and n == ns and
+                    if r == SLICE_KEY and n == ns and
                     o["metadata"]["labels"].get(SERVICE_NAME_LABEL) == service]
 
     def endpoints(self, ns, service):
@@ -855,17 +941,17 @@ class FakeKube:
 
     # ------------------------------------------------------------ leases
     def get_lease(self, ns, name):
-        return self.get_object("leases", ns, name)
+        return self.get_object(LEASE_KEY, ns, name)
 
     def put_lease(self, ns, name, spec):
         """Writes a lease directly (as another client would)."""
         with self._lock:
-            old = self._objects.get(("leases", ns, name))
+            old = self._objects.get((LEASE_KEY, ns, name))
             obj = copy.deepcopy(old) if old else {
                 "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
                 "metadata": self._new_meta(ns, name)}
             obj["spec"] = dict(spec)
-            return copy.deepcopy(self._bump("leases", ns, "MODIFIED" if old else "ADDED", obj))
+            return copy.deepcopy(self._bump(LEASE_KEY, ns, "MODIFIED" if old else "ADDED", obj))
 
     @staticmethod
     def _lease_spec(body):
@@ -895,29 +981,228 @@ class FakeKube:
             out[k] = v
         return out
 
+    # ------------------------------------------------------------ request log
+    # Every request is in `requests` with, besides method/path/user/status/
+    # time/token: index, verb (get list watch create update patch delete
+    # deletecollection), resource (its key), subresource, namespace, name.
+    def mark(self):
+        """The index the next request will get: pass it as since=."""
+        with self._lock:
+            return len(self.requests)
+
+    def _resource_filter(self, resource):
+        if resource is None:
+            return None, None
+        base, _, sub = resource.partition("/")
+        try:
+            key = self._resource(base).key
+        except KeyError:
+            # not served (yet): Knative's names still mean Knative's resources
+            key = next(("%s.%s" % (plural, KNATIVE_GROUP) for plural, kind, short, _ in
+                        KNATIVE_CRDS if base.lower() in [plural, kind.lower()] + short), base)
+        return key, sub or None
+
+    def request_log(self, verb=None, resource=None, since=0, user=None, namespace=None,
+                    name=None):
+        """Copies of the request entries since index `since` that match:
+        verb (a verb or a tuple of verbs), resource ("ksvc",
+        "deployments", "services.serving.knative.dev/status": a subresource
+        only when named), user, namespace, name."""
+        key, sub = self._resource_filter(resource)
+        verbs = (verb,) if isinstance(verb, str) else verb
+        with self._lock:
+            return [dict(e) for e in self.requests[since:]
+                    if (verbs is None or e.get("verb") in verbs) and
+                    (key is None or e.get("resource") == key) and
+                    (sub is None or e.get("subresource") == sub) and
+                    (user is None or e.get("user") == user) and
+                    (namespace is None or e.get("namespace") == namespace) and
+                    (name is None or e.get("name") == name)]
+
+    def request_counts(self, verb=None, resource=None, since=0, user=None):
+        """{(verb, "resource[/subresource]"): count} over request_log()."""
+        out = {}
+        for e in self.request_log(verb, resource, since, user):
+            k = (e.get("verb"), e.get("resource") +
+                 ("/" + e["subresource"] if e.get("subresource") else "")
+                 if e.get("resource") else e.get("path"))
+            out[k] = out.get(k, 0) + 1
+        return out
+
+    def writes(self, since=0, resource=None, user=None):
+        """The create/update/patch/delete requests since `since` (whatever
+        their answer): [] after a resync that changed nothing."""
+        return self.request_log(WRITE_VERBS, resource, since, user)
+
     # ------------------------------------------------------------ routing
     def _route(self, h, user, method, path, q, body, entry):
         m = SCALE_PATH.match(path)
         if m:
             return self._scale_req(user, method, m.group(1), m.group(2), h, body)
-        m = SLICE_PATH.match(path)
-        if m:
-            return self._slice_req(h, user, method, m.group(1), m.group(2), q, entry)
         m = LEASE_PATH.match(path)
-        if m:
+        if m and method in ("POST", "PUT", "DELETE") or \
+                (m and method == "GET" and entry.get("verb") != "watch"):
             return self._lease_req(user, method, m.group(1), m.group(2), body)
-        m = DEPLOY_PATH.match(path)
-        if m and m.group(2) and method == "GET":
-            ns, name = m.groups()
-            self._authorize(user, "get", "deployments", ns, name)
-            o = self.get_object("deployments", ns, name)
-            if o is None:
-                raise not_found("deployments", name)
-            return 200, o
-        if path == "/version" and method == "GET":
-            return 200, {"major": "1", "minor": "29", "gitVersion": "v1.29.0-fake",
-                         "platform": "linux/amd64"}
+        if method == "GET":
+            doc = self._discovery(path)
+            if doc is not None:
+                # discovery is for authenticated users (system:discovery);
+                # anonymous ones only read /version
+                if user == "system:anonymous" and path != "/version":
+                    raise ApiError(403, 'forbidden: User "system:anonymous" cannot get path '
+                                   '"%s"' % path, "Forbidden", {})
+                return 200, doc
+        if entry.get("plural"):
+            return self._generic(h, user, method, q, body, entry)
         raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+
+    def _discovery(self, path):
+        """/version, /api, /api/v1, /apis, /apis/{g}, /apis/{g}/{v}, or None."""
+        if path == "/version":
+            return {"major": "1", "minor": "29", "gitVersion": "v1.29.0-fake",
+                    "platform": "linux/amd64"}
+        with self._lock:
+            served = list(self._served.values())
+        if path == "/api":
+            return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": "%s:%d" % (self.host, self._port)}]}
+        if path == "/api/v1":
+            return api_resource_list("v1", [r for r in served if not r.group])
+        groups = {}
+        for r in served:
+            if r.group:
+                vs = groups.setdefault(r.group, [])
+                if r.version not in vs:
+                    vs.append(r.version)
+        if path == "/apis":
+            return {"kind": "APIGroupList", "apiVersion": "v1",
+                    "groups": [api_group(g, vs) for g, vs in sorted(groups.items())]}
+        parts = path.strip("/").split("/")
+        if parts[0] == "apis" and len(parts) == 2 and parts[1] in groups:
+            return api_group(parts[1], groups[parts[1]])
+        if parts[0] == "apis" and len(parts) == 3 and parts[2] in groups.get(parts[1], ()):
+            return api_resource_list("%s/%s" % (parts[1], parts[2]),
+                                     [r for r in served if (r.group, r.version) ==
+                                      (parts[1], parts[2])])
+        return None
+
+    def _describe(self, method, path, q):
+        """What a request is about, for RBAC, routing and the request log:
+        {verb, resource (the resource key, or plural.group when not served),
+        subresource, namespace, name, group, version, plural}."""
+        out = {"verb": None, "resource": None, "subresource": None, "namespace": None,
+               "name": None, "group": None, "version": None, "plural": None}
+        parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
+        if len(parts) >= 3 and parts[0] == "api":
+            group, version, rest = "", parts[1], parts[2:]
+        elif len(parts) >= 4 and parts[0] == "apis":
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            return out
+        ns = None
+        if rest[0] == "namespaces" and len(rest) >= 3 and \
+                not (len(rest) == 3 and rest[2] in ("status", "finalize")):
+            ns, rest = rest[1], rest[2:]
+        if len(rest) > 3 or not rest[0]:
+            return out
+        plural, name = rest[0], rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        watch = q.get("watch", "").lower() in ("1", "true")
+        verb = {"GET": "get" if name else ("watch" if watch else "list"),
+                "POST": "create", "PUT": "update", "PATCH": "patch",
+                "DELETE": "delete" if name else "deletecollection"}.get(method)
+        with self._lock:
+            res = self._gvr.get((group, version, plural))
+        out.update(verb=verb, subresource=sub, namespace=ns, name=name, group=group,
+                   version=version, plural=plural,
+                   resource=res.key if res else ("%s.%s" % (plural, group) if group else plural))
+        return out
+
+    def _generic(self, h, user, method, q, body, entry):
+        """Every verb on every served resource, as the real API answers."""
+        verb, ns, name, sub = entry["verb"], entry["namespace"], entry["name"], \
+            entry["subresource"]
+        group, plural = entry["group"], entry["plural"]
+        if verb is None:
+            raise self._method_not_allowed()
+        # the authorization filter runs before routing: a user without the
+        # permission gets 403 even for a resource the API does not serve
+        self._authorize_as(user, verb, group, plural, sub, ns, name)
+        with self._lock:
+            res = self._gvr.get((group, entry["version"], plural))
+        if res is None or (sub is not None and not (sub == "status" and res.status)) or \
+                (ns is not None and not res.namespaced) or \
+                (ns is None and res.namespaced and verb not in ("list", "watch")):
+            raise ApiError(404, "the server could not find the requested resource",
+                           "NotFound", {})
+        as_table = res.crd and "as=Table" in (h.headers.get("Accept") or "")
+        if verb == "get":
+            with self._lock:
+                o = self._objects.get((res.key, ns or "", name))
+                if o is None:
+                    raise self._not_found(res, name)
+                if as_table:
+                    return 200, table(res, [o], o["metadata"]["resourceVersion"],
+                                      q.get("includeObject", "Metadata"))
+                return 200, copy.deepcopy(o)
+        if verb in ("list", "watch"):
+            try:
+                sel = parse_label_selector(q.get("labelSelector", ""))
+                fsel = parse_field_selector(q.get("fieldSelector", ""), res)
+            except SelectorError as e:
+                raise ApiError(400, "unable to parse requirement: %s" % e
+                               if not str(e).startswith(("unable", "invalid", '"')) else str(e),
+                               "BadRequest")
+            if verb == "watch":
+                self._watch(h, res, ns, sel, q, entry, fsel)
+                return 200, None
+            lst = self._list(res, ns, sel, fsel, q)
+            if as_table:
+                return 200, table(res, lst["items"], lst["metadata"]["resourceVersion"],
+                                  q.get("includeObject", "Metadata"))
+            return 200, lst
+        if verb == "create":
+            if name is not None:
+                raise self._method_not_allowed()
+            return 201, self._create(res, ns or "", self._decode(h, body, res))
+        if verb == "update":
+            return 200, self._update(res, ns or "", name, self._decode(h, body, res), sub)
+        if verb == "patch":
+            ctype = (h.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            return 200, self._patch(res, ns or "", name, body, ctype, sub)
+        if verb == "delete":
+            opts = {}
+            if body:
+                try:
+                    opts = json.loads(body)
+                except ValueError as e:
+                    raise ApiError(400, "error decoding DeleteOptions: %s" % e)
+            policy = q.get("propagationPolicy") or opts.get("propagationPolicy")
+            grace = q.get("gracePeriodSeconds", opts.get("gracePeriodSeconds"))
+            return 200, self._delete(res, ns or "", name, policy,
+                                     None if grace is None else int(grace),
+                                     opts.get("preconditions") or {})
+        raise self._method_not_allowed()
+
+    @staticmethod
+    def _decode(h, body, res):
+        ctype = (h.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        try:
+            if ctype in ("application/yaml", "application/x-yaml"):
+                import yaml
+                obj = yaml.safe_load(body)
+            elif ctype in ("application/json", ""):
+                obj = json.loads(body or b"null")
+            else:
+                raise ApiError(415, "the body of the request was in an unknown format - "
+                               "accepted media types include: application/json, "
+                               "application/yaml, application/vnd.kubernetes.protobuf")
+        except ValueError as e:
+            raise ApiError(400, "couldn't get version/kind; json parse error: %s" % e)
+        if not isinstance(obj, dict):
+            raise ApiError(400, '%s in version "%s" cannot be handled as a %s: expected an '
+                           'object' % (res.kind, res.version, res.kind))
+        return obj
 
     @staticmethod
     def _method_not_allowed():
@@ -978,39 +1263,11 @@ class FakeKube:
             rec["status"] = e.code
             raise
 
-    def _slice_req(self, h, user, method, ns, name, q, entry):
-        if method != "GET":
-            raise self._method_not_allowed()
-        if name:
-            self._authorize(user, "get", "endpointslices", ns, name)
-            o = self.get_object("endpointslices", ns, name)
-            if o is None:
-                raise not_found("endpointslices", name)
-            return 200, o
-        watch = q.get("watch", "").lower() in ("1", "true")
-        self._authorize(user, "watch" if watch else "list", "endpointslices", ns)
-        sel = parse_selector(q.get("labelSelector", ""))
-        if not watch:
-            rv = q.get("resourceVersion", "")
-            if q.get("resourceVersionMatch") == "Exact" and rv:
-                with self._lock:
-                    if int(rv) < self._oldest_rv:
-                        raise ApiError(410, "The resourceVersion for the provided list is too "
-                                       "old.", "Expired")
-            with self._lock:
-                items = []
-                for (r, n, _), o in sorted(self._objects.items()):
-                    if r == "endpointslices" and n == ns and \
-                            selector_matches(sel, o["metadata"].get("labels")):
-                        it = copy.deepcopy(o)
-                        del it["kind"], it["apiVersion"]  # as in real lists
-                        items.append(it)
-                return 200, {"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1",
-                             "metadata": {"resourceVersion": str(self._rv)}, "items": items}
-        self._watch(h, ns, sel, q, entry)
-        return 200, None
-
-    def _watch(self, h, ns, sel, q, entry):
+    def _watch(self, h, res, ns, sel, q, entry, fsel=()):
+        """A watch stream of one resource type (in ns, or everywhere when
+        ns is None). As the watch cache does with a selector, a change that
+        makes an object match is sent as ADDED and one that makes it stop
+        matching as DELETED."""
         rv_param = q.get("resourceVersion", "")
         bookmarks = q.get("allowWatchBookmarks", "").lower() in ("1", "true")
         timeout = None
@@ -1021,9 +1278,22 @@ class FakeKube:
         deadline = None if timeout is None else time.monotonic() + timeout
         entry["status"] = 200
 
-        def matches(resource, n, obj):
-            return resource == "endpointslices" and n == ns and \
-                selector_matches(sel, obj["metadata"].get("labels"))
+        def matches(n, obj):
+            return obj is not None and (ns is None or n == ns) and \
+                label_selector_matches(sel, obj["metadata"].get("labels")) and \
+                field_selector_matches(fsel, obj)
+
+        def event_of(r, n, t, o, prev):
+            if r != res.key:
+                return None
+            now, before = matches(n, o), t == "MODIFIED" and matches(n, prev)
+            if t == "MODIFIED" and now != before:
+                if now:
+                    return "ADDED", o
+                gone = copy.deepcopy(prev)
+                gone["metadata"]["resourceVersion"] = o["metadata"]["resourceVersion"]
+                return "DELETED", gone
+            return (t, o) if now else None
 
         with self._lock:
             gen = self._cut_gen
@@ -1031,7 +1301,7 @@ class FakeKube:
             if rv_param in ("", "0"):
                 # start at the current state: synthetic ADDED events
                 for (r, n, _), o in sorted(self._objects.items()):
-                    if matches(r, n, o):
+                    if r == res.key and matches(n, o):
                         initial.append({"type": "ADDED", "object": copy.deepcopy(o)})
                 cursor = self._rv
             else:
@@ -1060,10 +1330,19 @@ class FakeKube:
                     while True:
                         if self._cut_gen != gen:
                             raise _WatchCut()
-                        evs = [(rv, t, o) for rv, r, n, t, o in self._events
-                               if rv > cursor and matches(r, n, o)]
+                        if cursor < self._oldest_rv:
+                            # compacted while this watch was behind: the
+                            # real API ends such a watch with 410 too
+                            evs = None
+                            break
+                        evs = []
+                        for rv, r, n, t, o, prev in self._events:
+                            if rv > cursor:
+                                e = event_of(r, n, t, o, prev)
+                                if e:
+                                    evs.append((rv,) + e)
+                                cursor = rv
                         if evs:
-                            cursor = evs[-1][0]
                             break
                         now = time.monotonic()
                         if deadline is not None and now >= deadline:
@@ -1078,6 +1357,13 @@ class FakeKube:
                             waits.append(last_bookmark + self.bookmark_interval - now)
                         self._cond.wait(max(0.001, min(waits)))
                     bm_rv = self._rv
+                    oldest = self._oldest_rv
+                if evs is None:
+                    h.send_event({"type": "ERROR", "object": status_obj(
+                        410, "too old resource version: %d (%d)" % (cursor, oldest),
+                        "Expired")})
+                    h.end_stream()
+                    return
                 for _, t, o in evs:
                     h.send_event({"type": t, "object": o})
                 now = time.monotonic()
@@ -1086,11 +1372,15 @@ class FakeKube:
                     return
                 if not evs and bookmarks and self.bookmark_interval and \
                         now - last_bookmark >= self.bookmark_interval:
-                    h.send_event({"type": "BOOKMARK", "object": {
-                        "kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
-                        "metadata": {"resourceVersion": str(bm_rv),
-                                     "creationTimestamp": None},
-                        "addressType": "", "endpoints": None, "ports": None}})
+                    # typed objects serialize a null creationTimestamp, custom
+                    # resources (unstructured) only what is set
+                    meta = {"resourceVersion": str(bm_rv)}
+                    if not res.crd:
+                        meta["creationTimestamp"] = None
+                    bm = {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}
+                    if res.key == SLICE_KEY:
+                        bm.update({"addressType": "", "endpoints": None, "ports": None})
+                    h.send_event({"type": "BOOKMARK", "object": bm})
                     cursor = max(cursor, bm_rv)
                     last_bookmark = now
         except (_WatchCut, OSError, ssl.SSLError):
@@ -1109,7 +1399,7 @@ class FakeKube:
         if method == "GET":
             if name:
                 self._authorize(user, "get", res, ns, name)
-                o = self.get_object(res, ns, name)
+                o = self.get_object(LEASE_KEY, ns, name)
                 if o is None:
                     raise not_found(res, name)
                 return 200, o
@@ -1117,7 +1407,7 @@ class FakeKube:
             with self._lock:
                 items = []
                 for (r, n, _), o in sorted(self._objects.items()):
-                    if r == res and n == ns:
+                    if r == LEASE_KEY and n == ns:
                         it = copy.deepcopy(o)
                         del it["kind"], it["apiVersion"]
                         items.append(it)
@@ -1126,10 +1416,10 @@ class FakeKube:
         if method == "DELETE" and name:
             self._authorize(user, "delete", res, ns, name)
             with self._lock:
-                o = self._objects.get((res, ns, name))
+                o = self._objects.get((LEASE_KEY, ns, name))
                 if o is None:
                     raise not_found(res, name)
-                self._bump(res, ns, "DELETED", copy.deepcopy(o))
+                self._bump(LEASE_KEY, ns, "DELETED", copy.deepcopy(o))
             return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
                          "status": "Success",
                          "details": {"name": name, "group": GROUP_OF[res], "kind": res,
@@ -1165,7 +1455,7 @@ class FakeKube:
             spec = self._lease_spec(obj)
             rec["holder"] = spec.get("holderIdentity")
             with self._lock:
-                old = self._objects.get((res, ns, oname))
+                old = self._objects.get((LEASE_KEY, ns, oname))
                 if method == "POST" and old is not None:
                     raise ApiError(409, 'leases.coordination.k8s.io "%s" already exists' % oname,
                                    "AlreadyExists",
@@ -1178,14 +1468,14 @@ class FakeKube:
                     new["spec"] = spec
                     if meta.get("labels") is not None:
                         new["metadata"]["labels"] = meta["labels"]
-                    self._bump(res, ns, "MODIFIED", new)
+                    self._bump(LEASE_KEY, ns, "MODIFIED", new)
                     code = 200
                 else:
                     # POST, or PUT of a missing lease (leases allow create on update)
                     new = {"kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
                            "metadata": self._new_meta(ns, oname, meta.get("labels")),
                            "spec": spec}
-                    self._bump(res, ns, "ADDED", new)
+                    self._bump(LEASE_KEY, ns, "ADDED", new)
                     code = 201
                 rec["status"] = code
                 return code, copy.deepcopy(new)

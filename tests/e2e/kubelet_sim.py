@@ -1,7 +1,9 @@
 """Plays the kubelet (and the ReplicaSet and EndpointSlice controllers) for a
 FakeKube: when the replicas of a deployment `{revision}-deployment` change,
 it starts or stops pods, and publishes them in the EndpointSlices of the
-service `{revision}-private`.
+service `{revision}-private`. (kubelet_deploy.DeploymentKubelet, also
+importable from here, instead runs whatever Deployments, Pods and Services
+the API holds, and writes Pod objects and statuses.)
 
 A pod is build/helloworld + build/queue-proxy with Knative's environment,
 on its own loopback address (127.0.0.2, 127.0.0.3, ...): the app listens on
@@ -251,9 +253,8 @@ class KubeletSim:
         self.before_start = None
         fake.scale_listeners.append(self._on_scale)
         # deployments that already want pods
-        with fake._lock:
-            existing = [(k[1], k[2], o["spec"]["replicas"]) for k, o in fake._objects.items()
-                        if k[0] == "deployments"]
+        existing = [(o["metadata"]["namespace"], o["metadata"]["name"], o["spec"]["replicas"])
+                    for o in fake.list("deployments")]
         for ns, name, n in existing:
             if n:
                 self.reconcile(ns, name, n)
@@ -534,3 +535,12 @@ class KubeletSim:
     def logs(self, pod):
         """The pod's queue-proxy and app output, for assertion messages."""
         return "%s\n%s" % (pod.qp.describe(), pod.app.describe() if pod.app else "")
+
+
+def __getattr__(name):
+    # The Deployment-driven kubelet lives in kubelet_deploy.py (it imports
+    # this module); `from kubelet_sim import DeploymentKubelet` works too.
+    if name == "DeploymentKubelet":
+        from kubelet_deploy import DeploymentKubelet
+        return DeploymentKubelet
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
