@@ -474,6 +474,9 @@ int main(int argc, char **argv)
         sopts.max_connections = act_capacity_connections(&act.capacity);
         act.capacity.bounds_server = 1;
     }
+    /* Both traffic listeners draw on the one budget (capacity.h). */
+    act.capacity.clients.max_connections = sopts.max_connections;
+    sopts.budget = &act.capacity.clients;
     kp_log_fields(KP_LOG_INFO, "capacity", KP_LOG_INT("max_requests", (long long)act.capacity.max_requests),
                   KP_LOG_STR("max_requests_from", act.capacity.max_requests_source),
                   KP_LOG_INT("max_connections", (long long)sopts.max_connections),
