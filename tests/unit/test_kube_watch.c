@@ -211,21 +211,19 @@ static void slice_parse_ready_absent_counts_as_ready(void **state)
  * stand in the list. */
 static void slice_ports_are_found_by_name(void **state)
 {
-    kp_kube_slice_t s = slice_from(
-        "{\"metadata\":{\"name\":\"r-private-x\"},\"ports\":["
-        "{\"name\":\"http-autometric\",\"port\":9090},"
-        "{\"name\":\"http-queueadm\",\"port\":8022},"
-        "{\"name\":\"http2\",\"port\":8013},"
-        "{\"name\":\"http\",\"port\":8012}],"
-        "\"endpoints\":[{\"addresses\":[\"10.1.0.5\"]}]}");
+    kp_kube_slice_t s = slice_from("{\"metadata\":{\"name\":\"r-private-x\"},\"ports\":["
+                                   "{\"name\":\"http-autometric\",\"port\":9090},"
+                                   "{\"name\":\"http-queueadm\",\"port\":8022},"
+                                   "{\"name\":\"http2\",\"port\":8013},"
+                                   "{\"name\":\"http\",\"port\":8012}],"
+                                   "\"endpoints\":[{\"addresses\":[\"10.1.0.5\"]}]}");
     assert_int_equal(s.eps[0].port, 8012);
     assert_int_equal(s.eps[0].h2c_port, 8013);
     kp_kube_slice_free(&s);
-    kp_kube_slice_t h2c = slice_from(
-        "{\"metadata\":{\"name\":\"r-private-y\"},\"ports\":["
-        "{\"name\":\"http-autometric\",\"port\":9090},"
-        "{\"name\":\"http2\",\"port\":8013}],"
-        "\"endpoints\":[{\"addresses\":[\"10.1.0.6\"]}]}");
+    kp_kube_slice_t h2c = slice_from("{\"metadata\":{\"name\":\"r-private-y\"},\"ports\":["
+                                     "{\"name\":\"http-autometric\",\"port\":9090},"
+                                     "{\"name\":\"http2\",\"port\":8013}],"
+                                     "\"endpoints\":[{\"addresses\":[\"10.1.0.6\"]}]}");
     assert_int_equal(h2c.eps[0].h2c_port, 8013);
     assert_int_equal(h2c.eps[0].port, 9090); /* no "http": the first, as before */
     kp_kube_slice_free(&h2c);
