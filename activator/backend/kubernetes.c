@@ -20,6 +20,7 @@
 #define KNATIVE_METRICS_PORT 9090
 #define KNATIVE_ADMIN_PORT 8022
 #define KNATIVE_SERVING_PORT 8012
+#define KNATIVE_SERVING_H2C_PORT 8013 /* an h2c revision's queue-proxy */
 
 typedef struct kube_backend kube_backend_t;
 
@@ -243,7 +244,9 @@ static int serving_port(const kp_revision_spec_t *spec, const kp_kube_endpoint_t
 {
     if (spec->h2c && ep->h2c_port > 0)
         return ep->h2c_port;
-    return ep->port > 0 ? ep->port : KNATIVE_SERVING_PORT;
+    if (ep->port > 0)
+        return ep->port;
+    return spec->h2c ? KNATIVE_SERVING_H2C_PORT : KNATIVE_SERVING_PORT;
 }
 
 /* The same order as the watch's set (kp_kube_watch_endpoints). */
