@@ -45,6 +45,13 @@ size_t act_capacity_connections(const act_capacity_t *c)
     return by_files < c->max_connections ? (size_t)by_files : c->max_connections;
 }
 
+void act_capacity_add_pods(act_capacity_t *c, int delta)
+{
+    c->pods += (size_t)delta;
+    if (c->bounds_server)
+        c->clients.max_connections = act_capacity_connections(c);
+}
+
 int act_capacity_files_short(const act_capacity_t *c, size_t client_connections,
                              size_t upstream_connections)
 {

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "base/memory_limit.h"
+#include "http/server.h"
 
 /* What one request and its connection may cost, all told: measured 1.5 KiB
  * in the process for a held request (tests/e2e/test_memory_at_scale.py),
@@ -30,7 +31,11 @@ typedef struct act_capacity {
     kp_memory_limit_t memory;
     uint64_t open_files_limit; /* RLIMIT_NOFILE, 0: none */
     size_t pods;               /* known pods, every revision */
-    int bounds_server;         /* the traffic server's max_connections is ours to set */
+    int bounds_server;         /* clients.max_connections is ours to set */
+    /* Every traffic listener's connections (--listen and --listen-h2c)
+     * against one bound: the descriptors and memory are the process's,
+     * whichever port a client came in by. */
+    kp_http_conn_budget_t clients;
     size_t active_requests; /* held or in flight now */
     uint64_t rejected;      /* answered "activator at capacity" */
 } act_capacity_t;
@@ -44,6 +49,9 @@ void act_capacity_init(act_capacity_t *c, size_t max_requests_flag, kp_memory_li
                        uint64_t open_files_limit);
 /* max_connections, less what the pods' own descriptors leave no room for. */
 size_t act_capacity_connections(const act_capacity_t *c);
+/* Pods came (delta > 0) or went: the clients' bound follows the
+ * descriptors they leave, unless the bound was set by hand. */
+void act_capacity_add_pods(act_capacity_t *c, int delta);
 /* 1 when a request could find no descriptor for its pod's connection:
  * it is refused in words rather than failed by a connect (or an accept)
  * that gets EMFILE. */

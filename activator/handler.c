@@ -205,7 +205,7 @@ void act_on_request(kp_http_request_t *req, void *ctx)
         return;
     }
     if (act->capacity.active_requests >= act->capacity.max_requests ||
-        act_capacity_files_short(&act->capacity, act->server.n_conns,
+        act_capacity_files_short(&act->capacity, act->capacity.clients.n_conns,
                                  kp_upstream_open_connections())) {
         act->capacity.rejected++;
         kp_http_conn_respond(req->conn, 503, "text/plain; charset=utf-8",

@@ -78,9 +78,9 @@ static const char usage[] =
     "\n"
     "Environment for every HTTP server of the process: KP_HTTP_HEADER_TIMEOUT_MS\n"
     "(30000: a slower request head gets 408), KP_HTTP_MAX_CONNECTIONS (20000; for\n"
-    "the --listen port, derived from the memory limit unless set) and\n"
-    "KP_HTTP_STALL_TIMEOUT_MS (60000: an HTTP/2 stream whose client stopped reading\n"
-    "is reset after that long). KP_CGROUP_ROOT: where\n"
+    "the --listen and --listen-h2c ports together, derived from the memory limit\n"
+    "unless set) and KP_HTTP_STALL_TIMEOUT_MS (60000: an HTTP/2 stream whose\n"
+    "client stopped reading is reset after that long). KP_CGROUP_ROOT: where\n"
     "the memory limit is read (default /sys/fs/cgroup: memory.max, cgroup v1's\n"
     "memory/memory.limit_in_bytes).\n"
     "\n"
@@ -474,6 +474,9 @@ int main(int argc, char **argv)
         sopts.max_connections = act_capacity_connections(&act.capacity);
         act.capacity.bounds_server = 1;
     }
+    /* Both traffic listeners draw on the one budget (capacity.h). */
+    act.capacity.clients.max_connections = sopts.max_connections;
+    sopts.budget = &act.capacity.clients;
     kp_log_fields(KP_LOG_INFO, "capacity", KP_LOG_INT("max_requests", (long long)act.capacity.max_requests),
                   KP_LOG_STR("max_requests_from", act.capacity.max_requests_source),
                   KP_LOG_INT("max_connections", (long long)sopts.max_connections),

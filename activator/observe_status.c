@@ -199,7 +199,7 @@ void act_observe_render_status(act_t *act, kp_strbuf_t *sb)
                      "\"rejected\":%llu,\"max_connections\":%zu,\"connections\":%zu,"
                      "\"max_requests_from\":",
                      cap->max_requests, cap->active_requests, (unsigned long long)cap->rejected,
-                     act->server.opts.max_connections, act->server.n_conns);
+                     cap->clients.max_connections, cap->clients.n_conns);
     json_str(sb, cap->max_requests_source);
     kp_strbuf_printf(sb,
                      ",\"open_files_limit\":%llu,\"pods\":%zu,\"pod_connections\":%zu,"

@@ -142,9 +142,7 @@ int act_revisions_apply(act_t *act, kp_activator_config_t *cfg)
 /* Each pod takes descriptors of its own: fewer are left for clients. */
 static void count_pods(act_t *act, int delta)
 {
-    act->capacity.pods += (size_t)delta;
-    if (act->capacity.bounds_server)
-        act->server.opts.max_connections = act_capacity_connections(&act->capacity);
+    act_capacity_add_pods(&act->capacity, delta);
 }
 
 static void *on_pod_added(void *rev_ctx, const act_pod_info_t *info)

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "base/env.h"
+#include "grpc_health.h"
 
 /* Go's json decoding leaves a field at its zero value for both an absent
  * key and a JSON null; we do the same. */
@@ -210,6 +211,57 @@ static int ps_http(const cJSON *h, kp_probe_spec_t *spec, char *err, size_t errl
     return 0;
 }
 
+static int ps_timing(const cJSON *root, kp_probe_spec_t *spec, char *err, size_t errlen)
+{
+    if (ps_int(root, "periodSeconds", &spec->period_seconds, err, errlen) < 0 ||
+        ps_int(root, "timeoutSeconds", &spec->timeout_seconds, err, errlen) < 0 ||
+        ps_int(root, "successThreshold", &spec->success_threshold, err, errlen) < 0 ||
+        ps_int(root, "failureThreshold", &spec->failure_threshold, err, errlen) < 0)
+        return -1;
+    /* Kubernetes' API defaults, which the JSON may omit. */
+    if (spec->timeout_seconds == 0)
+        spec->timeout_seconds = 1;
+    if (spec->success_threshold == 0)
+        spec->success_threshold = 1;
+    if (spec->failure_threshold == 0)
+        spec->failure_threshold = 3;
+    return 0;
+}
+
+/* core/v1 GRPCAction: port (a number), service (optional). Knative's
+ * prober dials 127.0.0.1 (the probe has no host). */
+static int ps_grpc(const cJSON *g, int default_port, kp_probe_spec_t *spec, char *err,
+                   size_t errlen)
+{
+    if (!cJSON_IsObject(g)) {
+        kp_errf(err, errlen, "grpc: expected an object");
+        return -1;
+    }
+    spec->kind = KP_PROBE_GRPC;
+    snprintf(spec->host, sizeof spec->host, "127.0.0.1");
+    if (ps_port(g, default_port, &spec->port, err, errlen) < 0)
+        return -1;
+    const cJSON *svc = ps_field(g, "service");
+    const char *name = "";
+    if (svc && !cJSON_IsNull(svc)) {
+        if (!cJSON_IsString(svc)) {
+            kp_errf(err, errlen, "grpc.service: expected a string");
+            return -1;
+        }
+        name = svc->valuestring;
+    }
+    if (strlen(name) > KP_GRPC_HEALTH_MAX_SERVICE || ps_has_ctl(name, 1)) {
+        kp_errf(err, errlen,
+                "grpc.service: expected a service name of at most %d printable characters",
+                KP_GRPC_HEALTH_MAX_SERVICE);
+        return -1;
+    }
+    spec->grpc_service = strdup(name);
+    if (!spec->grpc_service)
+        abort();
+    return 0;
+}
+
 static int ps_probe(const cJSON *root, int default_port, kp_probe_spec_t *spec, char *err,
                     size_t errlen)
 {
@@ -228,18 +280,23 @@ static int ps_probe(const cJSON *root, int default_port, kp_probe_spec_t *spec, 
                 "into a tcpSocket probe on the user port); expected httpGet or tcpSocket");
         return -1;
     }
-    if (ps_field(root, "grpc")) {
-        kp_errf(err, errlen,
-                "grpc probes are not supported by this queue-proxy; expected httpGet or "
-                "tcpSocket");
+    const cJSON *grpc = ps_field(root, "grpc");
+    if (grpc && (http || tcp)) {
+        kp_errf(err, errlen, "grpc and %s are both set; expected exactly one",
+                http ? "httpGet" : "tcpSocket");
         return -1;
+    }
+    if (grpc) {
+        if (ps_grpc(grpc, default_port, spec, err, errlen) < 0)
+            return -1;
+        return ps_timing(root, spec, err, errlen);
     }
     if (http && tcp) {
         kp_errf(err, errlen, "both httpGet and tcpSocket are set; expected exactly one");
         return -1;
     }
     if (!http && !tcp) {
-        kp_errf(err, errlen, "no handler; expected httpGet or tcpSocket");
+        kp_errf(err, errlen, "no handler; expected httpGet, tcpSocket or grpc");
         return -1;
     }
     const cJSON *h = http ? http : tcp;
@@ -254,19 +311,7 @@ static int ps_probe(const cJSON *root, int default_port, kp_probe_spec_t *spec, 
     if (http && ps_http(h, spec, err, errlen) < 0)
         return -1;
 
-    if (ps_int(root, "periodSeconds", &spec->period_seconds, err, errlen) < 0 ||
-        ps_int(root, "timeoutSeconds", &spec->timeout_seconds, err, errlen) < 0 ||
-        ps_int(root, "successThreshold", &spec->success_threshold, err, errlen) < 0 ||
-        ps_int(root, "failureThreshold", &spec->failure_threshold, err, errlen) < 0)
-        return -1;
-    /* Kubernetes' API defaults, which the JSON may omit. */
-    if (spec->timeout_seconds == 0)
-        spec->timeout_seconds = 1;
-    if (spec->success_threshold == 0)
-        spec->success_threshold = 1;
-    if (spec->failure_threshold == 0)
-        spec->failure_threshold = 3;
-    return 0;
+    return ps_timing(root, spec, err, errlen);
 }
 
 int kp_probe_spec_parse(const char *json, int default_port, kp_probe_spec_t *out, char *err,
@@ -311,5 +356,6 @@ void kp_probe_spec_free(kp_probe_spec_t *spec)
     }
     free(spec->headers);
     free(spec->path);
+    free(spec->grpc_service);
     memset(spec, 0, sizeof *spec);
 }

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-typedef enum { KP_PROBE_NONE, KP_PROBE_TCP, KP_PROBE_HTTP } kp_probe_kind_t;
+typedef enum { KP_PROBE_NONE, KP_PROBE_TCP, KP_PROBE_HTTP, KP_PROBE_GRPC } kp_probe_kind_t;
 
 typedef struct kp_probe_header {
     char *name;
@@ -23,6 +23,9 @@ typedef struct kp_probe_spec {
     char *path; /* always starts with '/' */
     kp_probe_header_t *headers;
     size_t n_headers;
+    /* grpc only: the service asked about (grpc.health.v1), "" for the
+     * server as a whole; the host is always 127.0.0.1, as Knative's. */
+    char *grpc_service;
     /* 0 = Knative's "aggressive" mode (see readiness.h). */
     int period_seconds;
     /* Per-attempt timeout when period_seconds > 0; Kubernetes' default 1
@@ -35,7 +38,7 @@ typedef struct kp_probe_spec {
 /* Parses SERVING_READINESS_PROBE into *out (overwritten). Empty or NULL
  * json: kind NONE. A port absent or 0 becomes default_port (the user port,
  * as Knative's reconciler sets it). Returns 0, or -1 with a message in err
- * (not prefixed with the variable's name) for: invalid JSON, exec, grpc and
+ * (not prefixed with the variable's name) for: invalid JSON, exec and
  * HTTPS probes, no or several handlers, bad numbers, named ports, a host
  * that is neither an IP address nor "localhost". *out is then kind NONE. */
 int kp_probe_spec_parse(const char *json, int default_port, kp_probe_spec_t *out, char *err,

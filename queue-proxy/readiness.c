@@ -11,6 +11,7 @@
 
 #include "base/log.h"
 #include "base/strbuf.h"
+#include "grpc_health.h"
 #include "http/h2_upstream.h"
 #include "http/h2_upstream_request.h"
 
@@ -31,7 +32,7 @@ typedef enum {
     RD_CONNECTING, /* the timer is the attempt's timeout */
     RD_AWAIT_STATUS,
     RD_CLOSING, /* result known; waiting for the socket's close callback */
-    RD_H2_GET,  /* the app upgrades to h2c: the GET goes over h2c (no socket here) */
+    RD_H2_GET,  /* the GET over h2c, or the gRPC health check (no socket here) */
 } rd_state_t;
 
 struct kp_readiness {
@@ -39,7 +40,7 @@ struct kp_readiness {
     kp_probe_kind_t kind;
     struct sockaddr_storage addr;
     char target[80]; /* host:port, for messages */
-    char *request;   /* the whole HTTP probe request, built once */
+    char *request;   /* the whole HTTP probe request (gRPC: the request body), built once */
     size_t request_len;
     /* ENABLE_HTTP2_AUTO_DETECTION (Knative's NewProbeWithHTTP2AutoDetection):
      * each attempt first asks OPTIONS with Upgrade: h2c; 101 + Upgrade: h2c
@@ -48,7 +49,8 @@ struct kp_readiness {
     int upgrade_seen; /* this attempt's OPTIONS got 101 + Upgrade: h2c */
     kp_h2c_pool_t *h2_pool;
     kp_h2c_stream_t *h2_stream;
-    kp_h2c_request_head_t h2_get; /* the h2c GET's header list, built once */
+    kp_h2c_request_head_t h2_get; /* the h2c GET's (or gRPC POST's) header list, built once */
+    int grpc_status;              /* the gRPC call's grpc-status, -1 until it came */
     int aggressive;
     uint64_t attempt_timeout_ms;
     uint64_t poll_timeout_ms;
@@ -73,7 +75,7 @@ struct kp_readiness {
     uint64_t attempt_start;
     char rbuf[512];
     size_t rlen;
-    char last_error[160];
+    char last_error[200];
 
     int closing;
     int open_handles; /* freed when the last one's close callback runs */
@@ -146,7 +148,10 @@ static void rd_set_ready(kp_readiness_t *r, int ready)
     r->ready = ready;
     if (ready)
         kp_log(KP_LOG_INFO, "app is ready (%s probe to %s)",
-               r->kind == KP_PROBE_HTTP ? "http" : "tcp", r->target);
+               r->kind == KP_PROBE_HTTP   ? "http"
+               : r->kind == KP_PROBE_GRPC ? "grpc"
+                                          : "tcp",
+               r->target);
     else
         kp_log(KP_LOG_WARN, "app is not ready: %s", r->last_error);
 }
@@ -350,7 +355,10 @@ static void rd_h2_end(kp_readiness_t *r, int ok, const char *why)
     }
     r->state = RD_IDLE;
     r->result = ok;
-    if (!ok)
+    if (!ok && r->kind == KP_PROBE_GRPC)
+        snprintf(r->last_error, sizeof r->last_error, "gRPC health check %s: %.96s", r->target,
+                 why);
+    else if (!ok)
         snprintf(r->last_error, sizeof r->last_error, "GET %s over h2c: %.64s", r->target, why);
     rd_apply(r, ok);
 }
@@ -363,19 +371,88 @@ static void rd_h2_on_connected(void *ctx, int status)
         rd_h2_end(r, 0, uv_strerror(status));
         return;
     }
-    if (kp_h2c_stream_submit(r->h2_stream, r->h2_get.nv, r->h2_get.n, 0) != 0) {
+    int grpc = r->kind == KP_PROBE_GRPC;
+    if (kp_h2c_stream_submit(r->h2_stream, r->h2_get.nv, r->h2_get.n, grpc) != 0) {
         r->h2_stream = NULL;
         rd_h2_end(r, 0, "the connection took no new stream");
+        return;
     }
+    if (grpc) {
+        kp_h2c_stream_write(r->h2_stream, r->request, r->request_len);
+        kp_h2c_stream_end(r->h2_stream, NULL, 0);
+    }
+}
+
+/* grpc-status among fields (a Trailers-Only response's head, or the
+ * trailers): its value, or -1 when absent. */
+static int rd_grpc_status_of(const kp_http_header_t *hs, size_t n)
+{
+    const kp_http_header_t *h = kp_http_header_find(hs, n, "grpc-status");
+    if (!h || h->value_len == 0 || h->value_len > 4)
+        return h ? 99 : -1;
+    int v = 0;
+    for (size_t i = 0; i < h->value_len; i++) {
+        if (h->value[i] < '0' || h->value[i] > '9')
+            return 99;
+        v = v * 10 + (h->value[i] - '0');
+    }
+    return v;
 }
 
 static void rd_h2_on_head(void *ctx, const kp_upstream_response_t *resp)
 {
     kp_readiness_t *r = ctx;
     char why[64];
+    if (r->kind == KP_PROBE_GRPC) {
+        if (resp->status == 200) { /* the answer is in the body and the trailers */
+            r->grpc_status = rd_grpc_status_of(resp->headers, resp->n_headers);
+            return;
+        }
+        snprintf(why, sizeof why, "HTTP status %d (a gRPC answer is 200)", resp->status);
+        rd_h2_end(r, 0, why);
+        return;
+    }
     snprintf(why, sizeof why, "HTTP probe did not respond Ready, got status code: %d",
              resp->status);
     rd_h2_end(r, resp->status >= 200 && resp->status < 400, why);
+}
+
+static void rd_h2_on_body(void *ctx, const char *data, size_t len)
+{
+    kp_readiness_t *r = ctx;
+    if (len > sizeof r->rbuf - r->rlen) {
+        rd_h2_end(r, 0, "a response larger than a HealthCheckResponse");
+        return;
+    }
+    memcpy(r->rbuf + r->rlen, data, len);
+    r->rlen += len;
+}
+
+static void rd_h2_on_trailers(void *ctx, const kp_http_header_t *hs, size_t n)
+{
+    kp_readiness_t *r = ctx;
+    int status = rd_grpc_status_of(hs, n);
+    if (status >= 0)
+        r->grpc_status = status;
+}
+
+/* Knative's GRPCProbe (the kubelet's too): ready when the call succeeds
+ * and the answer is SERVING. */
+static void rd_h2_on_end(void *ctx)
+{
+    kp_readiness_t *r = ctx;
+    kp_h2c_stream_done(r->h2_stream);
+    r->h2_stream = NULL;
+    char why[96];
+    int status = kp_grpc_health_status((const unsigned char *)r->rbuf, r->rlen);
+    if (r->grpc_status != 0)
+        snprintf(why, sizeof why, "the call failed, grpc-status %d%s", r->grpc_status,
+                 r->grpc_status == 12 ? " (UNIMPLEMENTED: no grpc.health.v1.Health service)" : "");
+    else if (status < 0)
+        snprintf(why, sizeof why, "a response that is not a HealthCheckResponse");
+    else
+        snprintf(why, sizeof why, "service not serving (status %d)", status);
+    rd_h2_end(r, r->grpc_status == 0 && status == KP_GRPC_HEALTH_SERVING, why);
 }
 
 static void rd_h2_on_error(void *ctx, int err, int response_started)
@@ -388,6 +465,9 @@ static void rd_h2_on_error(void *ctx, int err, int response_started)
 static const kp_h2c_ops_t rd_h2_ops = {
     .on_connected = rd_h2_on_connected,
     .on_response_head = rd_h2_on_head,
+    .on_body = rd_h2_on_body,
+    .on_trailers = rd_h2_on_trailers,
+    .on_response_end = rd_h2_on_end,
     .on_error = rd_h2_on_error,
 };
 
@@ -501,6 +581,11 @@ static void rd_start_attempt(kp_readiness_t *r)
     r->rlen = 0;
     r->result = 0;
     r->upgrade_seen = 0;
+    r->grpc_status = -1;
+    if (r->kind == KP_PROBE_GRPC) {
+        rd_h2_start(r);
+        return;
+    }
     /* Without an address family uv_tcp_init creates no socket and cannot
      * fail; socket errors (EMFILE...) come from uv_tcp_connect below. */
     if (uv_tcp_init(r->loop, &r->tcp) != 0)
@@ -547,6 +632,21 @@ static void rd_build_request(kp_readiness_t *r, const kp_probe_spec_t *spec)
     r->request = kp_strbuf_detach(&sb, &r->request_len);
 }
 
+static int rd_build_h2_get(kp_readiness_t *r, const kp_probe_spec_t *spec, const char *host);
+
+/* The gRPC health check: a POST of one HealthCheckRequest over h2c, on a
+ * connection kept for the next attempt. */
+static int rd_build_grpc_check(kp_readiness_t *r, const kp_probe_spec_t *spec)
+{
+    r->request = malloc(KP_GRPC_HEALTH_MAX_SERVICE + 8);
+    int len = r->request ? kp_grpc_health_request(spec->grpc_service, r->request) : -1;
+    if (len < 0)
+        return -1;
+    r->request_len = (size_t)len;
+    r->h2_pool = kp_h2c_pool_new(r->loop, (struct sockaddr *)&r->addr, 1);
+    return r->h2_pool ? rd_build_h2_get(r, spec, r->target) : -1;
+}
+
 kp_readiness_t *kp_readiness_new(uv_loop_t *loop, const kp_probe_spec_t *spec)
 {
     kp_readiness_t *r = calloc(1, sizeof *r);
@@ -581,6 +681,8 @@ kp_readiness_t *kp_readiness_new(uv_loop_t *loop, const kp_probe_spec_t *spec)
     snprintf(r->last_error, sizeof r->last_error, "not probed yet");
     if (r->kind == KP_PROBE_HTTP)
         rd_build_request(r, spec);
+    if (r->kind == KP_PROBE_GRPC && rd_build_grpc_check(r, spec) != 0)
+        abort(); /* out of memory at start */
     return r;
 }
 
@@ -699,9 +801,16 @@ static int rd_build_h2_get(kp_readiness_t *r, const kp_probe_spec_t *spec, const
             hs[n++] = (kp_http_header_t){spec->headers[i].name, strlen(spec->headers[i].name),
                                          spec->headers[i].value, strlen(spec->headers[i].value)};
     }
-    const char *path = spec->path ? spec->path : "/";
+    int grpc = spec->kind == KP_PROBE_GRPC;
+    if (grpc) {
+        n = 0; /* the probe's own fields are httpGet's alone */
+        hs[n++] = (kp_http_header_t){"content-type", 12, "application/grpc", 16};
+        hs[n++] = (kp_http_header_t){"te", 2, "trailers", 8};
+        hs[n++] = (kp_http_header_t){"user-agent", 10, "Knative-Queue-Proxy-Probe", 25};
+    }
+    const char *path = grpc ? KP_GRPC_HEALTH_PATH : spec->path ? spec->path : "/";
     kp_http_request_t req = {
-        .method = "GET",
+        .method = grpc ? "POST" : "GET",
         .url = path,
         .url_len = strlen(path),
         .host = host,

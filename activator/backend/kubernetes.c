@@ -20,6 +20,7 @@
 #define KNATIVE_METRICS_PORT 9090
 #define KNATIVE_ADMIN_PORT 8022
 #define KNATIVE_SERVING_PORT 8012
+#define KNATIVE_SERVING_H2C_PORT 8013 /* an h2c revision's queue-proxy */
 
 typedef struct kube_backend kube_backend_t;
 
@@ -235,6 +236,19 @@ static void pod_report_added(act_backend_revision_t *rev, kube_pod_t *p)
     p->handle = rev->b->events->pod_added(rev->rev_ctx, &info);
 }
 
+/* The queue-proxy port as Knative's activator picks it: the endpoint port
+ * named for the revision's protocol ("http2" for an h2c revision, whose
+ * queue-proxy serves on 8013; "http" otherwise), knative/serving
+ * pkg/activator/net/throttler.go and helpers.go endpointsToDests. */
+static int serving_port(const kp_revision_spec_t *spec, const kp_kube_endpoint_t *ep)
+{
+    if (spec->h2c && ep->h2c_port > 0)
+        return ep->h2c_port;
+    if (ep->port > 0)
+        return ep->port;
+    return spec->h2c ? KNATIVE_SERVING_H2C_PORT : KNATIVE_SERVING_PORT;
+}
+
 /* The same order as the watch's set (kp_kube_watch_endpoints). */
 static int pod_vs_endpoint(const kube_pod_t *p, const kp_kube_endpoint_t *ep)
 {
@@ -264,7 +278,7 @@ static void on_endpoints(void *ctx, const kp_kube_endpoint_t *eps, size_t n)
             was = &rev->pods[old++];
         kube_pod_t *p = &now[kept++];
         memset(p, 0, sizeof *p);
-        int port = ep->port > 0 ? ep->port : KNATIVE_SERVING_PORT;
+        int port = serving_port(rev->spec, ep);
         if (ep->pod[0])
             snprintf(p->id, sizeof p->id, "%s", ep->pod);
         else

@@ -53,6 +53,7 @@ void kp_http_server_opts_default(kp_http_server_opts_t *o)
     o->max_connections = (size_t)env_positive("KP_HTTP_MAX_CONNECTIONS", 20000);
     o->stall_timeout_ms = (uint64_t)env_positive("KP_HTTP_STALL_TIMEOUT_MS", 60000);
     o->reuse_port = 0;
+    o->budget = NULL;
 }
 
 /* --- llhttp callbacks --- */
@@ -252,6 +253,8 @@ static void on_handle_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     s->n_conns--;
+    if (s->opts.budget)
+        s->opts.budget->n_conns--;
     kp_http_head_free(&c->head);
     kp_conn_drop_read_buffer(c);
     free(c);
@@ -849,6 +852,8 @@ kp_http_conn_t *kp_http_conn_new(kp_http_server_t *s)
         s->conns->prev = c;
     s->conns = c;
     s->n_conns++;
+    if (s->opts.budget)
+        s->opts.budget->n_conns++;
     if (s->n_conns > s->peak_conns)
         s->peak_conns = s->n_conns;
     kp_http_head_init(&c->head);
@@ -861,7 +866,8 @@ kp_http_conn_t *kp_http_conn_new(kp_http_server_t *s)
 void kp_http_conn_accepted(kp_http_conn_t *c)
 {
     kp_http_server_t *s = c->server;
-    if (s->n_conns > s->opts.max_connections) {
+    const kp_http_conn_budget_t *b = s->opts.budget;
+    if (b ? b->n_conns > b->max_connections : s->n_conns > s->opts.max_connections) {
         /* Refusing cleanly: the client sees its connection closed at once
          * instead of hanging in an accept queue. */
         kp_conn_close(c);

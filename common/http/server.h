@@ -69,6 +69,14 @@ typedef struct kp_http_request_ops {
 
 typedef void (*kp_http_request_cb)(kp_http_request_t *req, void *server_ctx);
 
+/* One bound on the connections of several listeners together (a program
+ * with two traffic ports has one descriptor and memory budget for both).
+ * Owned by the caller, outliving every server that points at it. */
+typedef struct kp_http_conn_budget {
+    size_t max_connections; /* over it: refuse, whichever listener took it */
+    size_t n_conns;         /* open on every server sharing the budget */
+} kp_http_conn_budget_t;
+
 typedef struct kp_http_server_opts {
     uint64_t header_timeout_ms;    /* time to receive a whole request head */
     uint64_t keepalive_timeout_ms; /* idle time between requests */
@@ -82,6 +90,10 @@ typedef struct kp_http_server_opts {
      * kernel already queued on this listener: closing a listener resets
      * them, they are not handed to the others. */
     int reuse_port;
+    /* NULL: max_connections bounds this server alone. Otherwise the
+     * budget's bound holds for every server given the same budget, and
+     * max_connections is unused. */
+    kp_http_conn_budget_t *budget;
 } kp_http_server_opts_t;
 
 struct kp_http_server {

@@ -60,8 +60,15 @@ typedef struct kp_kube_endpoint {
     char ip[64];
     int ready;     /* conditions.ready (absent counts as ready, as the API says) */
     char pod[128]; /* targetRef.name, or "" */
-    int port;      /* the slice's ports[0].port, or 0 */
+    int port;      /* the slice's port named "http", else its ports[0].port, or 0 */
+    int h2c_port;  /* the slice's port named "http2", or 0 */
 } kp_kube_endpoint_t;
+
+/* Knative's port names (knative.dev/networking pkg/apis/networking
+ * ServicePortNameHTTP1, ServicePortNameH2C): a revision's private Service
+ * names its queue-proxy port by the revision's protocol. */
+#define KP_KUBE_PORT_NAME_HTTP "http"
+#define KP_KUBE_PORT_NAME_H2C "http2"
 
 /* The whole current set of addresses of the service (all its slices
  * merged), each time it changes: sorted by ip (strcmp), then port, each

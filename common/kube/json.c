@@ -164,12 +164,29 @@ int kp_kube_slice_parse(const cJSON *obj, kp_kube_slice_t *s)
         return -1;
     copy_str(s->name, sizeof(s->name), name);
 
-    int port = 0;
+    /* A Service with several ports has them all on each slice, in no
+     * order the API promises: the serving ports are found by name. */
+    int port = 0, first = 0, h2c_port = 0;
     const cJSON *ports = cJSON_GetObjectItemCaseSensitive(obj, "ports");
-    const cJSON *p0 = cJSON_IsArray(ports) ? cJSON_GetArrayItem(ports, 0) : NULL;
-    const cJSON *pnum = p0 ? cJSON_GetObjectItemCaseSensitive(p0, "port") : NULL;
-    if (cJSON_IsNumber(pnum))
-        port = pnum->valueint;
+    if (!cJSON_IsArray(ports))
+        ports = NULL;
+    const cJSON *pe;
+    int index = 0;
+    cJSON_ArrayForEach(pe, ports)
+    {
+        const cJSON *pnum = cJSON_GetObjectItemCaseSensitive(pe, "port");
+        if (index++ == 0 && cJSON_IsNumber(pnum))
+            first = pnum->valueint;
+        if (!cJSON_IsNumber(pnum))
+            continue;
+        const char *pname = json_str(pe, "name");
+        if (pname && strcmp(pname, KP_KUBE_PORT_NAME_HTTP) == 0)
+            port = pnum->valueint;
+        else if (pname && strcmp(pname, KP_KUBE_PORT_NAME_H2C) == 0)
+            h2c_port = pnum->valueint;
+    }
+    if (!port)
+        port = first;
 
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(obj, "endpoints");
     int count = cJSON_IsArray(eps) ? cJSON_GetArraySize(eps) : 0;
@@ -188,6 +205,7 @@ int kp_kube_slice_parse(const cJSON *obj, kp_kube_slice_t *s)
         kp_kube_endpoint_t *e = &s->eps[s->n++];
         copy_str(e->ip, sizeof(e->ip), a0->valuestring);
         e->port = port;
+        e->h2c_port = h2c_port;
         /* EndpointConditions: "nil should be interpreted as true". */
         const cJSON *cond = cJSON_GetObjectItemCaseSensitive(ep, "conditions");
         const cJSON *ready = cJSON_GetObjectItemCaseSensitive(cond, "ready");

@@ -50,6 +50,9 @@ import urllib.parse
 import kp
 
 QUEUE_PORT = 8012
+# An h2c revision's queue-proxy serves on 8013, its Service port named
+# "http2" (Knative's makeQueueContainer and MakePrivateService).
+QUEUE_H2C_PORT = 8013
 ADMIN_PORT = 8022
 METRICS_PORT = 9090
 USER_METRICS_PORT = 9091
@@ -172,8 +175,9 @@ class SimPod:
 
     @property
     def port(self):
-        """The queue-proxy's serving port (8012 in standard mode)."""
-        return self.ports["http"]
+        """The queue-proxy's serving port (8012 in standard mode, 8013 for
+        an h2c revision)."""
+        return self.ports["http2"] if "http2" in self.ports else self.ports["http"]
 
     @property
     def metrics_port(self):
@@ -267,9 +271,12 @@ class KubeletSim:
 
     # ------------------------------------------------------------ config
     def configure(self, revision, namespace="default", app_env=None, qp_env=None,
-                  container_concurrency=0, service=None, configuration=None, app_argv=None):
+                  container_concurrency=0, service=None, configuration=None, app_argv=None,
+                  h2c=False):
         """Per-revision settings: app_env (e.g. {"TARGET": "Go Sample v1"},
-        STARTUP_DELAY_MS), extra/overriding queue-proxy env, Knative names."""
+        STARTUP_DELAY_MS), extra/overriding queue-proxy env, Knative names;
+        h2c: the revision's port is named h2c (its queue-proxy port is
+        "http2", 8013 in standard mode)."""
         if configuration is None:
             parts = revision.rsplit("-", 1)
             configuration = parts[0] if len(parts) == 2 and parts[1].isdigit() else revision
@@ -278,7 +285,7 @@ class KubeletSim:
                 "app_env": dict(app_env or {}), "qp_env": dict(qp_env or {}),
                 "cc": container_concurrency, "configuration": configuration,
                 "service": configuration if service is None else service,
-                "app_argv": app_argv}
+                "app_argv": app_argv, "h2c": h2c}
 
     def _cfg(self, ns, revision):
         with self._lock:
@@ -341,7 +348,8 @@ class KubeletSim:
             ip = "127.0.0.%d" % n
             # Another run on this machine may hold the address's ports.
             if ip not in self._ips_in_use and (self.port_mode != "standard" or all(
-                    _can_bind(ip, port) for port in (QUEUE_PORT, ADMIN_PORT, METRICS_PORT))):
+                    _can_bind(ip, port)
+                    for port in (QUEUE_PORT, QUEUE_H2C_PORT, ADMIN_PORT, METRICS_PORT))):
                 self._ips_in_use.add(ip)
                 return ip
         raise RuntimeError("no free loopback address")
@@ -360,6 +368,10 @@ class KubeletSim:
                          "http-autometric": kp.free_port(),
                          "http-usermetric": kp.free_port()}
             tls_port = kp.free_port()
+        if cfg["h2c"]:
+            pod.ports["http2"] = QUEUE_H2C_PORT if self.port_mode == "standard" \
+                else kp.free_port()
+            del pod.ports["http"]
         pod.user_port = self.app_port if _can_bind(ip, self.app_port) else kp.free_port()
         app_env = {"PORT": pod.user_port, "HOST": ip, "K_REVISION": revision,
                    "K_CONFIGURATION": cfg["configuration"], "K_SERVICE": cfg["service"]}
@@ -367,7 +379,7 @@ class KubeletSim:
         qp_env = kp.knative_env(
             SERVING_NAMESPACE=ns, SERVING_CONFIGURATION=cfg["configuration"],
             SERVING_REVISION=revision, SERVING_POD=name, SERVING_POD_IP=ip,
-            SERVING_SERVICE=cfg["service"], QUEUE_SERVING_PORT=pod.ports["http"],
+            SERVING_SERVICE=cfg["service"], QUEUE_SERVING_PORT=pod.port,
             QUEUE_SERVING_TLS_PORT=tls_port, USER_PORT=pod.user_port,
             CONTAINER_CONCURRENCY=str(cfg["cc"]), KP_USER_HOST=ip, KP_LISTEN_HOST=ip,
             KP_ADMIN_PORT=pod.ports["http-queueadm"],

@@ -55,6 +55,27 @@ static void pods_leave_fewer_files_for_clients(void **state)
     assert_false(act_capacity_files_short(&c, 1000000, 1000000));
 }
 
+/* The clients' bound (shared by every traffic listener) follows the pods
+ * as they come and go, unless it was set by hand. */
+static void the_clients_bound_follows_the_pods(void **state)
+{
+    act_capacity_t c;
+    act_capacity_init(&c, 0, limit_of(128 * MIB), 1000);
+    c.bounds_server = 1;
+    c.clients.max_connections = act_capacity_connections(&c);
+    assert_int_equal(c.clients.max_connections, 1000 - 256);
+    act_capacity_add_pods(&c, 3);
+    assert_int_equal(c.pods, 3);
+    assert_int_equal(c.clients.max_connections, 1000 - 256 - 3 * ACT_FILES_PER_POD);
+    act_capacity_add_pods(&c, -2);
+    assert_int_equal(c.clients.max_connections, 1000 - 256 - 1 * ACT_FILES_PER_POD);
+    c.bounds_server = 0; /* KP_HTTP_MAX_CONNECTIONS set: kept as given */
+    c.clients.max_connections = 50;
+    act_capacity_add_pods(&c, 5);
+    assert_int_equal(c.pods, 6);
+    assert_int_equal(c.clients.max_connections, 50);
+}
+
 static void a_tiny_limit_still_serves(void **state)
 {
     act_capacity_t c;
@@ -82,6 +103,7 @@ int main(void)
         cmocka_unit_test(three_quarters_of_memory_go_to_connections),
         cmocka_unit_test(open_files_bound_the_connections),
         cmocka_unit_test(pods_leave_fewer_files_for_clients),
+        cmocka_unit_test(the_clients_bound_follows_the_pods),
         cmocka_unit_test(a_tiny_limit_still_serves),
         cmocka_unit_test(max_requests_flag_wins_and_leaves_connections_to_refuse_on),
     };

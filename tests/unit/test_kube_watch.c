@@ -206,6 +206,29 @@ static void slice_parse_ready_absent_counts_as_ready(void **state)
     kp_kube_slice_free(&noport);
 }
 
+/* A revision's private Service has several ports (Knative's
+ * MakePrivateService): the serving ones are found by name, wherever they
+ * stand in the list. */
+static void slice_ports_are_found_by_name(void **state)
+{
+    kp_kube_slice_t s = slice_from("{\"metadata\":{\"name\":\"r-private-x\"},\"ports\":["
+                                   "{\"name\":\"http-autometric\",\"port\":9090},"
+                                   "{\"name\":\"http-queueadm\",\"port\":8022},"
+                                   "{\"name\":\"http2\",\"port\":8013},"
+                                   "{\"name\":\"http\",\"port\":8012}],"
+                                   "\"endpoints\":[{\"addresses\":[\"10.1.0.5\"]}]}");
+    assert_int_equal(s.eps[0].port, 8012);
+    assert_int_equal(s.eps[0].h2c_port, 8013);
+    kp_kube_slice_free(&s);
+    kp_kube_slice_t h2c = slice_from("{\"metadata\":{\"name\":\"r-private-y\"},\"ports\":["
+                                     "{\"name\":\"http-autometric\",\"port\":9090},"
+                                     "{\"name\":\"http2\",\"port\":8013}],"
+                                     "\"endpoints\":[{\"addresses\":[\"10.1.0.6\"]}]}");
+    assert_int_equal(h2c.eps[0].h2c_port, 8013);
+    assert_int_equal(h2c.eps[0].port, 9090); /* no "http": the first, as before */
+    kp_kube_slice_free(&h2c);
+}
+
 static void merge_across_slices_with_replace_and_delete(void **state)
 {
     kp_kube_slices_t set = {0};
@@ -320,6 +343,7 @@ int main(void)
         cmocka_unit_test(status_message_of_a_non_status_body_is_its_first_line),
         cmocka_unit_test(rbac_rule_names_verb_resource_group_namespace),
         cmocka_unit_test(slice_parse_ready_absent_counts_as_ready),
+        cmocka_unit_test(slice_ports_are_found_by_name),
         cmocka_unit_test(merge_across_slices_with_replace_and_delete),
         cmocka_unit_test(merge_with_an_empty_slice),
         cmocka_unit_test(list_replaces_the_set_and_gives_its_rv),

@@ -95,11 +95,34 @@ static void defaults_host_port_and_path(void **state)
     kp_probe_spec_free(&s);
 }
 
-static void exec_grpc_and_https_are_refused(void **state)
+/* core/v1 GRPCAction, as Knative passes it on (port 0: the user port). */
+static void grpc_probe_with_and_without_a_service(void **state)
+{
+    kp_probe_spec_t s = parse_ok("{\"grpc\":{\"port\":9000,\"service\":\"kp.Echo\"},"
+                                 "\"periodSeconds\":2,\"failureThreshold\":4}");
+    assert_int_equal(s.kind, KP_PROBE_GRPC);
+    assert_int_equal(s.port, 9000);
+    assert_string_equal(s.host, "127.0.0.1");
+    assert_string_equal(s.grpc_service, "kp.Echo");
+    assert_int_equal(s.period_seconds, 2);
+    assert_int_equal(s.timeout_seconds, 1);
+    assert_int_equal(s.failure_threshold, 4);
+    kp_probe_spec_free(&s);
+    s = parse_ok("{\"grpc\":{\"port\":0,\"service\":null}}");
+    assert_int_equal(s.port, 8080);
+    assert_string_equal(s.grpc_service, "");
+    kp_probe_spec_free(&s);
+    expect_error("{\"grpc\":{\"port\":9000},\"httpGet\":{\"port\":9000}}",
+                 "grpc and httpGet are both set");
+    expect_error("{\"grpc\":{\"port\":9000,\"service\":1}}", "grpc.service: expected a string");
+    expect_error("{\"grpc\":{\"port\":\"grpc\"}}", "named port");
+    expect_error("{\"grpc\":7}", "grpc: expected an object");
+}
+
+static void exec_and_https_are_refused(void **state)
 {
     expect_error("{\"exec\":{\"command\":[\"true\"]}}",
                  "exec probes are not run by the queue-proxy");
-    expect_error("{\"grpc\":{\"port\":9000}}", "grpc probes are not supported");
     expect_error("{\"httpGet\":{\"port\":8080,\"scheme\":\"HTTPS\"}}",
                  "HTTPS probes are not supported");
     expect_error("{\"httpGet\":{\"port\":8080,\"scheme\":\"FTP\"}}", "unknown scheme");
@@ -135,7 +158,8 @@ int main(void)
         cmocka_unit_test(tcp_probe_as_knative_sends_it),
         cmocka_unit_test(http_probe_with_headers_and_thresholds),
         cmocka_unit_test(defaults_host_port_and_path),
-        cmocka_unit_test(exec_grpc_and_https_are_refused),
+        cmocka_unit_test(grpc_probe_with_and_without_a_service),
+        cmocka_unit_test(exec_and_https_are_refused),
         cmocka_unit_test(malformed_probes_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
