@@ -158,6 +158,15 @@ int kp_kube_track(kp_kube_t *k, void *obj, void (*stop)(void *obj))
     return 0;
 }
 
+void *kp_kube_tracked_find(kp_kube_t *k, void (*stop)(void *obj),
+                           int (*match)(const void *obj, const void *key), const void *key)
+{
+    for (tracked_t *t = k->tracked; t; t = t->next)
+        if (t->stop == stop && match(t->obj, key))
+            return t->obj;
+    return NULL;
+}
+
 void kp_kube_untrack(kp_kube_t *k, void *obj)
 {
     for (tracked_t **p = &k->tracked; *p; p = &(*p)->next) {

@@ -5,6 +5,8 @@
 #define KP_KUBE_INTERNAL_H
 
 #include "client.h"
+#include "informer.h"
+#include "object.h"
 
 #include <cJSON.h>
 
@@ -75,6 +77,11 @@ uint64_t kp_kube_backoff_jitter(kp_rng_t *r, unsigned attempt, uint64_t base_ms,
  * client is closing (or out of memory). */
 int kp_kube_track(kp_kube_t *k, void *obj, void (*stop)(void *obj));
 void kp_kube_untrack(kp_kube_t *k, void *obj);
+/* The tracked object registered with that stop function for which match
+ * says yes, or NULL: how objects shared per client (one EndpointSlice
+ * informer per namespace) find each other without a global. */
+void *kp_kube_tracked_find(kp_kube_t *k, void (*stop)(void *obj),
+                           int (*match)(const void *obj, const void *key), const void *key);
 
 /* --- JSON (json.c): pure, no I/O --- */
 
@@ -196,5 +203,94 @@ int kp_kube_microtime_parse(const char *s, double *t);
  * rv_len); else msg says what went wrong. */
 void kp_kube_scale_parse(int status, const char *body, size_t len, const char *err, int *replicas,
                          char *rv, size_t rv_len, char *msg, size_t msg_len);
+
+/* --- paths (path.c): pure --- */
+
+/* "/api/v1/namespaces/{ns}/{plural}[/{name}[/{sub}]]" for the core group,
+ * "/apis/{group}/{version}/namespaces/..." otherwise; name and sub may be
+ * NULL. -1 when it does not fit in out. */
+int kp_kube_object_path(const kp_kube_resource_t *res, const char *ns, const char *name,
+                        const char *sub, char *out, size_t out_len);
+/* Percent-encodes s for a query value (RFC 3986: all but unreserved).
+ * -1 when it does not fit. */
+int kp_kube_query_escape(const char *s, char *out, size_t out_len);
+/* "services.serving.knative.dev", "pods" (core): the name RBAC and the
+ * API's messages use. */
+void kp_kube_resource_name(const kp_kube_resource_t *res, char *out, size_t out_len);
+
+/* --- string-keyed hash table (map.c): pure --- */
+
+typedef struct kp_kube_map_entry {
+    char *key;
+    void *value;
+    uint32_t hash;
+    struct kp_kube_map_entry *next;
+} kp_kube_map_entry_t;
+
+/* Chained, power-of-two buckets grown at load 1: O(1) expected per
+ * operation whatever the number of keys. Start zeroed. */
+typedef struct kp_kube_map {
+    kp_kube_map_entry_t **buckets;
+    size_t n_buckets, n;
+} kp_kube_map_t;
+
+typedef struct kp_kube_map_iter {
+    size_t bucket;
+    kp_kube_map_entry_t *entry;
+} kp_kube_map_iter_t;
+
+void *kp_kube_map_get(const kp_kube_map_t *m, const char *key);
+/* Sets key (copied) to value, replacing any; 0, or -1 out of memory. */
+int kp_kube_map_put(kp_kube_map_t *m, const char *key, void *value);
+/* The value removed, or NULL. */
+void *kp_kube_map_remove(kp_kube_map_t *m, const char *key);
+/* Iteration: start with a zeroed iterator; 1 and *key, *value per entry,
+ * 0 at the end. The map must not change meanwhile. */
+int kp_kube_map_next(const kp_kube_map_t *m, kp_kube_map_iter_t *it, const char **key,
+                     void **value);
+/* Frees the table and keys (not the values). */
+void kp_kube_map_free(kp_kube_map_t *m);
+
+/* --- an informer's cache and its events (informer_cache.c): pure --- */
+
+/* Objects by metadata.name; each the informer's own (managedFields
+ * dropped: the client never reads them, and a PUT without them keeps
+ * the API's). Start zeroed. */
+typedef struct kp_kube_cache {
+    kp_kube_map_t objects; /* name -> kp_kube_cache_obj_t* */
+    unsigned generation;   /* marks what the last list held */
+} kp_kube_cache_t;
+
+/* Delivers one informer event (old NULL for ADDED); 1 stops the walk
+ * (the informer was stopped), 0 goes on. */
+typedef int (*kp_kube_cache_emit)(void *ctx, kp_kube_informer_event_t ev, const cJSON *obj,
+                                  const cJSON *old);
+
+/* A watch event: ADDED and MODIFIED store obj (taken), emitting ADDED
+ * when the name was not cached, UPDATED when its resourceVersion
+ * changed, nothing when it did not (a replay); DELETED removes it,
+ * emitting DELETED with the cached object as old, nothing when it was
+ * not cached. The cache is updated before the event is emitted. Returns
+ * 1 when emit said stop, 0, or -1 when obj has no metadata.name. */
+int kp_kube_cache_apply(kp_kube_cache_t *c, kp_kube_ev_type_t type, cJSON *obj,
+                        kp_kube_cache_emit emit, void *ctx);
+/* A List's items (an array, taken) become the cache; the difference is
+ * emitted: ADDED for new names, UPDATED for changed resourceVersions (in
+ * the list's order), then DELETED for cached names the list lacks.
+ * Returns 1 when emit said stop (the rest is then dropped), else 0. */
+int kp_kube_cache_replace(kp_kube_cache_t *c, cJSON *items, kp_kube_cache_emit emit, void *ctx);
+const cJSON *kp_kube_cache_get(const kp_kube_cache_t *c, const char *name);
+size_t kp_kube_cache_count(const kp_kube_cache_t *c);
+void kp_kube_cache_each(const kp_kube_cache_t *c, void (*fn)(void *ctx, const cJSON *obj),
+                        void *ctx);
+void kp_kube_cache_clear(kp_kube_cache_t *c);
+
+/* --- informer internals (informer.c) --- */
+
+/* 1 while the informer is delivering the difference of a list (its first
+ * or a relist): on_synced follows once it is all delivered. A consumer
+ * that must not show half of a list (the endpoints of a service whose
+ * slices were replaced) waits for it. */
+int kp_kube_informer_replacing(const kp_kube_informer_t *inf);
 
 #endif
