@@ -46,6 +46,11 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import _socket
+from kube_api import (KNATIVE_GROUP, PatchError, SelectorError, api_group, api_resource_list,
+                      apply_defaults, builtin_resources, field_selector_matches, initial_status,
+                      json_patch, knative_crd_docs, label_selector_matches, load_crd_docs,
+                      match_labels_selector, merge_patch, name_errors, parse_field_selector,
+                      parse_label_selector, resources_of_crd, selector_string, validate)
 
 SCALE_PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)/scale$")
 DEPLOY_PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments(?:/([^/]+))?$")
@@ -55,8 +60,15 @@ LEASE_PATH = re.compile(
     r"^/apis/coordination\.k8s\.io/v1/namespaces/([^/]+)/leases(?:/([^/]+))?$")
 MICROTIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
 
+DEPLOY_KEY = "deployments.apps"
+SLICE_KEY = "endpointslices.discovery.k8s.io"
+LEASE_KEY = "leases.coordination.k8s.io"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 
 REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
            405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType",
@@ -126,37 +138,13 @@ def conflict(resource, name):
 
 
 def parse_selector(sel):
-    """Equality-based label selectors: a=b, a==b, a!=b, a, !a (comma-joined)."""
-    reqs = []
-    for part in filter(None, (p.strip() for p in (sel or "").split(","))):
-        if "!=" in part:
-            k, v = part.split("!=", 1)
-            reqs.append(("ne", k.strip(), v.strip()))
-        elif "==" in part:
-            k, v = part.split("==", 1)
-            reqs.append(("eq", k.strip(), v.strip()))
-        elif "=" in part:
-            k, v = part.split("=", 1)
-            reqs.append(("eq", k.strip(), v.strip()))
-        elif part.startswith("!"):
-            reqs.append(("absent", part[1:].strip(), None))
-        else:
-            reqs.append(("present", part, None))
-    return reqs
+    """Label selectors: a=b, a==b, a!=b, a, !a, a in (x,y), a notin (x,y)
+    (comma-joined); kube_api.SelectorError when malformed."""
+    return parse_label_selector(sel)
 
 
 def selector_matches(reqs, labels):
-    labels = labels or {}
-    for op, k, v in reqs:
-        if op == "eq" and labels.get(k) != v:
-            return False
-        if op == "ne" and labels.get(k) == v:
-            return False
-        if op == "present" and k not in labels:
-            return False
-        if op == "absent" and k in labels:
-            return False
-    return True
+    return label_selector_matches(reqs, labels)
 
 
 def _rand(n, alphabet="bcdfghjklmnpqrstvwxz2456789"):
@@ -285,7 +273,9 @@ class _Handler(BaseHTTPRequestHandler):
                  "time": time.time(),
                  "token": bearer[1].strip() if len(bearer) == 2 and
                  bearer[0].lower() == "bearer" else None}
+        entry.update(fake._describe(method, path, q))
         with fake._lock:
+            entry["index"] = len(fake.requests)
             fake.requests.append(entry)
         try:
             fail = fake._take_failure(method, self.path)
@@ -340,7 +330,7 @@ class FakeKube:
     """
 
     def __init__(self, plain_http=False, port=0, bookmark_interval=2.0, watch_timeout=None,
-                 san_ips=("127.0.0.1",), host="127.0.0.1", history_limit=20000):
+                 san_ips=("127.0.0.1",), host="127.0.0.1", history_limit=20000, gc_delay=0.05):
         self.plain_http = plain_http
         self.host = host
         self._port = port
@@ -376,6 +366,18 @@ class FakeKube:
         self.requests = []
         self.scale_patches = []  # {user, time, namespace, name, replicas, status}
         self.lease_writes = []  # {user, time, method, namespace, name, holder, status}
+        self.gc_delay = gc_delay  # seconds before the garbage collector acts on a deletion
+        self._served = {}  # resource key -> Resource
+        self._gvr = {}  # (group, version, plural) -> Resource
+        self._legacy_scale = set()  # (ns, name) made by add_deployment: Scale.status follows spec
+        self._next_ip = 1
+        self._touches = 0
+        self._gc_queue = queue.Queue()
+        self._gc_thread = None
+        for r in builtin_resources():
+            self._serve(r)
+        for n in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            self._add_builtin_namespace(n)
         self.on_scale = None  # callable(ns, name, replicas), after spec.replicas changed
         self.scale_listeners = []  # more callables like on_scale
         self._cb_queue = queue.Queue()
@@ -386,6 +388,15 @@ class FakeKube:
             self._rules["kubectl-proxy"] = list(ALL_RULES)
         else:
             self.anonymous_user = "system:anonymous"
+
+    def _add_builtin_namespace(self, n):
+        with self._lock:
+            meta = self._new_meta("", n, {"kubernetes.io/metadata.name": n})
+            for k in ("namespace", "generation"):
+                meta.pop(k)
+            self._bump("namespaces", "", "ADDED", {
+                "kind": "Namespace", "apiVersion": "v1", "metadata": meta,
+                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
 
     # ------------------------------------------------------------ lifecycle
     def start(self):
@@ -399,6 +410,9 @@ class FakeKube:
         self._cb_thread = threading.Thread(target=self._run_callbacks, daemon=True,
                                            name="fake-kube-callbacks")
         self._cb_thread.start()
+        self._gc_thread = threading.Thread(target=self._run_gc, daemon=True,
+                                           name="fake-kube-gc")
+        self._gc_thread.start()
         self._listen()
         return self
 
@@ -408,8 +422,11 @@ class FakeKube:
         self._close_listener()
         self._drop_connections()
         self._cb_queue.put(None)
+        self._gc_queue.put(None)
         if self._cb_thread is not None:
             self._cb_thread.join(5)
+        if self._gc_thread is not None:
+            self._gc_thread.join(5)
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
@@ -614,6 +631,7 @@ class FakeKube:
         with self._lock:
             self._oldest_rv = self._rv if rv is None else int(rv)
             self._events = [e for e in self._events if e[0] > self._oldest_rv]
+            self._cond.notify_all()
 
     # ------------------------------------------------------------ storage
     def _bump(self, resource, ns, etype, obj):
@@ -621,11 +639,17 @@ class FakeKube:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         key = (resource, ns, obj["metadata"]["name"])
+        prev = self._objects.get(key)
         if etype == "DELETED":
             self._objects.pop(key, None)
         else:
             self._objects[key] = obj
-        self._events.append((self._rv, resource, ns, etype, copy.deepcopy(obj)))
+        if resource == DEPLOY_KEY and etype == "MODIFIED" and prev is not None and \
+                prev["spec"].get("replicas") != obj["spec"].get("replicas"):
+            self._cb_queue.put((ns, obj["metadata"]["name"], obj["spec"].get("replicas")))
+        # prev lets a watch with a selector turn a change into ADDED/DELETED
+        self._events.append((self._rv, resource, ns, etype, copy.deepcopy(obj),
+                             copy.deepcopy(prev) if prev is not None else None))
         if self.history_limit and len(self._events) > self.history_limit:
             drop = len(self._events) - self.history_limit
             self._oldest_rv = self._events[drop - 1][0]
@@ -653,22 +677,25 @@ class FakeKube:
                    "spec": {"replicas": replicas,
                             "selector": {"matchLabels": {"app": name}}},
                    "status": {}}
-            self._bump("deployments", ns, "ADDED", obj)
+            self._legacy_scale.add((ns, name))
+            self._bump(DEPLOY_KEY, ns, "ADDED", obj)
         return self.get_scale(ns, name)
 
     def _scale_of(self, ns, name):
-        d = self._objects.get(("deployments", ns, name))
+        d = self._objects.get((DEPLOY_KEY, ns, name))
         if d is None:
             raise not_found("deployments", name)
         spec = d["spec"]["replicas"]
         st = self._deploy_status.get((ns, name))
+        if st is None and (ns, name) not in self._legacy_scale:
+            st = (d.get("status") or {}).get("replicas", 0)
         return {"kind": "Scale", "apiVersion": "autoscaling/v1",
                 "metadata": {"name": name, "namespace": ns, "uid": d["metadata"]["uid"],
                              "resourceVersion": d["metadata"]["resourceVersion"],
                              "creationTimestamp": d["metadata"]["creationTimestamp"]},
                 "spec": {"replicas": spec},
                 "status": {"replicas": spec if st is None else st,
-                           "selector": "app=%s" % name}}
+                           "selector": selector_string(d["spec"].get("selector"))}}
 
     def get_scale(self, ns, name):
         """The Scale object as the API would return it (None if absent)."""
@@ -685,7 +712,7 @@ class FakeKube:
     def set_deployment_status(self, ns, name, replicas=None):
         """Scale.status.replicas (the pods that exist); None: follow spec."""
         with self._lock:
-            d = self._objects.get(("deployments", ns, name))
+            d = self._objects.get((DEPLOY_KEY, ns, name))
             if d is None:
                 raise KeyError(name)
             if self._deploy_status.get((ns, name)) == replicas:
@@ -693,7 +720,7 @@ class FakeKube:
             self._deploy_status[(ns, name)] = replicas
             d = copy.deepcopy(d)
             d["status"] = {} if replicas is None else {"replicas": replicas}
-            self._bump("deployments", ns, "MODIFIED", d)
+            self._bump(DEPLOY_KEY, ns, "MODIFIED", d)
 
     def set_replicas(self, ns, name, replicas):
         """Changes spec.replicas as another writer would (no PATCH record);
@@ -702,7 +729,7 @@ class FakeKube:
 
     def _set_replicas(self, ns, name, replicas):
         with self._lock:
-            d = self._objects.get(("deployments", ns, name))
+            d = self._objects.get((DEPLOY_KEY, ns, name))
             if d is None:
                 raise not_found("deployments", name)
             changed = d["spec"]["replicas"] != replicas
@@ -710,11 +737,8 @@ class FakeKube:
                 d = copy.deepcopy(d)
                 d["spec"]["replicas"] = replicas
                 d["metadata"]["generation"] += 1
-                self._bump("deployments", ns, "MODIFIED", d)
-            scale = self._scale_of(ns, name)
-        if changed:
-            self._cb_queue.put((ns, name, replicas))
-        return scale
+                self._bump(DEPLOY_KEY, ns, "MODIFIED", d)
+            return self._scale_of(ns, name)
 
     def _run_callbacks(self):
         while True:
@@ -784,7 +808,7 @@ class FakeKube:
                 if name is None:
                     name = "%s-%s" % (service, _rand(5))
                     self._slice_names[key] = name
-                old = self._objects.get(("endpointslices", ns, name))
+                old = self._objects.get((SLICE_KEY, ns, name))
                 port_list = [{"name": n, "protocol": "TCP", "port": p} for n, p in pkey]
                 if old is not None:
                     if old["endpoints"] == eps and old["ports"] == port_list:
@@ -793,7 +817,7 @@ class FakeKube:
                     obj["endpoints"] = eps
                     obj["ports"] = port_list
                     obj["metadata"]["generation"] += 1
-                    self._bump("endpointslices", ns, "MODIFIED", obj)
+                    self._bump(SLICE_KEY, ns, "MODIFIED", obj)
                 else:
                     obj = {"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
                            "metadata": self._new_meta(ns, name, {
@@ -806,27 +830,27 @@ class FakeKube:
                         "apiVersion": "v1", "kind": "Service", "name": service,
                         "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, ns + "/" + service)),
                         "controller": True, "blockOwnerDeletion": True}]
-                    self._bump("endpointslices", ns, "ADDED", obj)
+                    self._bump(SLICE_KEY, ns, "ADDED", obj)
             for pkey in [k for k in existing if k not in groups]:
                 key = (ns, service, pkey)
                 name = self._slice_names.pop(key)
-                old = self._objects.get(("endpointslices", ns, name))
+                old = self._objects.get((SLICE_KEY, ns, name))
                 if old is not None:
-                    self._bump("endpointslices", ns, "DELETED", copy.deepcopy(old))
+                    self._bump(SLICE_KEY, ns, "DELETED", copy.deepcopy(old))
 
     def delete_endpoints(self, ns, service):
         """Deletes every slice of the service (as when the Service goes)."""
         with self._lock:
             for key in [k for k in self._slice_names if k[:2] == (ns, service)]:
                 name = self._slice_names.pop(key)
-                old = self._objects.get(("endpointslices", ns, name))
+                old = self._objects.get((SLICE_KEY, ns, name))
                 if old is not None:
-                    self._bump("endpointslices", ns, "DELETED", copy.deepcopy(old))
+                    self._bump(SLICE_KEY, ns, "DELETED", copy.deepcopy(old))
 
     def slices(self, ns, service):
         with self._lock:
             return [copy.deepcopy(o) for (r, n, _), o in sorted(self._objects.items())
-                    if r == "endpointslices" and n == ns and
+                    if r == SLICE_KEY and n == ns and
                     o["metadata"]["labels"].get(SERVICE_NAME_LABEL) == service]
 
     def endpoints(self, ns, service):
@@ -841,17 +865,17 @@ class FakeKube:
 
     # ------------------------------------------------------------ leases
     def get_lease(self, ns, name):
-        return self.get_object("leases", ns, name)
+        return self.get_object(LEASE_KEY, ns, name)
 
     def put_lease(self, ns, name, spec):
         """Writes a lease directly (as another client would)."""
         with self._lock:
-            old = self._objects.get(("leases", ns, name))
+            old = self._objects.get((LEASE_KEY, ns, name))
             obj = copy.deepcopy(old) if old else {
                 "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
                 "metadata": self._new_meta(ns, name)}
             obj["spec"] = dict(spec)
-            return copy.deepcopy(self._bump("leases", ns, "MODIFIED" if old else "ADDED", obj))
+            return copy.deepcopy(self._bump(LEASE_KEY, ns, "MODIFIED" if old else "ADDED", obj))
 
     @staticmethod
     def _lease_spec(body):
@@ -881,29 +905,815 @@ class FakeKube:
             out[k] = v
         return out
 
+    # ------------------------------------------------------------ objects (test helpers)
+    # In-process reads and writes with the API's semantics (defaults,
+    # validation, generation, resourceVersion, events, garbage collection),
+    # without RBAC and without an entry in `requests`. `resource` is a key
+    # ("services.serving.knative.dev"), a plural ("deployments"; "services"
+    # is the core Service), a short name ("ksvc", "rev") or a kind. Errors
+    # raise ApiError (its .code and .status are the API's answer).
+    def served(self, resource):
+        """True when the API serves that resource now."""
+        try:
+            self._resource(resource)
+            return True
+        except KeyError:
+            return False
+
+    def install_crds(self, path=None):
+        """Installs CustomResourceDefinitions, as `kubectl apply -f` of a CRD
+        file would: from a YAML file (group, names, served versions,
+        subresources), or Knative Serving's four v1 CRDs without a path.
+        Until then /apis/serving.knative.dev/... answers 404. Returns the
+        resource keys served; CRDs already installed are left as they are."""
+        docs = knative_crd_docs() if path is None else load_crd_docs(path)
+        crd_res = self._resource("customresourcedefinitions.apiextensions.k8s.io")
+        keys = []
+        for d in docs:
+            with self._lock:
+                exists = (crd_res.key, "", d["metadata"]["name"]) in self._objects
+            if not exists:
+                self._create(crd_res, "", copy.deepcopy(d))
+            keys.append("%s.%s" % (d["spec"]["names"]["plural"], d["spec"]["group"]))
+        return keys
+
+    def add_namespace(self, name):
+        """Creates a namespace (objects may only be created in existing ones;
+        default, kube-system, kube-public and kube-node-lease exist)."""
+        with self._lock:
+            if ("namespaces", "", name) in self._objects:
+                return self.get("namespaces", None, name)
+        return self._create(self._resource("namespaces"), "", {
+            "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}}})
+
+    def get(self, resource, ns, name):
+        """A copy of the stored object, or None."""
+        res = self._resource(resource)
+        with self._lock:
+            o = self._objects.get((res.key, ns or "", name))
+            return copy.deepcopy(o) if o is not None else None
+
+    def list(self, resource, ns=None, selector=None):
+        """Copies of the objects (in ns, or everywhere when None) matching a
+        label selector: a string ("app=x,!y") or a dict of labels."""
+        res = self._resource(resource)
+        if isinstance(selector, dict):
+            selector = ",".join("%s=%s" % kv for kv in sorted(selector.items()))
+        sel = parse_label_selector(selector or "")
+        with self._lock:
+            return [copy.deepcopy(o) for (r, n, _), o in sorted(self._objects.items())
+                    if r == res.key and (ns is None or n == (ns or "")) and
+                    label_selector_matches(sel, o["metadata"].get("labels"))]
+
+    def create(self, obj, ns=None):
+        """POST: the resource comes from obj's apiVersion and kind; ns
+        defaults to metadata.namespace or "default". Returns the stored
+        object (409 AlreadyExists raises)."""
+        res = self._resource_of_obj(obj)
+        ns = (ns or (obj.get("metadata") or {}).get("namespace") or "default") \
+            if res.namespaced else ""
+        return self._create(res, ns, copy.deepcopy(obj))
+
+    def update(self, obj, subresource=None):
+        """PUT of the whole object (or of its status with
+        subresource="status"); metadata.resourceVersion is the precondition."""
+        res = self._resource_of_obj(obj)
+        meta = obj.get("metadata") or {}
+        ns = (meta.get("namespace") or "default") if res.namespaced else ""
+        return self._update(res, ns, meta.get("name"), copy.deepcopy(obj), subresource)
+
+    def apply(self, obj):
+        """Creates obj, or updates it as `kubectl apply` would with the given
+        fields: spec and the other top-level sections become obj's (plus
+        defaults), labels and annotations are replaced when given, status
+        is kept. generation moves as the API moves it. Returns the object."""
+        res = self._resource_of_obj(obj)
+        meta = obj.get("metadata") or {}
+        ns = (meta.get("namespace") or "default") if res.namespaced else ""
+        with self._lock:
+            old = self._objects.get((res.key, ns, meta.get("name")))
+            if old is None:
+                new = copy.deepcopy(obj)
+                new.setdefault("metadata", {}).pop("resourceVersion", None)
+                return self._create(res, ns, new)
+            new = copy.deepcopy(obj)
+            new.pop("status", None)
+            m = new["metadata"] = dict(copy.deepcopy(old["metadata"]), **{
+                k: v for k, v in meta.items() if k in ("labels", "annotations",
+                                                       "ownerReferences", "finalizers")})
+            for k, v in old.items():
+                if k not in new and k in ("status",):
+                    new[k] = copy.deepcopy(v)
+            m["resourceVersion"] = old["metadata"]["resourceVersion"]
+            return self._update(res, ns, meta["name"], new)
+
+    def patch(self, resource, ns, name, patch, subresource=None, content_type=MERGE_PATCH):
+        """PATCH (a merge patch unless content_type says otherwise)."""
+        res = self._resource(resource)
+        return self._patch(res, ns or "", name, json.dumps(patch).encode(), content_type,
+                           subresource)
+
+    def set_status(self, resource, ns, name, status):
+        """Writes the status subresource as a controller would (no
+        precondition): the object's status becomes `status`."""
+        res = self._resource(resource)
+        with self._lock:
+            old = self._objects.get((res.key, ns or "", name))
+            if old is None:
+                raise self._not_found(res, name)
+            obj = copy.deepcopy(old)
+            obj["status"] = copy.deepcopy(status)
+            return self._update(res, ns or "", name, obj, "status")
+
+    def delete(self, resource, ns, name, propagation=None, grace=None):
+        """DELETE (propagation: None/"Background", "Foreground", "Orphan";
+        grace: gracePeriodSeconds, 0 removes a pod at once). Returns the
+        answer (a Status, or the pod); ApiError 404 if missing."""
+        return self._delete(self._resource(resource), ns or "", name, propagation, grace)
+
+    def touch(self, resource, ns, name):
+        """A concurrent writer: changes an annotation, so the object gets a
+        new resourceVersion (and a MODIFIED event) without a new
+        generation; a client's PUT with the previous version then gets 409."""
+        res = self._resource(resource)
+        with self._lock:
+            old = self._objects.get((res.key, ns or "", name))
+            if old is None:
+                raise self._not_found(res, name)
+            self._touches += 1
+            new = copy.deepcopy(old)
+            new["metadata"].setdefault("annotations", {})["fake-kube/touched"] = \
+                str(self._touches)
+            return self._commit_update(res, ns or "", old, new)
+
+    def wait_for(self, resource, ns, name, predicate=None, timeout=10.0):
+        """Waits until predicate(obj) is true (obj is None while absent;
+        default predicate: the object exists); returns obj. AssertionError
+        with the last state on timeout."""
+        res = self._resource(resource)
+        predicate = predicate or (lambda o: o is not None)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                o = self._objects.get((res.key, ns or "", name))
+                o = copy.deepcopy(o) if o is not None else None
+                if predicate(o):
+                    return o
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("fake-kube: %s %s/%s: condition not met in %.1fs; "
+                                         "last state: %s" % (res.key, ns, name, timeout,
+                                                             json.dumps(o)[:3000]))
+                self._cond.wait(min(left, 0.5))
+
+    def wait_gone(self, resource, ns, name, timeout=10.0):
+        return self.wait_for(resource, ns, name, lambda o: o is None, timeout)
+
+    def events_after(self, rv, timeout=0.5):
+        """[(rv, resource key, ns, type, obj)] of the changes after rv,
+        waiting up to timeout for one; None when rv is compacted away (the
+        caller relists). For in-process controllers (kubelet_sim)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                if rv < self._oldest_rv:
+                    return None
+                out = [(e[0], e[1], e[2], e[3], copy.deepcopy(e[4]))
+                       for e in self._events if e[0] > rv]
+                left = deadline - time.monotonic()
+                if out or left <= 0:
+                    return out
+                self._cond.wait(min(left, 0.5))
+
+    # ------------------------------------------------------------ request log
+    # Every request is in `requests` with, besides method/path/user/status/
+    # time/token: index, verb (get list watch create update patch delete
+    # deletecollection), resource (its key), subresource, namespace, name.
+    def mark(self):
+        """The index the next request will get: pass it as since=."""
+        with self._lock:
+            return len(self.requests)
+
+    def _resource_filter(self, resource):
+        if resource is None:
+            return None, None
+        base, _, sub = resource.partition("/")
+        try:
+            key = self._resource(base).key
+        except KeyError:
+            key = base
+        return key, sub or None
+
+    def request_log(self, verb=None, resource=None, since=0, user=None, namespace=None,
+                    name=None):
+        """Copies of the request entries since index `since` that match:
+        verb (a verb or a tuple of verbs), resource ("ksvc",
+        "deployments", "services.serving.knative.dev/status": a subresource
+        only when named), user, namespace, name."""
+        key, sub = self._resource_filter(resource)
+        verbs = (verb,) if isinstance(verb, str) else verb
+        with self._lock:
+            return [dict(e) for e in self.requests[since:]
+                    if (verbs is None or e.get("verb") in verbs) and
+                    (key is None or e.get("resource") == key) and
+                    (sub is None or e.get("subresource") == sub) and
+                    (user is None or e.get("user") == user) and
+                    (namespace is None or e.get("namespace") == namespace) and
+                    (name is None or e.get("name") == name)]
+
+    def request_counts(self, verb=None, resource=None, since=0, user=None):
+        """{(verb, "resource[/subresource]"): count} over request_log()."""
+        out = {}
+        for e in self.request_log(verb, resource, since, user):
+            k = (e.get("verb"), e.get("resource") +
+                 ("/" + e["subresource"] if e.get("subresource") else "")
+                 if e.get("resource") else e.get("path"))
+            out[k] = out.get(k, 0) + 1
+        return out
+
+    def writes(self, since=0, resource=None, user=None):
+        """The create/update/patch/delete requests since `since` (whatever
+        their answer): [] after a resync that changed nothing."""
+        return self.request_log(WRITE_VERBS, resource, since, user)
+
     # ------------------------------------------------------------ routing
     def _route(self, h, user, method, path, q, body, entry):
         m = SCALE_PATH.match(path)
         if m:
             return self._scale_req(user, method, m.group(1), m.group(2), h, body)
-        m = SLICE_PATH.match(path)
-        if m:
-            return self._slice_req(h, user, method, m.group(1), m.group(2), q, entry)
         m = LEASE_PATH.match(path)
-        if m:
+        if m and method in ("POST", "PUT", "DELETE") or \
+                (m and method == "GET" and entry.get("verb") != "watch"):
             return self._lease_req(user, method, m.group(1), m.group(2), body)
-        m = DEPLOY_PATH.match(path)
-        if m and m.group(2) and method == "GET":
-            ns, name = m.groups()
-            self._authorize(user, "get", "deployments", ns, name)
-            o = self.get_object("deployments", ns, name)
-            if o is None:
-                raise not_found("deployments", name)
-            return 200, o
-        if path == "/version" and method == "GET":
-            return 200, {"major": "1", "minor": "29", "gitVersion": "v1.29.0-fake",
-                         "platform": "linux/amd64"}
+        if method == "GET":
+            doc = self._discovery(path)
+            if doc is not None:
+                return 200, doc
+        if entry.get("plural"):
+            return self._generic(h, user, method, q, body, entry)
         raise ApiError(404, "the server could not find the requested resource", "NotFound", {})
+
+    def _discovery(self, path):
+        """/version, /api, /api/v1, /apis, /apis/{g}, /apis/{g}/{v}, or None."""
+        if path == "/version":
+            return {"major": "1", "minor": "29", "gitVersion": "v1.29.0-fake",
+                    "platform": "linux/amd64"}
+        with self._lock:
+            served = list(self._served.values())
+        if path == "/api":
+            return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": "%s:%d" % (self.host, self._port)}]}
+        if path == "/api/v1":
+            return api_resource_list("v1", [r for r in served if not r.group])
+        groups = {}
+        for r in served:
+            if r.group:
+                vs = groups.setdefault(r.group, [])
+                if r.version not in vs:
+                    vs.append(r.version)
+        if path == "/apis":
+            return {"kind": "APIGroupList", "apiVersion": "v1",
+                    "groups": [api_group(g, vs) for g, vs in sorted(groups.items())]}
+        parts = path.strip("/").split("/")
+        if parts[0] == "apis" and len(parts) == 2 and parts[1] in groups:
+            return api_group(parts[1], groups[parts[1]])
+        if parts[0] == "apis" and len(parts) == 3 and parts[2] in groups.get(parts[1], ()):
+            return api_resource_list("%s/%s" % (parts[1], parts[2]),
+                                     [r for r in served if (r.group, r.version) ==
+                                      (parts[1], parts[2])])
+        return None
+
+    def _describe(self, method, path, q):
+        """What a request is about, for RBAC, routing and the request log:
+        {verb, resource (the resource key, or plural.group when not served),
+        subresource, namespace, name, group, version, plural}."""
+        out = {"verb": None, "resource": None, "subresource": None, "namespace": None,
+               "name": None, "group": None, "version": None, "plural": None}
+        parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
+        if len(parts) >= 3 and parts[0] == "api":
+            group, version, rest = "", parts[1], parts[2:]
+        elif len(parts) >= 4 and parts[0] == "apis":
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            return out
+        ns = None
+        if rest[0] == "namespaces" and len(rest) >= 3 and \
+                not (len(rest) == 3 and rest[2] in ("status", "finalize")):
+            ns, rest = rest[1], rest[2:]
+        if len(rest) > 3 or not rest[0]:
+            return out
+        plural, name = rest[0], rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        watch = q.get("watch", "").lower() in ("1", "true")
+        verb = {"GET": "get" if name else ("watch" if watch else "list"),
+                "POST": "create", "PUT": "update", "PATCH": "patch",
+                "DELETE": "delete" if name else "deletecollection"}.get(method)
+        with self._lock:
+            res = self._gvr.get((group, version, plural))
+        out.update(verb=verb, subresource=sub, namespace=ns, name=name, group=group,
+                   version=version, plural=plural,
+                   resource=res.key if res else ("%s.%s" % (plural, group) if group else plural))
+        return out
+
+    def _generic(self, h, user, method, q, body, entry):
+        """Every verb on every served resource, as the real API answers."""
+        verb, ns, name, sub = entry["verb"], entry["namespace"], entry["name"], \
+            entry["subresource"]
+        group, plural = entry["group"], entry["plural"]
+        if verb is None:
+            raise self._method_not_allowed()
+        # the authorization filter runs before routing: a user without the
+        # permission gets 403 even for a resource the API does not serve
+        self._authorize_as(user, verb, group, plural, sub, ns, name)
+        with self._lock:
+            res = self._gvr.get((group, entry["version"], plural))
+        if res is None or (sub is not None and not (sub == "status" and res.status)) or \
+                (ns is not None and not res.namespaced) or \
+                (ns is None and res.namespaced and verb not in ("list", "watch")):
+            raise ApiError(404, "the server could not find the requested resource",
+                           "NotFound", {})
+        if verb == "get":
+            with self._lock:
+                o = self._objects.get((res.key, ns or "", name))
+                if o is None:
+                    raise self._not_found(res, name)
+                return 200, copy.deepcopy(o)
+        if verb in ("list", "watch"):
+            try:
+                sel = parse_label_selector(q.get("labelSelector", ""))
+                fsel = parse_field_selector(q.get("fieldSelector", ""), res)
+            except SelectorError as e:
+                raise ApiError(400, "unable to parse requirement: %s" % e
+                               if not str(e).startswith(("unable", "invalid", '"')) else str(e),
+                               "BadRequest")
+            if verb == "watch":
+                self._watch(h, res, ns, sel, q, entry, fsel)
+                return 200, None
+            return 200, self._list(res, ns, sel, fsel, q)
+        if verb == "create":
+            if name is not None:
+                raise self._method_not_allowed()
+            return 201, self._create(res, ns or "", self._decode(h, body, res))
+        if verb == "update":
+            return 200, self._update(res, ns or "", name, self._decode(h, body, res), sub)
+        if verb == "patch":
+            ctype = (h.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            return 200, self._patch(res, ns or "", name, body, ctype, sub)
+        if verb == "delete":
+            opts = {}
+            if body:
+                try:
+                    opts = json.loads(body)
+                except ValueError as e:
+                    raise ApiError(400, "error decoding DeleteOptions: %s" % e)
+            policy = q.get("propagationPolicy") or opts.get("propagationPolicy")
+            grace = q.get("gracePeriodSeconds", opts.get("gracePeriodSeconds"))
+            return 200, self._delete(res, ns or "", name, policy,
+                                     None if grace is None else int(grace),
+                                     opts.get("preconditions") or {})
+        raise self._method_not_allowed()
+
+    @staticmethod
+    def _decode(h, body, res):
+        ctype = (h.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        try:
+            if ctype in ("application/yaml", "application/x-yaml"):
+                import yaml
+                obj = yaml.safe_load(body)
+            elif ctype in ("application/json", ""):
+                obj = json.loads(body or b"null")
+            else:
+                raise ApiError(415, "the body of the request was in an unknown format - "
+                               "accepted media types include: application/json, "
+                               "application/yaml, application/vnd.kubernetes.protobuf")
+        except ValueError as e:
+            raise ApiError(400, "couldn't get version/kind; json parse error: %s" % e)
+        if not isinstance(obj, dict):
+            raise ApiError(400, '%s in version "%s" cannot be handled as a %s: expected an '
+                           'object' % (res.kind, res.version, res.kind))
+        return obj
+
+    # ------------------------------------------------------------ generic semantics
+    def _serve(self, res):
+        with self._lock:
+            self._served[res.key] = res
+            self._gvr[(res.group, res.version, res.plural)] = res
+
+    def _unserve(self, group, plural):
+        with self._lock:
+            for k, r in list(self._gvr.items()):
+                if r.group == group and r.plural == plural:
+                    del self._gvr[k]
+                    self._served.pop(r.key, None)
+
+    def _resource(self, name):
+        """A served Resource by key ("services.serving.knative.dev"), plural
+        ("deployments"; the core group wins, as in kubectl), short name
+        ("ksvc"), kind ("Revision"), or "plural.group"; KeyError if none."""
+        if hasattr(name, "key"):
+            return name
+        with self._lock:
+            served = list(self._served.values())
+        low = name.lower()
+        for test in (lambda r: r.key == low,
+                     lambda r: r.plural == low and not r.group,
+                     lambda r: r.plural == low,
+                     lambda r: low in r.short_names or r.singular == low,
+                     lambda r: r.kind.lower() == low):
+            found = [r for r in served if test(r)]
+            if found:
+                return found[0]
+        raise KeyError("fake-kube: no served resource %r (served: %s)" % (
+            name, ", ".join(sorted(r.key for r in served))))
+
+    def _resource_of_obj(self, obj):
+        api_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
+        group, _, version = api_version.rpartition("/")
+        with self._lock:
+            for r in self._served.values():
+                if (r.group, r.version, r.kind) == (group, version, kind):
+                    return r
+        raise KeyError("fake-kube: no served resource for %s %s" % (api_version, kind))
+
+    @staticmethod
+    def _qualified_kind(res):
+        return "%s.%s" % (res.kind, res.group) if res.group else res.kind
+
+    def _not_found(self, res, name):
+        return ApiError(404, '%s "%s" not found' % (res.key, name), "NotFound",
+                        {"name": name, "group": res.group, "kind": res.plural})
+
+    def _invalid(self, res, name, errs):
+        return ApiError(422, '%s "%s" is invalid: %s' % (
+            self._qualified_kind(res), name, errs[0] if len(errs) == 1 else
+            "[" + ", ".join(errs) + "]"), "Invalid",
+            {"name": name, "group": res.group, "kind": res.kind,
+             "causes": [{"reason": "FieldValueInvalid", "message": e,
+                         "field": e.split(":")[0]} for e in errs]})
+
+    def _conflict(self, res, name, why="the object has been modified; please apply your "
+                  "changes to the latest version and try again"):
+        return ApiError(409, 'Operation cannot be fulfilled on %s "%s": %s' % (res.key, name, why),
+                        "Conflict", {"name": name, "group": res.group, "kind": res.plural})
+
+    def _authorize_as(self, user, verb, group, plural, sub, ns, name):
+        resource = plural + ("/" + sub if sub else "")
+        if self.allowed(user, verb, group, resource, ns if ns is not None else ""):
+            return
+        key = "%s.%s" % (plural, group) if group else plural
+        who = '%s "%s"' % (key, name) if name else key
+        where = 'in the namespace "%s"' % ns if ns is not None else "at the cluster scope"
+        raise ApiError(403, '%s is forbidden: User "%s" cannot %s resource "%s" in API group '
+                       '"%s" %s' % (who, user, verb, resource, group, where), "Forbidden",
+                       {"name": name, "group": group, "kind": plural} if name else
+                       {"group": group, "kind": plural})
+
+    def _check_type(self, res, obj):
+        av, kind = obj.get("apiVersion"), obj.get("kind")
+        if av and av != res.api_version:
+            raise ApiError(400, "the API version in the data (%s) does not match the expected "
+                           "API version (%s)" % (av, res.api_version))
+        if kind and kind != res.kind:
+            raise ApiError(400, "the kind in the data (%s) does not match the expected kind "
+                           "(%s)" % (kind, res.kind))
+
+    def _alloc_cluster_ip(self):
+        self._next_ip += 1
+        return "10.96.%d.%d" % (self._next_ip // 250, self._next_ip % 250 + 2)
+
+    def _list(self, res, ns, sel, fsel, q):
+        rv = q.get("resourceVersion", "")
+        with self._lock:
+            if q.get("resourceVersionMatch") == "Exact" and rv and int(rv) < self._oldest_rv:
+                raise ApiError(410, "The resourceVersion for the provided list is too old.",
+                               "Expired")
+            items = []
+            for (r, n, _), o in sorted(self._objects.items()):
+                if r == res.key and (ns is None or n == ns) and \
+                        label_selector_matches(sel, o["metadata"].get("labels")) and \
+                        field_selector_matches(fsel, o):
+                    it = copy.deepcopy(o)
+                    if not res.crd:  # typed lists carry kind/apiVersion once, on the list
+                        del it["kind"], it["apiVersion"]
+                    items.append(it)
+            return {"kind": res.kind + "List", "apiVersion": res.api_version,
+                    "metadata": {"resourceVersion": str(self._rv)}, "items": items}
+
+    def _create(self, res, ns, obj):
+        """POST semantics (lock taken here): the stored object."""
+        self._check_type(res, obj)
+        meta = obj.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise ApiError(400, "metadata: expected an object")
+        with self._lock:
+            if res.namespaced:
+                if meta.get("namespace") not in (None, "", ns):
+                    raise ApiError(400, "the namespace of the provided object does not match "
+                                   "the namespace sent on the request")
+                if ("namespaces", "", ns) not in self._objects:
+                    raise ApiError(404, 'namespaces "%s" not found' % ns, "NotFound",
+                                   {"name": ns, "kind": "namespaces"})
+            if meta.get("resourceVersion"):
+                raise ApiError(500, "resourceVersion should not be set on objects to be "
+                               "created", "InternalError")
+            name = meta.get("name") or ""
+            if not name and meta.get("generateName"):
+                for _ in range(20):
+                    name = meta["generateName"] + _rand(5)
+                    if (res.key, ns, name) not in self._objects:
+                        break
+            if not name:
+                raise self._invalid(res, "", ["metadata.name: Required value: name or "
+                                              "generateName is required"])
+            new = copy.deepcopy(obj)
+            new["apiVersion"], new["kind"] = res.api_version, res.kind
+            m = new["metadata"] = dict(meta)
+            for k in ("uid", "creationTimestamp", "generation", "deletionTimestamp",
+                      "deletionGracePeriodSeconds", "selfLink", "managedFields"):
+                m.pop(k, None)
+            m["name"] = name
+            if res.namespaced:
+                m["namespace"] = ns
+            else:
+                m.pop("namespace", None)
+            m["uid"] = str(uuid.uuid4())
+            m["creationTimestamp"] = now_rfc3339()
+            if res.generation:
+                m["generation"] = 1
+            if res.status:
+                st = initial_status(res)
+                if st is None:
+                    new.pop("status", None)
+                else:
+                    new["status"] = st
+            apply_defaults(res, new, self._alloc_cluster_ip)
+            errs = name_errors(res, name) + validate(res, new)
+            if errs:
+                raise self._invalid(res, name, errs)
+            if (res.key, ns, name) in self._objects:
+                raise ApiError(409, '%s "%s" already exists' % (res.key, name), "AlreadyExists",
+                               {"name": name, "group": res.group, "kind": res.plural})
+            if res.key == "customresourcedefinitions.apiextensions.k8s.io":
+                self._register_crd(new)
+            self._bump(res.key, ns, "ADDED", new)
+            return copy.deepcopy(new)
+
+    def _register_crd(self, crd):
+        try:
+            served = resources_of_crd(crd)
+        except ValueError as e:
+            raise ApiError(422, str(e), "Invalid")
+        names = crd["spec"]["names"]
+        crd["status"] = {"acceptedNames": {k: names[k] for k in ("plural", "kind", "singular",
+                                                                  "shortNames", "listKind")
+                                           if k in names},
+                         "conditions": [{"type": t, "status": "True", "reason": r,
+                                         "lastTransitionTime": now_rfc3339(), "message": m}
+                                        for t, r, m in (
+                                            ("NamesAccepted", "NoConflicts",
+                                             "no conflicts found"),
+                                            ("Established", "InitialNamesAccepted",
+                                             "the initial names have been accepted"))],
+                         "storedVersions": [v["name"] for v in crd["spec"]["versions"]
+                                            if v.get("storage")]}
+        for r in served:
+            self._serve(r)
+
+    def _changed(self, res, old, new):
+        """Whether an update bumps metadata.generation: any change outside
+        metadata (and outside status when status is a subresource)."""
+        skip = {"metadata", "status"} if res.status else {"metadata"}
+        keys = (set(old) | set(new)) - skip
+        return any(old.get(k) != new.get(k) for k in keys)
+
+    def _commit_update(self, res, ns, old, new):
+        """Stores new over old (lock held). A write that changes nothing is
+        not stored: no new resourceVersion, no event, as etcd3's store does."""
+        a, b = copy.deepcopy(old), copy.deepcopy(new)
+        a["metadata"].pop("resourceVersion", None)
+        b["metadata"].pop("resourceVersion", None)
+        if a == b:
+            return copy.deepcopy(old)
+        if res.generation and self._changed(res, old, new):
+            new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
+        self._bump(res.key, ns, "MODIFIED", new)
+        return copy.deepcopy(new)
+
+    def _keep_server_fields(self, res, old, new, sub):
+        """What a client cannot change with a write of the main resource
+        (sub None) or of its status (sub "status")."""
+        if sub == "status":
+            out = copy.deepcopy(old)
+            if "status" in new:
+                out["status"] = copy.deepcopy(new["status"])
+            else:
+                out.pop("status", None)
+            return out
+        out = copy.deepcopy(new)
+        out["apiVersion"], out["kind"] = res.api_version, res.kind
+        m = out["metadata"] = dict(out.get("metadata") or {})
+        for k in ("name", "namespace", "uid", "creationTimestamp", "generation",
+                  "deletionTimestamp", "deletionGracePeriodSeconds"):
+            if k in old["metadata"]:
+                m[k] = old["metadata"][k]
+            else:
+                m.pop(k, None)
+        if res.status:
+            if "status" in old:
+                out["status"] = copy.deepcopy(old["status"])
+            else:
+                out.pop("status", None)
+        if res.key == "services" and old.get("spec", {}).get("clusterIP") and \
+                not (out.get("spec") or {}).get("clusterIP"):
+            # registry/core/service: allocated values carry over an update
+            out.setdefault("spec", {})["clusterIP"] = old["spec"]["clusterIP"]
+            out["spec"].setdefault("clusterIPs", old["spec"].get("clusterIPs"))
+        apply_defaults(res, out)
+        errs = validate(res, out, old)
+        if errs:
+            raise self._invalid(res, old["metadata"]["name"], errs)
+        return out
+
+    def _update(self, res, ns, name, obj, sub=None):
+        """PUT semantics (lock taken here)."""
+        self._check_type(res, obj)
+        meta = obj.get("metadata") or {}
+        if meta.get("name") != name:
+            raise ApiError(400, "the name of the object (%s) does not match the name on the "
+                           "URL (%s)" % (meta.get("name") or "", name))
+        if res.namespaced and meta.get("namespace") not in (None, "", ns):
+            raise ApiError(400, "the namespace of the provided object does not match the "
+                           "namespace sent on the request")
+        with self._lock:
+            old = self._objects.get((res.key, ns, name))
+            if old is None:
+                if res.create_on_update and sub is None:
+                    obj = copy.deepcopy(obj)
+                    obj["metadata"].pop("resourceVersion", None)
+                    return self._create(res, ns, obj)
+                raise self._not_found(res, name)
+            rv = meta.get("resourceVersion")
+            if not rv:
+                if not res.unconditional_update:
+                    raise self._invalid(res, name, [
+                        "metadata.resourceVersion: Invalid value: 0x0: must be specified for "
+                        "an update"])
+            elif str(rv) != old["metadata"]["resourceVersion"]:
+                raise self._conflict(res, name)
+            return self._commit_update(res, ns, old,
+                                       self._keep_server_fields(res, old, obj, sub))
+
+    def _patch(self, res, ns, name, body, ctype, sub=None):
+        """PATCH semantics (lock taken here): merge patch, JSON patch, and
+        strategic merge patch on built-in kinds only."""
+        accepted = "application/json-patch+json, application/merge-patch+json, " + \
+            ("" if res.crd else "application/strategic-merge-patch+json, ") + \
+            "application/apply-patch+yaml"
+        if ctype == APPLY_PATCH:
+            raise ApiError(415, "fake-kube does not implement server-side apply (%s)" % ctype,
+                           "UnsupportedMediaType")
+        if ctype not in (MERGE_PATCH, JSON_PATCH) and not (ctype == STRATEGIC_PATCH and
+                                                           not res.crd):
+            raise ApiError(415, "the body of the request was in an unknown format - accepted "
+                           "media types include: " + accepted, "UnsupportedMediaType")
+        try:
+            patch = json.loads(body or b"null")
+        except ValueError as e:
+            raise ApiError(400, "error decoding patch: %s" % e)
+        if ctype != JSON_PATCH and not isinstance(patch, dict):
+            raise ApiError(400, "json: cannot unmarshal into Go value of type "
+                           "map[string]interface {}")
+        with self._lock:
+            old = self._objects.get((res.key, ns, name))
+            if old is None:
+                raise self._not_found(res, name)
+            try:
+                if ctype == JSON_PATCH:
+                    patched = json_patch(old, patch)
+                elif ctype == STRATEGIC_PATCH:
+                    from kube_api import strategic_merge_patch
+                    patched = strategic_merge_patch(old, patch)
+                else:
+                    patched = merge_patch(old, patch)
+            except PatchError as e:
+                raise ApiError(422, str(e), "Invalid")
+            if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
+                raise ApiError(422, "the patch removed the object's metadata", "Invalid")
+            rv = patched["metadata"].get("resourceVersion")
+            if rv and str(rv) != old["metadata"]["resourceVersion"]:
+                raise self._conflict(res, name)
+            patched["metadata"]["name"] = name
+            return self._commit_update(res, ns, old,
+                                       self._keep_server_fields(res, old, patched, sub))
+
+    def _delete(self, res, ns, name, policy=None, grace=None, preconditions=None):
+        """DELETE semantics (lock taken here). Pods bound to a node
+        terminate gracefully (deletionTimestamp; the kubelet removes them);
+        the rest go at once, their dependents through the garbage
+        collector (Background, the default), before them (Foreground), or
+        keep living without the owner reference (Orphan)."""
+        if policy not in (None, "Background", "Foreground", "Orphan"):
+            raise ApiError(400, 'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: '
+                           'Unsupported value: "%s": supported values: "Foreground", '
+                           '"Background", "Orphan", "nil"' % policy, "BadRequest")
+        with self._lock:
+            old = self._objects.get((res.key, ns, name))
+            if old is None:
+                raise self._not_found(res, name)
+            pre = preconditions or {}
+            if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
+                raise self._conflict(res, name, "Precondition failed: UID in precondition: "
+                                     "%s, UID in object meta: %s" % (pre["uid"],
+                                                                     old["metadata"]["uid"]))
+            if pre.get("resourceVersion") and \
+                    pre["resourceVersion"] != old["metadata"]["resourceVersion"]:
+                raise self._conflict(res, name, "Precondition failed: ResourceVersion in "
+                                     "precondition: %s, ResourceVersion in object meta: %s" % (
+                                         pre["resourceVersion"],
+                                         old["metadata"]["resourceVersion"]))
+            if res.key == "pods" and (old.get("spec") or {}).get("nodeName") and grace != 0:
+                if old["metadata"].get("deletionTimestamp"):
+                    return copy.deepcopy(old)
+                new = copy.deepcopy(old)
+                new["metadata"]["deletionTimestamp"] = now_rfc3339()
+                new["metadata"]["deletionGracePeriodSeconds"] = grace if grace is not None \
+                    else old["spec"].get("terminationGracePeriodSeconds", 30)
+                self._bump(res.key, ns, "MODIFIED", new)
+                return copy.deepcopy(new)
+            uid = old["metadata"]["uid"]
+            if policy == "Foreground":
+                self._collect(uid, "Foreground")
+            gone = copy.deepcopy(old)
+            self._bump(res.key, ns, "DELETED", gone)
+            if res.key == "customresourcedefinitions.apiextensions.k8s.io":
+                self._drop_crd(old)
+            if policy == "Orphan":
+                self._orphan(uid)
+            elif policy != "Foreground":
+                self._gc_queue.put(uid)
+            if res.key == "pods":
+                return copy.deepcopy(gone)
+            return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                    "details": {"name": name, "group": res.group, "kind": res.plural,
+                                "uid": uid}}
+
+    def _drop_crd(self, crd):
+        group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
+        key = "%s.%s" % (plural, group)
+        for k in [k for k in self._objects if k[0] == key]:
+            self._bump(key, k[1], "DELETED", copy.deepcopy(self._objects[k]))
+        self._unserve(group, plural)
+
+    def _dependents(self, uid):
+        return [k for k, o in sorted(self._objects.items())
+                if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])]
+
+    def _orphan(self, uid):
+        for key in self._dependents(uid):
+            o = copy.deepcopy(self._objects[key])
+            refs = [r for r in o["metadata"]["ownerReferences"] if r.get("uid") != uid]
+            if refs:
+                o["metadata"]["ownerReferences"] = refs
+            else:
+                del o["metadata"]["ownerReferences"]
+            self._bump(key[0], key[1], "MODIFIED", o)
+
+    def _collect(self, uid, policy="Background"):
+        """The garbage collector's pass for a deleted owner (lock held):
+        dependents whose every owner is gone are deleted with the same
+        policy; those with a live owner only lose the dangling reference."""
+        live = {o["metadata"]["uid"] for o in self._objects.values()}
+        for key in self._dependents(uid):
+            o = self._objects.get(key)
+            if o is None:
+                continue
+            others = [r for r in o["metadata"]["ownerReferences"] if r.get("uid") != uid]
+            if any(r.get("uid") in live for r in others):
+                self._orphan_one(key, uid)
+                continue
+            res = self._served.get(key[0])
+            if res is None:
+                continue
+            try:
+                self._delete(res, key[1], key[2], policy)
+            except ApiError:
+                pass
+
+    def _orphan_one(self, key, uid):
+        o = copy.deepcopy(self._objects[key])
+        o["metadata"]["ownerReferences"] = [r for r in o["metadata"]["ownerReferences"]
+                                            if r.get("uid") != uid]
+        self._bump(key[0], key[1], "MODIFIED", o)
+
+    def _run_gc(self):
+        while True:
+            uid = self._gc_queue.get()
+            if uid is None:
+                return
+            if self.gc_delay:
+                time.sleep(self.gc_delay)
+            with self._lock:
+                self._collect(uid)
 
     @staticmethod
     def _method_not_allowed():
@@ -964,39 +1774,11 @@ class FakeKube:
             rec["status"] = e.code
             raise
 
-    def _slice_req(self, h, user, method, ns, name, q, entry):
-        if method != "GET":
-            raise self._method_not_allowed()
-        if name:
-            self._authorize(user, "get", "endpointslices", ns, name)
-            o = self.get_object("endpointslices", ns, name)
-            if o is None:
-                raise not_found("endpointslices", name)
-            return 200, o
-        watch = q.get("watch", "").lower() in ("1", "true")
-        self._authorize(user, "watch" if watch else "list", "endpointslices", ns)
-        sel = parse_selector(q.get("labelSelector", ""))
-        if not watch:
-            rv = q.get("resourceVersion", "")
-            if q.get("resourceVersionMatch") == "Exact" and rv:
-                with self._lock:
-                    if int(rv) < self._oldest_rv:
-                        raise ApiError(410, "The resourceVersion for the provided list is too "
-                                       "old.", "Expired")
-            with self._lock:
-                items = []
-                for (r, n, _), o in sorted(self._objects.items()):
-                    if r == "endpointslices" and n == ns and \
-                            selector_matches(sel, o["metadata"].get("labels")):
-                        it = copy.deepcopy(o)
-                        del it["kind"], it["apiVersion"]  # as in real lists
-                        items.append(it)
-                return 200, {"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1",
-                             "metadata": {"resourceVersion": str(self._rv)}, "items": items}
-        self._watch(h, ns, sel, q, entry)
-        return 200, None
-
-    def _watch(self, h, ns, sel, q, entry):
+    def _watch(self, h, res, ns, sel, q, entry, fsel=()):
+        """A watch stream of one resource type (in ns, or everywhere when
+        ns is None). As the watch cache does with a selector, a change that
+        makes an object match is sent as ADDED and one that makes it stop
+        matching as DELETED."""
         rv_param = q.get("resourceVersion", "")
         bookmarks = q.get("allowWatchBookmarks", "").lower() in ("1", "true")
         timeout = None
@@ -1007,9 +1789,22 @@ class FakeKube:
         deadline = None if timeout is None else time.monotonic() + timeout
         entry["status"] = 200
 
-        def matches(resource, n, obj):
-            return resource == "endpointslices" and n == ns and \
-                selector_matches(sel, obj["metadata"].get("labels"))
+        def matches(n, obj):
+            return obj is not None and (ns is None or n == ns) and \
+                label_selector_matches(sel, obj["metadata"].get("labels")) and \
+                field_selector_matches(fsel, obj)
+
+        def event_of(r, n, t, o, prev):
+            if r != res.key:
+                return None
+            now, before = matches(n, o), t == "MODIFIED" and matches(n, prev)
+            if t == "MODIFIED" and now != before:
+                if now:
+                    return "ADDED", o
+                gone = copy.deepcopy(prev)
+                gone["metadata"]["resourceVersion"] = o["metadata"]["resourceVersion"]
+                return "DELETED", gone
+            return (t, o) if now else None
 
         with self._lock:
             gen = self._cut_gen
@@ -1017,7 +1812,7 @@ class FakeKube:
             if rv_param in ("", "0"):
                 # start at the current state: synthetic ADDED events
                 for (r, n, _), o in sorted(self._objects.items()):
-                    if matches(r, n, o):
+                    if r == res.key and matches(n, o):
                         initial.append({"type": "ADDED", "object": copy.deepcopy(o)})
                 cursor = self._rv
             else:
@@ -1046,10 +1841,19 @@ class FakeKube:
                     while True:
                         if self._cut_gen != gen:
                             raise _WatchCut()
-                        evs = [(rv, t, o) for rv, r, n, t, o in self._events
-                               if rv > cursor and matches(r, n, o)]
+                        if cursor < self._oldest_rv:
+                            # compacted while this watch was behind: the
+                            # real API ends such a watch with 410 too
+                            evs = None
+                            break
+                        evs = []
+                        for rv, r, n, t, o, prev in self._events:
+                            if rv > cursor:
+                                e = event_of(r, n, t, o, prev)
+                                if e:
+                                    evs.append((rv,) + e)
+                                cursor = rv
                         if evs:
-                            cursor = evs[-1][0]
                             break
                         now = time.monotonic()
                         if deadline is not None and now >= deadline:
@@ -1064,6 +1868,13 @@ class FakeKube:
                             waits.append(last_bookmark + self.bookmark_interval - now)
                         self._cond.wait(max(0.001, min(waits)))
                     bm_rv = self._rv
+                    oldest = self._oldest_rv
+                if evs is None:
+                    h.send_event({"type": "ERROR", "object": status_obj(
+                        410, "too old resource version: %d (%d)" % (cursor, oldest),
+                        "Expired")})
+                    h.end_stream()
+                    return
                 for _, t, o in evs:
                     h.send_event({"type": t, "object": o})
                 now = time.monotonic()
@@ -1072,11 +1883,12 @@ class FakeKube:
                     return
                 if not evs and bookmarks and self.bookmark_interval and \
                         now - last_bookmark >= self.bookmark_interval:
-                    h.send_event({"type": "BOOKMARK", "object": {
-                        "kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
-                        "metadata": {"resourceVersion": str(bm_rv),
-                                     "creationTimestamp": None},
-                        "addressType": "", "endpoints": None, "ports": None}})
+                    bm = {"kind": res.kind, "apiVersion": res.api_version,
+                          "metadata": {"resourceVersion": str(bm_rv),
+                                       "creationTimestamp": None}}
+                    if res.key == SLICE_KEY:
+                        bm.update({"addressType": "", "endpoints": None, "ports": None})
+                    h.send_event({"type": "BOOKMARK", "object": bm})
                     cursor = max(cursor, bm_rv)
                     last_bookmark = now
         except (_WatchCut, OSError, ssl.SSLError):
@@ -1095,7 +1907,7 @@ class FakeKube:
         if method == "GET":
             if name:
                 self._authorize(user, "get", res, ns, name)
-                o = self.get_object(res, ns, name)
+                o = self.get_object(LEASE_KEY, ns, name)
                 if o is None:
                     raise not_found(res, name)
                 return 200, o
@@ -1103,7 +1915,7 @@ class FakeKube:
             with self._lock:
                 items = []
                 for (r, n, _), o in sorted(self._objects.items()):
-                    if r == res and n == ns:
+                    if r == LEASE_KEY and n == ns:
                         it = copy.deepcopy(o)
                         del it["kind"], it["apiVersion"]
                         items.append(it)
@@ -1112,10 +1924,10 @@ class FakeKube:
         if method == "DELETE" and name:
             self._authorize(user, "delete", res, ns, name)
             with self._lock:
-                o = self._objects.get((res, ns, name))
+                o = self._objects.get((LEASE_KEY, ns, name))
                 if o is None:
                     raise not_found(res, name)
-                self._bump(res, ns, "DELETED", copy.deepcopy(o))
+                self._bump(LEASE_KEY, ns, "DELETED", copy.deepcopy(o))
             return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
                          "status": "Success",
                          "details": {"name": name, "group": GROUP_OF[res], "kind": res,
@@ -1151,7 +1963,7 @@ class FakeKube:
             spec = self._lease_spec(obj)
             rec["holder"] = spec.get("holderIdentity")
             with self._lock:
-                old = self._objects.get((res, ns, oname))
+                old = self._objects.get((LEASE_KEY, ns, oname))
                 if method == "POST" and old is not None:
                     raise ApiError(409, 'leases.coordination.k8s.io "%s" already exists' % oname,
                                    "AlreadyExists",
@@ -1164,14 +1976,14 @@ class FakeKube:
                     new["spec"] = spec
                     if meta.get("labels") is not None:
                         new["metadata"]["labels"] = meta["labels"]
-                    self._bump(res, ns, "MODIFIED", new)
+                    self._bump(LEASE_KEY, ns, "MODIFIED", new)
                     code = 200
                 else:
                     # POST, or PUT of a missing lease (leases allow create on update)
                     new = {"kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
                            "metadata": self._new_meta(ns, oname, meta.get("labels")),
                            "spec": spec}
-                    self._bump(res, ns, "ADDED", new)
+                    self._bump(LEASE_KEY, ns, "ADDED", new)
                     code = 201
                 rec["status"] = code
                 return code, copy.deepcopy(new)

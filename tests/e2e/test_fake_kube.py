@@ -178,9 +178,16 @@ def test_401_403_shapes(kube):
 
 
 def test_unknown_path_is_a_404_status(kube, token):
-    st, body = api(kube, "GET", "/apis/nope/v1/things", token)
+    admin = kube.add_user("admin", [("*", "*", "*", "*")])
+    st, body = api(kube, "GET", "/apis/nope/v1/things", admin)
     assert st == 404
     assert_status(body, 404, "NotFound", "the server could not find the requested resource")
+    assert api(kube, "GET", "/nope", token)[0] == 404
+    # authorization comes before routing, as in the real filter chain
+    st, body = api(kube, "GET", "/apis/nope/v1/things", token)
+    assert_status(body, 403, "Forbidden",
+                  'things.nope is forbidden: User "activator" cannot list resource "things" in '
+                  'API group "nope" at the cluster scope')
 
 
 # ---------------------------------------------------------------- scale
