@@ -76,6 +76,26 @@ static void table_changed(kn_controller_t *c)
         uv_timer_start(&c->table_timer, on_table_timer, TABLE_DEBOUNCE_MS, 0);
 }
 
+/* config-autoscaler's initial-scale (0 only with allow-zero-initial-scale),
+ * the replicas a new revision's Deployment starts with. */
+static int initial_scale_of(const kp_activator_config_t *cfg)
+{
+    long scale = 1;
+    int allow_zero = 0;
+    for (size_t i = 0; cfg && i < cfg->n_autoscaler; i++) {
+        const char *k = cfg->autoscaler[i].key, *v = cfg->autoscaler[i].value;
+        char *end;
+        if (strcmp(k, "initial-scale") == 0) {
+            long n = strtol(v, &end, 10);
+            if (*v && !*end && n >= 0 && n < 100000)
+                scale = n;
+        } else if (strcmp(k, "allow-zero-initial-scale") == 0) {
+            allow_zero = strcmp(v, "true") == 0 || strcmp(v, "1") == 0;
+        }
+    }
+    return scale == 0 && !allow_zero ? 1 : (int)scale;
+}
+
 int kn_controller_set_file_config(kn_controller_t *c, kp_activator_config_t *cfg)
 {
     if (c->file) {
@@ -83,6 +103,7 @@ int kn_controller_set_file_config(kn_controller_t *c, kp_activator_config_t *cfg
         free(c->file);
     }
     c->file = cfg;
+    c->s.initial_scale = initial_scale_of(cfg);
     table_apply(c, 1);
     return c->applied_once ? 0 : -1;
 }

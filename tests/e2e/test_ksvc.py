@@ -1,0 +1,223 @@
+"""Knative Services served by the activator, against the fake API server:
+a Service applied becomes a Configuration, a Route, Revisions, their
+Deployments (our queue-proxy beside the app) and Services, all owned, with
+Knative's names, labels and status; requests to its host start pods from
+zero through the activator; a template change makes a new revision that
+takes the traffic; traffic blocks and tags route; a steady state writes
+nothing."""
+
+import copy
+import json
+import time
+
+import pytest
+
+from activator_harness import ASAN, Activator, stop_all
+from fake_kube import ALL_RULES, FakeKube
+from kubelet_sim import KubeletSim
+import kp
+
+NS = "default"
+SLOW = 3 if ASAN else 1
+DOMAIN = "example.com"
+
+
+def seed_service(name="helloworld-go", target="World", cc=10, traffic=None, template_name=None,
+                 annotations=None):
+    """The Service a user writes (config/kubernetes/examples/helloworld-go.yaml)."""
+    tmeta = {"annotations": {"autoscaling.knative.dev/target": "10", **(annotations or {})}}
+    if template_name:
+        tmeta["name"] = template_name
+    svc = {
+        "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"template": {"metadata": tmeta, "spec": {
+            "containerConcurrency": cc, "timeoutSeconds": 300,
+            "containers": [{"image": "kp:dev",
+                            "env": [{"name": "TARGET", "value": target}],
+                            "ports": [{"containerPort": 8080}]}]}}},
+    }
+    if traffic is not None:
+        svc["spec"]["traffic"] = traffic
+    return svc
+
+
+def file_config():
+    """One service of the file's own (it keeps working beside the Knative
+    ones); new revisions start at zero, as the demo does."""
+    return {"domain": "127.0.0.1.sslip.io",
+            "autoscaler": {"initial-scale": "0", "allow-zero-initial-scale": "true"},
+            "services": [{"name": "static", "namespace": NS,
+                          "revisions": [{"name": "static-00001", "containerConcurrency": 10}]}]}
+
+
+def cond(obj, ctype="Ready"):
+    for c in (obj or {}).get("status", {}).get("conditions", []):
+        if c["type"] == ctype:
+            return c
+    return None
+
+
+def is_ready(obj):
+    c = cond(obj)
+    return bool(obj) and c is not None and c["status"] == "True" and \
+        obj["status"].get("observedGeneration") == obj["metadata"].get("generation")
+
+
+def env_of(container):
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    fake = FakeKube().start()
+    fake.install_crds()
+    sim = KubeletSim(fake)
+    token = fake.add_user("activator", ALL_RULES)
+    token_file = fake.write_token_file(token, str(tmp_path / "token"))
+    started = []
+
+    def activator(identity=None, extra=(), config=None):
+        args = ["--backend", "kubernetes", "--kube-api", fake.url, "--kube-token-file",
+                token_file, "--kube-ca-file", fake.ca_file, "--lease-namespace", NS,
+                "--lease-duration", "3", "--queue-sidecar-image", "registry.test/kp:1", *extra]
+        if identity:
+            args += ["--identity", identity]
+        act = Activator(config or file_config(), args,
+                        env={"KP_KNATIVE_DOMAIN": DOMAIN})
+        started.append(act)
+        return act
+
+    class Cluster:
+        pass
+
+    c = Cluster()
+    c.fake, c.sim, c.activator = fake, sim, activator
+    yield c
+    try:
+        stop_all(started)
+    finally:
+        sim.stop()
+        fake.stop()
+
+
+def wait_ready(fake, kind, name, timeout=15):
+    return fake.wait_for(kind, NS, name, is_ready, timeout * SLOW)
+
+
+def test_service_becomes_knative_objects_and_serves(cluster):
+    fake, sim = cluster.fake, cluster.sim
+    sim.configure("helloworld-go-00001", app_env={"TARGET": "World"}, container_concurrency=10)
+    act = cluster.activator()
+    fake.create(seed_service())
+    svc = wait_ready(fake, "services.serving.knative.dev", "helloworld-go")
+    st = svc["status"]
+    assert st["url"] == "http://helloworld-go.default.example.com"
+    assert st["address"]["url"] == "http://helloworld-go.default.svc.cluster.local"
+    assert st["latestCreatedRevisionName"] == "helloworld-go-00001"
+    assert st["latestReadyRevisionName"] == "helloworld-go-00001"
+    assert st["traffic"] == [{"revisionName": "helloworld-go-00001", "latestRevision": True,
+                              "percent": 100}]
+    assert {c["type"] for c in st["conditions"]} == {"Ready", "ConfigurationsReady",
+                                                     "RoutesReady"}
+
+    cfg = fake.get("configurations.serving.knative.dev", NS, "helloworld-go")
+    route = fake.get("routes.serving.knative.dev", NS, "helloworld-go")
+    rev = fake.get("revisions.serving.knative.dev", NS, "helloworld-go-00001")
+    for child, owner, kind in ((cfg, svc, "Service"), (route, svc, "Service"),
+                               (rev, cfg, "Configuration")):
+        [ref] = child["metadata"]["ownerReferences"]
+        assert ref == {"apiVersion": "serving.knative.dev/v1", "kind": kind,
+                       "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
+                       "controller": True, "blockOwnerDeletion": True}
+    labels = rev["metadata"]["labels"]
+    assert labels["serving.knative.dev/service"] == "helloworld-go"
+    assert labels["serving.knative.dev/configuration"] == "helloworld-go"
+    assert labels["serving.knative.dev/configurationGeneration"] == "1"
+    assert labels["serving.knative.dev/configurationUID"] == cfg["metadata"]["uid"]
+    assert labels["serving.knative.dev/routingState"] == "active"
+    assert is_ready(rev) and cond(rev, "Active")["reason"] == "NoTraffic"
+
+    dep = fake.get("deployments", NS, "helloworld-go-00001-deployment")
+    assert dep["metadata"]["ownerReferences"][0]["uid"] == rev["metadata"]["uid"]
+    assert dep["spec"]["selector"]["matchLabels"] == {
+        "serving.knative.dev/revisionUID": rev["metadata"]["uid"]}
+    assert dep["spec"]["replicas"] == 0
+    pod = dep["spec"]["template"]["spec"]
+    user, queue = pod["containers"]
+    assert user["name"] == "user-container" and queue["name"] == "queue-proxy"
+    assert queue["image"] == "registry.test/kp:1"
+    assert user["lifecycle"]["preStop"]["httpGet"] == {"path": "/wait-for-drain", "port": 8022}
+    qenv = env_of(queue)
+    assert qenv["SERVING_REVISION"] == "helloworld-go-00001"
+    assert qenv["SERVING_CONFIGURATION"] == "helloworld-go"
+    assert qenv["CONTAINER_CONCURRENCY"] == "10"
+    assert qenv["USER_PORT"] == "8080"
+    assert json.loads(qenv["SERVING_READINESS_PROBE"]) == {
+        "tcpSocket": {"port": 8080, "host": "127.0.0.1"}, "successThreshold": 1}
+    assert env_of(user)["TARGET"] == "World" and env_of(user)["K_REVISION"] == "helloworld-go-00001"
+    for name in ("helloworld-go-00001-private", "helloworld-go-00001"):
+        s = fake.get("services", NS, name)
+        assert s["metadata"]["ownerReferences"][0]["uid"] == rev["metadata"]["uid"]
+        assert s["spec"]["selector"] == {"serving.knative.dev/revisionUID": rev["metadata"]["uid"]}
+
+    # The first request starts a pod from zero through the activator.
+    host = "helloworld-go.default." + DOMAIN
+    assert act.request("/", host=host) == (200, "Hello World!\n")
+    assert fake.replicas(NS, "helloworld-go-00001-deployment") >= 1
+
+    # Steady state: events that change nothing the reconcilers copy (a
+    # touch adds an annotation) make every reconciler run and write nothing.
+    time.sleep(0.5 * SLOW)
+    mark = fake.mark()
+    for kind, name in (("configurations.serving.knative.dev", "helloworld-go"),
+                       ("routes.serving.knative.dev", "helloworld-go"),
+                       ("deployments", "helloworld-go-00001-deployment"),
+                       ("services", "helloworld-go-00001-private")):
+        fake.touch(kind, NS, name)
+    time.sleep(1.0 * SLOW)
+    writes = [(w["method"], w.get("resource"), w.get("subresource"), w.get("name"))
+              for w in fake.writes(since=mark, user="activator")
+              if w.get("subresource") != "scale"]
+    assert writes == []
+
+
+def test_template_change_and_traffic_split_and_tag(cluster):
+    fake, sim = cluster.fake, cluster.sim
+    sim.configure("helloworld-go-00001", app_env={"TARGET": "World"}, container_concurrency=10)
+    sim.configure("helloworld-go-00002", app_env={"TARGET": "Knative"}, container_concurrency=10)
+    act = cluster.activator()
+    host = "helloworld-go.default." + DOMAIN
+    fake.create(seed_service())
+    wait_ready(fake, "services.serving.knative.dev", "helloworld-go")
+    assert act.request("/", host=host) == (200, "Hello World!\n")
+
+    svc = fake.get("services.serving.knative.dev", NS, "helloworld-go")
+    svc["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "TARGET",
+                                                                "value": "Knative"}]
+    fake.update(svc)
+    fake.wait_for("services.serving.knative.dev", NS, "helloworld-go",
+                  lambda o: is_ready(o) and
+                  o["status"].get("latestReadyRevisionName") == "helloworld-go-00002",
+                  15 * SLOW)
+    assert act.request("/", host=host) == (200, "Hello Knative!\n")
+    old = fake.get("revisions.serving.knative.dev", NS, "helloworld-go-00001")
+    assert old["metadata"]["labels"]["serving.knative.dev/routingState"] == "reserve"
+
+    # 50/50 and a tag on the old revision.
+    svc = fake.get("services.serving.knative.dev", NS, "helloworld-go")
+    svc["spec"]["traffic"] = [{"latestRevision": True, "percent": 50},
+                              {"revisionName": "helloworld-go-00001", "percent": 50,
+                               "tag": "old"}]
+    fake.update(svc)
+    got = fake.wait_for("services.serving.knative.dev", NS, "helloworld-go",
+                        lambda o: is_ready(o) and len(o["status"].get("traffic", [])) == 2,
+                        15 * SLOW)
+    tagged = [t for t in got["status"]["traffic"] if t.get("tag") == "old"][0]
+    assert tagged["url"] == "http://old-helloworld-go.default.example.com"
+    assert act.request("/", host="old-helloworld-go.default." + DOMAIN) == \
+        (200, "Hello World!\n")
+    seen = set()
+    kp.wait_until(lambda: seen.add(act.request("/", host=host)[1]) or len(seen) == 2, 10,
+                  what="both revisions answering (%r)" % seen)
+    assert seen == {"Hello World!\n", "Hello Knative!\n"}
