@@ -6,8 +6,8 @@ zero through the activator; a template change makes a new revision that
 takes the traffic; traffic blocks and tags route; a steady state writes
 nothing."""
 
-import copy
 import json
+import threading
 import time
 
 import pytest
@@ -92,7 +92,7 @@ def cluster(tmp_path):
         pass
 
     c = Cluster()
-    c.fake, c.sim, c.activator = fake, sim, activator
+    c.fake, c.sim, c.activator, c.started = fake, sim, activator, started
     yield c
     try:
         stop_all(started)
@@ -221,3 +221,116 @@ def test_template_change_and_traffic_split_and_tag(cluster):
     kp.wait_until(lambda: seen.add(act.request("/", host=host)[1]) or len(seen) == 2, 10,
                   what="both revisions answering (%r)" % seen)
     assert seen == {"Hello World!\n", "Hello Knative!\n"}
+
+
+def failing_pod(rev, exit_code, message):
+    """A Pod as the kubelet reports a user container that keeps exiting."""
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": rev + "-deployment-7d9f-x2x4q", "namespace": NS,
+                         "labels": {"serving.knative.dev/revision": rev, "app": rev}},
+            "spec": {"containers": [{"name": "user-container", "image": "kp:dev"},
+                                    {"name": "queue-proxy", "image": "kp:dev"}]},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"name": "user-container", "ready": False, "restartCount": 2,
+                 "state": {"waiting": {"reason": "CrashLoopBackOff",
+                                       "message": "back-off 20s restarting failed container"}},
+                 "lastState": {"terminated": {"exitCode": exit_code, "reason": "Error",
+                                              "message": message}}},
+                {"name": "queue-proxy", "ready": False, "restartCount": 0,
+                 "state": {"running": {}}}]}}
+
+
+def test_container_that_exits_fails_revision_and_service(cluster):
+    fake, sim = cluster.fake, cluster.sim
+    rev = "helloworld-go-00001"
+    sim.configure(rev, app_argv=["/bin/sh", "-c", "echo 'panic: no TARGET' >&2; exit 3"])
+    act = cluster.activator()
+    fake.create(seed_service())
+    wait_ready(fake, "services.serving.knative.dev", "helloworld-go")
+    # A request wakes it; the app exits and the kubelet says so.
+    def wake():
+        try:
+            act.request("/", host="helloworld-go.default." + DOMAIN, timeout=5)
+        except OSError:
+            pass  # held while the app keeps failing
+
+    threading.Thread(target=wake, daemon=True).start()
+    kp.wait_until(lambda: (fake.replicas(NS, rev + "-deployment") or 0) >= 1, 10,
+                  what="scale from zero")
+    pod = failing_pod(rev, 3, "panic: no TARGET")
+    fake.create(pod)  # the API keeps no status from a create: the kubelet writes it
+    fake.set_status("pods", NS, pod["metadata"]["name"], pod["status"])
+    r = fake.wait_for("revisions.serving.knative.dev", NS, rev,
+                      lambda o: (cond(o) or {}).get("status") == "False", 10 * SLOW)
+    ready = cond(r)
+    assert ready["reason"] == "ExitCode3"
+    assert ready["message"] == "Container failed with: panic: no TARGET"
+    assert cond(r, "ContainerHealthy")["reason"] == "ExitCode3"
+    svc = fake.wait_for("services.serving.knative.dev", NS, "helloworld-go",
+                        lambda o: (cond(o) or {}).get("status") == "False", 10 * SLOW)
+    assert cond(svc)["reason"] == "RevisionFailed"
+    assert "ExitCode3" in cond(svc)["message"] or "panic: no TARGET" in cond(svc)["message"]
+    cfg = fake.get("configurations.serving.knative.dev", NS, "helloworld-go")
+    assert cond(cfg)["reason"] == "RevisionFailed"
+
+
+def test_bring_your_own_revision_name(cluster):
+    fake = cluster.fake
+    cluster.activator()
+    fake.create(seed_service(template_name="helloworld-go-blue"))
+    svc = wait_ready(fake, "services.serving.knative.dev", "helloworld-go")
+    assert svc["status"]["latestReadyRevisionName"] == "helloworld-go-blue"
+    assert fake.get("deployments", NS, "helloworld-go-blue-deployment") is not None
+    # A name outside the Service's prefix is refused in its status.
+    fake.create(seed_service(name="other", template_name="wrong-name"))
+    bad = fake.wait_for("services.serving.knative.dev", NS, "other",
+                        lambda o: (cond(o) or {}).get("status") == "False", 10 * SLOW)
+    assert cond(bad)["reason"] == "InvalidSpec"
+    assert "must start with \"other-\"" in cond(bad)["message"]
+    assert fake.get("configurations.serving.knative.dev", NS, "other") is None
+
+
+def test_leader_change_mid_reconcile_makes_no_duplicate(cluster):
+    fake = cluster.fake
+    a = cluster.activator(identity="act-a")
+    kp.wait_until(lambda: (fake.get_lease(NS, "kp-activator") or {}).get("spec", {}).get(
+        "holderIdentity") == "act-a", 10, what="act-a leads")
+    b = cluster.activator(identity="act-b")
+    fake.create(seed_service())
+    # The leader goes while it works; the other takes over and finishes.
+    time.sleep(0.05)
+    a.proc.kill()
+    a.proc.wait()
+    cluster.started.remove(a)
+    wait_ready(fake, "services.serving.knative.dev", "helloworld-go", timeout=30)
+    revs = fake.list("revisions.serving.knative.dev", NS)
+    assert [r["metadata"]["name"] for r in revs] == ["helloworld-go-00001"]
+    assert len(fake.list("deployments", NS)) == 1
+    assert b.request("/", host="helloworld-go.default." + DOMAIN)[0] == 200
+
+
+def test_many_services_one_watch_per_kind(cluster):
+    fake = cluster.fake
+    n = 60
+    mark = fake.mark()
+    act = cluster.activator()
+    for i in range(n):
+        fake.create(seed_service(name="svc-%03d" % i))
+    start = time.monotonic()
+    for i in range(n):
+        wait_ready(fake, "services.serving.knative.dev", "svc-%03d" % i, timeout=60)
+    took = time.monotonic() - start
+    watches = fake.request_log("watch", since=mark, user="activator")
+    per_kind = {}
+    for w in watches:
+        k = w.get("resource")
+        per_kind[k] = per_kind.get(k, 0) + 1
+    # One list+watch per kind (endpoint slices: one per revision's Service).
+    for kind in ("services.serving.knative.dev", "configurations.serving.knative.dev",
+                 "revisions.serving.knative.dev", "routes.serving.knative.dev",
+                 "deployments.apps", "services", "pods",
+                 "horizontalpodautoscalers.autoscaling"):
+        assert per_kind.get(kind, 0) <= 2, (kind, per_kind)
+    with open("/proc/%d/status" % act.proc.pid) as f:
+        rss = [l for l in f if l.startswith("VmRSS")][0]
+    print("%d services ready in %.1fs, activator %s" % (n, took, rss.strip()))
