@@ -7,12 +7,13 @@ takes the traffic; traffic blocks and tags route; a steady state writes
 nothing."""
 
 import json
+import re
 import threading
 import time
 
 import pytest
 
-from activator_harness import ASAN, Activator, stop_all
+from activator_harness import ASAN, Activator, hey, stop_all
 from fake_kube import ALL_RULES, FakeKube
 from kubelet_sim import KubeletSim
 import kp
@@ -334,3 +335,71 @@ def test_many_services_one_watch_per_kind(cluster):
     with open("/proc/%d/status" % act.proc.pid) as f:
         rss = [l for l in f if l.startswith("VmRSS")][0]
     print("%d services ready in %.1fs, activator %s" % (n, took, rss.strip()))
+
+
+def queued_at(pod):
+    """Requests that had to wait in a pod's queue-proxy: 0 while the
+    activator never sends a pod more than containerConcurrency."""
+    r = kp.request(pod.ports["http-usermetric"], "/metrics", host=pod.ip)
+    m = re.search(r"^kp_queue_proxy_queued_requests_total (\d+)$", r.text, re.M)
+    assert m, r.text
+    return int(m.group(1))
+
+
+FAST_SCALE = {"initial-scale": "0", "allow-zero-initial-scale": "true",
+              "stable-window": "6s", "scale-to-zero-grace-period": "6s"}
+
+
+def test_load_scales_within_concurrency_then_back_to_zero(cluster):
+    fake, sim = cluster.fake, cluster.sim
+    rev = "helloworld-go-00001"
+    sim.configure(rev, app_env={"TARGET": "World"}, container_concurrency=2,
+                  qp_env={"SERVING_REQUEST_METRICS_BACKEND": "prometheus"})
+    cfg = file_config()
+    cfg["autoscaler"] = dict(FAST_SCALE)
+    act = cluster.activator(config=cfg)
+    fake.create(seed_service(cc=2))
+    wait_ready(fake, "services.serving.knative.dev", "helloworld-go")
+    codes = {}
+    load = threading.Thread(target=lambda: codes.update(
+        hey(act.url("/?sleep=100"), "helloworld-go.default." + DOMAIN, 12, duration="5s")))
+    load.start()
+    time.sleep(3.5)
+    pods = [p for p in sim.pods(rev) if p.ready]
+    assert len(pods) >= 2, pods
+    assert sum(queued_at(p) for p in pods) == 0
+    load.join()
+    assert set(codes) == {200}, codes
+    # Idle: back to zero, and the Revision says so.
+    kp.wait_until(lambda: fake.replicas(NS, rev + "-deployment") == 0, 40,
+                  what="scale to zero")
+    r = fake.wait_for("revisions.serving.knative.dev", NS, rev,
+                      lambda o: (cond(o, "Active") or {}).get("reason") == "NoTraffic",
+                      10 * SLOW)
+    assert is_ready(r)
+
+
+def test_template_change_under_load_drops_nothing(cluster):
+    fake, sim = cluster.fake, cluster.sim
+    sim.configure("helloworld-go-00001", app_env={"TARGET": "World"}, container_concurrency=10)
+    sim.configure("helloworld-go-00002", app_env={"TARGET": "Knative"}, container_concurrency=10)
+    act = cluster.activator()
+    host = "helloworld-go.default." + DOMAIN
+    fake.create(seed_service())
+    wait_ready(fake, "services.serving.knative.dev", "helloworld-go")
+    assert act.request("/", host=host)[0] == 200
+    result = {}
+    load = threading.Thread(target=lambda: result.update(
+        hey(act.url("/?sleep=20"), host, 8, duration="5s")))
+    load.start()
+    time.sleep(1)
+    svc = fake.get("services.serving.knative.dev", NS, "helloworld-go")
+    svc["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "TARGET",
+                                                                "value": "Knative"}]
+    fake.update(svc)
+    fake.wait_for("services.serving.knative.dev", NS, "helloworld-go",
+                  lambda o: is_ready(o) and
+                  o["status"].get("latestReadyRevisionName") == "helloworld-go-00002", 15 * SLOW)
+    load.join()
+    assert set(result) == {200}, result
+    assert act.request("/", host=host) == (200, "Hello Knative!\n")
