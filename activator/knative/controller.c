@@ -228,10 +228,32 @@ static void on_event(void *ctx, kp_kube_informer_event_t ev, const cJSON *obj, c
     (void)old;
 }
 
+static const kp_kube_informer_ops_t informer_ops;
+
+/* The other kinds are watched once Knative Services are served here: on a
+ * cluster without the CRDs the one informer of Services logs the 404 and
+ * retries, and nothing else is asked of the API. */
+static void start_other_informers(kn_ns_t *n)
+{
+    for (int k = 0; k < KN_N_KINDS; k++) {
+        if (n->inf[k])
+            continue;
+        n->ev[k].ns = n;
+        n->ev[k].kind = (kn_kind_t)k;
+        n->inf[k] = kp_kube_informer_start(n->s->kube, &kn_resources[k], n->name,
+                                           k == KN_PODS ? KN_L_REVISION : NULL, &informer_ops,
+                                           &n->ev[k]);
+    }
+}
+
 static void on_synced(void *ctx)
 {
     struct kn_ns_event_ctx *e = ctx;
     kn_controller_t *c = (kn_controller_t *)e->ns->s;
+    if (c->stopped)
+        return;
+    if (e->kind == KN_SERVICES)
+        start_other_informers(e->ns);
     if (!kn_state_synced(&c->s, e->ns->name))
         return;
     kp_log_kv(KP_LOG_INFO, "knative: caches synced", "namespace", e->ns->name, NULL);
@@ -356,13 +378,10 @@ kn_controller_t *kn_controller_start(uv_loop_t *loop, const kn_controller_opts_t
         n->name = strdup(o->namespaces[i]);
         if (!n->name)
             goto fail;
-        for (int k = 0; k < KN_N_KINDS; k++) {
-            n->ev[k].ns = n;
-            n->ev[k].kind = (kn_kind_t)k;
-            n->inf[k] = kp_kube_informer_start(o->kube, &kn_resources[k], n->name,
-                                               k == KN_PODS ? KN_L_REVISION : NULL, &informer_ops,
-                                               &n->ev[k]);
-        }
+        n->ev[KN_SERVICES].ns = n;
+        n->ev[KN_SERVICES].kind = KN_SERVICES;
+        n->inf[KN_SERVICES] = kp_kube_informer_start(o->kube, &kn_resources[KN_SERVICES], n->name,
+                                                     NULL, &informer_ops, &n->ev[KN_SERVICES]);
     }
     kp_log_fields(KP_LOG_INFO, "knative: serving Services", KP_LOG_INT("namespaces", (long long)s->n_ns),
                   KP_LOG_STR("first_namespace", s->n_ns ? s->ns[0].name : ""),
