@@ -403,3 +403,77 @@ def test_template_change_under_load_drops_nothing(cluster):
     load.join()
     assert set(result) == {200}, result
     assert act.request("/", host=host) == (200, "Hello Knative!\n")
+
+
+def test_without_the_crds_the_file_services_work_and_knative_starts_later(cluster, tmp_path):
+    fake = FakeKube().start()
+    try:
+        token = fake.add_user("activator", ALL_RULES)
+        token_file = fake.write_token_file(token, str(tmp_path / "token2"))
+        fake.add_deployment(NS, "static-00001-deployment", replicas=0)
+        act = Activator(file_config(), ["--backend", "kubernetes", "--kube-api", fake.url,
+                                        "--kube-token-file", token_file, "--kube-ca-file",
+                                        fake.ca_file, "--queue-sidecar-image", "kp:dev"])
+        cluster.started.append(act)
+        kp.wait_until(lambda: "does not serve" in act.logs(), 10, what="the 404 logged")
+        # The file's own service still routes (its request is held: no pod).
+        assert act.status() is not None
+        lines = [l for l in act.logs().splitlines() if "does not serve" in l]
+        assert len(lines) == 1, lines
+        assert "services.serving.knative.dev" in lines[0] or "serving.knative.dev" in lines[0]
+        # Only the Services informer asked: nothing else of Knative's kinds.
+        assert not fake.request_log(resource="deployments", verb=("list", "watch"))
+        fake.install_crds()
+        fake.create(seed_service())
+        fake.wait_for("services.serving.knative.dev", NS, "helloworld-go", is_ready, 30 * SLOW)
+    finally:
+        fake.stop()
+
+
+def test_gc_removes_old_revisions_but_keeps_tagged_ones(cluster):
+    fake = cluster.fake
+    act = Activator(file_config(), ["--backend", "kubernetes", "--kube-api", fake.url,
+                                    "--kube-token-file", fake.write_token_file(
+                                        fake.add_user("gc", ALL_RULES)),
+                                    "--kube-ca-file", fake.ca_file,
+                                    "--queue-sidecar-image", "kp:dev"],
+                    env={"KP_KNATIVE_GC": "min-non-active-revisions=0,"
+                         "max-non-active-revisions=0,retain-since-create-time=disabled,"
+                         "retain-since-last-active-time=disabled"})
+    cluster.started.append(act)
+    fake.create(seed_service(traffic=[{"latestRevision": True, "percent": 100},
+                                      {"revisionName": "helloworld-go-00001", "percent": 0,
+                                       "tag": "pinned"}]))
+    wait_ready(fake, "services.serving.knative.dev", "helloworld-go")
+    for target in ("Two", "Three"):
+        svc = fake.get("services.serving.knative.dev", NS, "helloworld-go")
+        svc["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "TARGET",
+                                                                    "value": target}]
+        fake.update(svc)
+        gen = svc["metadata"]["generation"] + 1
+        fake.wait_for("services.serving.knative.dev", NS, "helloworld-go",
+                      lambda o: is_ready(o) and o["status"].get("latestReadyRevisionName") ==
+                      "helloworld-go-%05d" % gen, 15 * SLOW)
+    # -00002 lost its traffic: collected with what it owned; -00001 has a tag.
+    fake.wait_gone("revisions.serving.knative.dev", NS, "helloworld-go-00002", 15 * SLOW)
+    fake.wait_gone("deployments", NS, "helloworld-go-00002-deployment", 10 * SLOW)
+    assert fake.get("revisions.serving.knative.dev", NS, "helloworld-go-00001") is not None
+    assert fake.get("revisions.serving.knative.dev", NS, "helloworld-go-00003") is not None
+
+
+def test_hpa_class_gets_an_hpa(cluster):
+    fake = cluster.fake
+    cluster.activator()
+    fake.create(seed_service(annotations={
+        "autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev",
+        "autoscaling.knative.dev/metric": "cpu", "autoscaling.knative.dev/target": "70",
+        "autoscaling.knative.dev/max-scale": "5"}))
+    rev = fake.wait_for("revisions.serving.knative.dev", NS, "helloworld-go-00001")
+    hpa = fake.wait_for("horizontalpodautoscalers.autoscaling", NS, "helloworld-go-00001",
+                        timeout=10 * SLOW)
+    assert hpa["metadata"]["ownerReferences"][0]["uid"] == rev["metadata"]["uid"]
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": "helloworld-go-00001-deployment"}
+    assert hpa["spec"]["minReplicas"] == 1 and hpa["spec"]["maxReplicas"] == 5
+    assert hpa["spec"]["metrics"] == [{"type": "Resource", "resource": {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]
