@@ -10,6 +10,7 @@
 #include "kjson.h"
 #include "names.h"
 #include "reconcile.h"
+#include "settings.h"
 #include "state.h"
 #include "table.h"
 
@@ -28,6 +29,10 @@ struct kn_controller {
     uv_timer_t image_timer;
     char *queue_image;
     int image_pending; /* a GET of our pod is under way */
+    /* Knative's ConfigMaps in the activator's namespace (settings.c),
+     * watched once Knative Services are served. */
+    kp_kube_informer_t *settings;
+    int settings_synced;
     int closes;
     int stopped;
 };
@@ -131,7 +136,8 @@ static void process(void *ctx, const char *key)
     *ns++ = '\0';
     *name++ = '\0';
     /* Followers only read; a leader waits for its caches and settings. */
-    if (!c->s.leader || !c->s.ready || c->stopped || !kn_state_synced(&c->s, ns))
+    if (!c->s.leader || !c->s.ready || !c->settings_synced || c->stopped ||
+        !kn_state_synced(&c->s, ns))
         return;
     if (strcmp(buf, "Service") == 0)
         kn_reconcile_service(&c->s, key, ns, name);
@@ -166,7 +172,7 @@ static void resync_ns(kn_controller_t *c, const char *ns)
 
 static void resync(kn_controller_t *c)
 {
-    if (!c->s.leader || !c->s.ready)
+    if (!c->s.leader || !c->s.ready || !c->settings_synced)
         return;
     for (size_t i = 0; i < c->s.n_ns; i++)
         if (kn_state_synced(&c->s, c->s.ns[i].name))
@@ -229,6 +235,7 @@ static void on_event(void *ctx, kp_kube_informer_event_t ev, const cJSON *obj, c
 }
 
 static const kp_kube_informer_ops_t informer_ops;
+static void start_settings(kn_controller_t *c);
 
 /* The other kinds are watched once Knative Services are served here: on a
  * cluster without the CRDs the one informer of Services logs the 404 and
@@ -252,33 +259,109 @@ static void on_synced(void *ctx)
     kn_controller_t *c = (kn_controller_t *)e->ns->s;
     if (c->stopped)
         return;
-    if (e->kind == KN_SERVICES)
+    if (e->kind == KN_SERVICES) {
         start_other_informers(e->ns);
+        start_settings(c);
+    }
     if (!kn_state_synced(&c->s, e->ns->name))
         return;
     kp_log_kv(KP_LOG_INFO, "knative: caches synced", "namespace", e->ns->name, NULL);
-    if (c->s.leader && c->s.ready)
+    if (c->s.leader && c->s.ready && c->settings_synced)
         resync_ns(c, e->ns->name);
     table_changed(c);
 }
 
 static const kp_kube_informer_ops_t informer_ops = {on_event, on_synced};
 
+/* --- settings: Knative's ConfigMaps --- */
+
+static void start_reconciling(kn_controller_t *c, const char *image);
+static void read_own_image(kn_controller_t *c);
+
+/* A ConfigMap's settings; the image it names counts unless one was given
+ * at start. */
+static int apply_settings(kn_controller_t *c, const cJSON *cm)
+{
+    char image[512];
+    int changed = kn_settings_apply(&c->s, cm, image, sizeof image);
+    if (*image && !(c->opts.queue_image && *c->opts.queue_image) &&
+        (!c->queue_image || strcmp(image, c->queue_image) != 0)) {
+        start_reconciling(c, image);
+        changed++;
+    }
+    return changed;
+}
+
+static void on_setting_event(void *ctx, kp_kube_informer_event_t ev, const cJSON *obj,
+                             const cJSON *old)
+{
+    kn_controller_t *c = ctx;
+    if (!kn_settings_is_configmap(kn_json_str(obj, "metadata.name", "")) || !c->settings_synced)
+        return;
+    if (apply_settings(c, obj) > 0) {
+        kp_log_kv(KP_LOG_INFO, "knative: settings changed", "configmap",
+                  kn_json_str(obj, "metadata.name", ""), NULL);
+        resync(c);
+        table_changed(c);
+    }
+    (void)ev;
+    (void)old;
+}
+
+static void apply_one_setting(void *ctx, const cJSON *cm)
+{
+    if (kn_settings_is_configmap(kn_json_str(cm, "metadata.name", "")))
+        apply_settings(ctx, cm);
+}
+
+static void on_settings_synced(void *ctx)
+{
+    kn_controller_t *c = ctx;
+    if (c->settings_synced || c->stopped)
+        return;
+    kp_kube_informer_each(c->settings, apply_one_setting, c);
+    c->settings_synced = 1;
+    if (!c->s.ready) {
+        /* The image: given at start, or config-deployment's, or ours. */
+        if (c->opts.queue_image && *c->opts.queue_image)
+            start_reconciling(c, c->opts.queue_image);
+        else if (c->opts.pod_name && *c->opts.pod_name)
+            read_own_image(c);
+        else
+            start_reconciling(c, "kp:dev");
+    } else {
+        resync(c);
+    }
+    table_changed(c);
+}
+
+static const kp_kube_informer_ops_t settings_ops = {on_setting_event, on_settings_synced};
+
+static void start_settings(kn_controller_t *c)
+{
+    static const kp_kube_resource_t configmaps = {"", "v1", "configmaps", "ConfigMap"};
+    if (c->settings || c->stopped)
+        return;
+    c->settings = kp_kube_informer_start(c->opts.kube, &configmaps,
+                                         c->opts.pod_namespace ? c->opts.pod_namespace : "default",
+                                         NULL, &settings_ops, c);
+}
+
 /* --- the queue-proxy image: ours --- */
 
 static void start_reconciling(kn_controller_t *c, const char *image)
 {
-    free(c->queue_image);
-    c->queue_image = strdup(image);
-    if (!c->queue_image)
+    char *copy = strdup(image);
+    if (!copy)
         return;
+    free(c->queue_image);
+    c->queue_image = copy;
     c->s.build.queue_image = c->queue_image;
     c->s.ready = 1;
     kp_log_kv(KP_LOG_INFO, "knative: queue-proxy image", "image", image, NULL);
     resync(c);
 }
 
-static void read_own_image(kn_controller_t *c);
 static void maybe_free(kn_controller_t *c);
 
 static void on_image_timer(uv_timer_t *t)
@@ -386,12 +469,6 @@ kn_controller_t *kn_controller_start(uv_loop_t *loop, const kn_controller_opts_t
     kp_log_fields(KP_LOG_INFO, "knative: serving Services", KP_LOG_INT("namespaces", (long long)s->n_ns),
                   KP_LOG_STR("first_namespace", s->n_ns ? s->ns[0].name : ""),
                   KP_LOG_STR("domain", s->domain));
-    if (o->queue_image && *o->queue_image)
-        start_reconciling(c, o->queue_image);
-    else if (o->pod_name && *o->pod_name)
-        read_own_image(c);
-    else
-        start_reconciling(c, "kp:dev");
     return c;
 fail:
     kn_controller_stop(c);
@@ -456,6 +533,9 @@ void kn_controller_stop(kn_controller_t *c)
                 kp_kube_informer_stop(c->s.ns[i].inf[k]);
                 c->s.ns[i].inf[k] = NULL;
             }
+    if (c->settings)
+        kp_kube_informer_stop(c->settings);
+    c->settings = NULL;
     if (c->s.queue)
         kn_wq_free(c->s.queue);
     c->s.queue = NULL;

@@ -477,3 +477,32 @@ def test_hpa_class_gets_an_hpa(cluster):
     assert hpa["spec"]["minReplicas"] == 1 and hpa["spec"]["maxReplicas"] == 5
     assert hpa["spec"]["metrics"] == [{"type": "Resource", "resource": {
         "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]
+
+
+def test_config_domain_and_config_deployment_from_configmaps(cluster):
+    fake = cluster.fake
+    fake.create({"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "config-domain", "namespace": NS},
+                 "data": {"kp.test": ""}})
+    act = Activator(file_config(), ["--backend", "kubernetes", "--kube-api", fake.url,
+                                    "--kube-token-file", fake.write_token_file(
+                                        fake.add_user("cm", ALL_RULES)),
+                                    "--kube-ca-file", fake.ca_file])
+    cluster.started.append(act)
+    fake.create({"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "config-deployment", "namespace": NS},
+                 "data": {"queue-sidecar-image": "registry.test/queue:2",
+                          "progress-deadline": "120s"}})
+    fake.create(seed_service())
+    svc = wait_ready(fake, "services.serving.knative.dev", "helloworld-go")
+    assert svc["status"]["url"] == "http://helloworld-go.default.kp.test"
+    dep = fake.get("deployments", NS, "helloworld-go-00001-deployment")
+    assert dep["spec"]["progressDeadlineSeconds"] == 120
+    assert dep["spec"]["template"]["spec"]["containers"][1]["image"] == "registry.test/queue:2"
+    # A new domain rewrites the URLs; the host answers by any domain.
+    cm = fake.get("configmaps", NS, "config-domain")
+    cm["data"] = {"other.test": ""}
+    fake.update(cm)
+    fake.wait_for("services.serving.knative.dev", NS, "helloworld-go",
+                  lambda o: o["status"].get("url") == "http://helloworld-go.default.other.test",
+                  10 * SLOW)
