@@ -1,7 +1,8 @@
 /* A Kubernetes API client on the libuv loop, through libcurl's multi-socket
  * API (no blocking call, no thread): bearer token (re-read when the file
  * changes), CA file, in-cluster or explicit configuration; the scale
- * subresource, EndpointSlice list+watch, and Lease-based leader election.
+ * subresource, EndpointSlice list+watch, and Lease-based leader election;
+ * any object by resource type (object.h) and informers (informer.h).
  * Every callback runs on the loop thread. */
 #ifndef KP_KUBE_CLIENT_H
 #define KP_KUBE_CLIENT_H
@@ -70,9 +71,18 @@ typedef struct kp_kube_watch kp_kube_watch_t;
 /* List, then watch from the list's resourceVersion with bookmarks; relist
  * on a 410 (HTTP or an ERROR event with code 410); reconnect with jittered
  * exponential backoff (200 ms doubling to 30 s) when the stream ends or
- * fails. Selector: kubernetes.io/service-name={service}. */
+ * fails. Every watch of one namespace on one client shares ONE such
+ * list+watch (an informer, informer.h) of the EndpointSlices that have a
+ * kubernetes.io/service-name label, opened with the first watch and
+ * closed with the last; each slice event reaches the watches of the
+ * service its label names, at the cost of that service's endpoints.
+ * RBAC: list and watch on endpointslices in the namespace. cb first runs
+ * once the namespace's list is in (on the loop's next turn if it already
+ * is), never from inside this call; a relist's changes are delivered
+ * whole, never half-applied. */
 kp_kube_watch_t *kp_kube_watch_endpoints(kp_kube_t *k, const char *ns, const char *service,
                                          kp_kube_endpoints_cb cb, void *ctx);
+/* No callback runs after this; safe from inside cb (any watch's). */
 void kp_kube_watch_stop(kp_kube_watch_t *w);
 
 /* --- leader election (coordination.k8s.io/v1 Lease) --- */

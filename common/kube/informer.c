@@ -196,8 +196,7 @@ static int watch_line(void *ctx, const char *line, size_t len)
             memcpy(inf->rv, ev.resource_version, sizeof(inf->rv));
         inf->events_seen++;
         if (kp_kube_cache_apply(&inf->cache, ev.type, obj, emit, inf) < 0)
-            kp_log(KP_LOG_WARN, "%s: ignoring a watch event whose object has no name",
-                   inf->what);
+            kp_log(KP_LOG_WARN, "%s: ignoring a watch event whose object has no name", inf->what);
         rc = inf->state == I_STOPPED;
         break;
     }
@@ -392,8 +391,8 @@ size_t kp_kube_informer_count(const kp_kube_informer_t *inf)
     return kp_kube_cache_count(&inf->cache);
 }
 
-void kp_kube_informer_each(const kp_kube_informer_t *inf,
-                           void (*fn)(void *ctx, const cJSON *obj), void *ctx)
+void kp_kube_informer_each(const kp_kube_informer_t *inf, void (*fn)(void *ctx, const cJSON *obj),
+                           void *ctx)
 {
     kp_kube_cache_each(&inf->cache, fn, ctx);
 }

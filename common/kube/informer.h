@@ -38,8 +38,26 @@ typedef struct kp_kube_informer_ops {
 kp_kube_informer_t *kp_kube_informer_start(kp_kube_t *k, const kp_kube_resource_t *res,
                                            const char *ns, const char *label_selector,
                                            const kp_kube_informer_ops_t *ops, void *ctx);
-/* No callback runs after this. kp_kube_close also stops it. */
+/* No callback runs after this; safe from inside on_event and on_synced.
+ * kp_kube_close also stops it: the pointer is then freed once the loop
+ * runs on, so do not stop it after the client closed. */
 void kp_kube_informer_stop(kp_kube_informer_t *inf);
+
+/* What the callbacks can rely on:
+ * - The cache is updated before on_event: during ADDED and UPDATED,
+ *   kp_kube_informer_get(name) is obj; during DELETED it is NULL.
+ * - Events come in the API's order; the first list's objects come as
+ *   ADDED (in the list's order) before the first on_synced.
+ * - After a relist (410, or an ended stream whose resourceVersion is
+ *   gone) only the difference comes: ADDED for new names, UPDATED for a
+ *   changed resourceVersion, then DELETED (obj == old, the last cached
+ *   state) for names the new list lacks; then on_synced again. An object
+ *   deleted and re-created under the same name between two lists reads
+ *   as UPDATED (compare metadata.uid to tell).
+ * - Cached objects have no metadata.managedFields (a PUT without it
+ *   keeps the API's). They are the informer's: copy (cJSON_Duplicate)
+ *   what must outlive the callback or the current loop turn.
+ * - Nothing runs from inside kp_kube_informer_start. */
 
 /* 1 once the first list is in. */
 int kp_kube_informer_synced(const kp_kube_informer_t *inf);

@@ -100,8 +100,7 @@ void *kp_kube_map_remove(kp_kube_map_t *m, const char *key)
     return NULL;
 }
 
-int kp_kube_map_next(const kp_kube_map_t *m, kp_kube_map_iter_t *it, const char **key,
-                     void **value)
+int kp_kube_map_next(const kp_kube_map_t *m, kp_kube_map_iter_t *it, const char **key, void **value)
 {
     kp_kube_map_entry_t *e = it->entry ? it->entry->next : NULL;
     size_t b = it->entry ? it->bucket + 1 : it->bucket;

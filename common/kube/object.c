@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "internal.h"
-#include "base/log.h"
 
 #define OBJECT_TIMEOUT_MS 30000
 #define MERGE_PATCH "application/merge-patch+json"

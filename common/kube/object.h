@@ -26,6 +26,12 @@ typedef struct kp_kube_resource {
  * the call that started it. 409 means: read again and retry (Conflict on a
  * stale resourceVersion, or AlreadyExists on create). */
 typedef void (*kp_kube_object_cb)(void *ctx, int status, const cJSON *obj, const char *message);
+/* Also: a 2xx whose body is not a JSON object gives obj NULL and a
+ * message saying so; a DELETE's obj is the API's answer (a Status, or the
+ * object while finalizers hold it). When kp_kube_close stops a call in
+ * flight, cb runs from inside kp_kube_close (status 0). A 401/403 is also
+ * logged once per verb and resource with the RBAC rule it needs ("update"
+ * on "{plural}/status" for replace_status). */
 
 /* Each returns 0 when the request is on its way (cb will run), -1 when it
  * could not start (bad name, out of memory, client closing: cb will not
