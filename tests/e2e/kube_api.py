@@ -6,7 +6,47 @@ the reconciler writes, and the discovery documents. Stdlib (+ yaml for
 CRD files)."""
 import copy
 import ipaddress
+import random
 import re
+import time
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+           405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType",
+           422: "Invalid", 429: "TooManyRequests", 500: "InternalError",
+           503: "ServiceUnavailable", 504: "Timeout"}
+
+
+def now_rfc3339():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def random_suffix(n, alphabet="bcdfghjklmnpqrstvwxz2456789"):
+    """What generateName appends (apiserver's names.SimpleNameGenerator)."""
+    return "".join(random.choice(alphabet) for _ in range(n))
+
+
+def status_obj(code, message, reason=None, details=None):
+    s = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+         "message": message, "reason": reason or REASONS.get(code, "Unknown")}
+    if details is not None:
+        s["details"] = details
+    s["code"] = code
+    return s
+
+
+class ApiError(Exception):
+    """An answer of the API other than success: .code and the Status."""
+
+    def __init__(self, code, message, reason=None, details=None):
+        super().__init__(message)
+        self.code = code
+        self.status = status_obj(code, message, reason, details)
+
 
 # ---------------------------------------------------------------- resources
 
@@ -83,18 +123,35 @@ def builtin_resources():
 
 # The CRDs of Knative Serving's v1 API (config/core/300-resources), as
 # install_crds() registers them without a file.
+_READY = ".status.conditions[?(@.type=='Ready')]"
 KNATIVE_CRDS = [
-    ("services", "Service", ["ksvc", "kservice"]),
-    ("configurations", "Configuration", ["config", "cfg"]),
-    ("revisions", "Revision", ["rev"]),
-    ("routes", "Route", ["rt"]),
+    ("services", "Service", ["ksvc", "kservice"],
+     [("URL", "string", ".status.url"),
+      ("LatestCreated", "string", ".status.latestCreatedRevisionName"),
+      ("LatestReady", "string", ".status.latestReadyRevisionName"),
+      ("Ready", "string", _READY + ".status"), ("Reason", "string", _READY + ".reason")]),
+    ("configurations", "Configuration", ["config", "cfg"],
+     [("LatestCreated", "string", ".status.latestCreatedRevisionName"),
+      ("LatestReady", "string", ".status.latestReadyRevisionName"),
+      ("Ready", "string", _READY + ".status"), ("Reason", "string", _READY + ".reason")]),
+    ("revisions", "Revision", ["rev"],
+     [("Config Name", "string",
+       ".metadata.labels['serving\\.knative\\.dev/configuration']"),
+      ("Generation", "string",
+       ".metadata.labels['serving\\.knative\\.dev/configurationGeneration']"),
+      ("Ready", "string", _READY + ".status"), ("Reason", "string", _READY + ".reason"),
+      ("Actual Replicas", "integer", ".status.actualReplicas"),
+      ("Desired Replicas", "integer", ".status.desiredReplicas")]),
+    ("routes", "Route", ["rt"],
+     [("URL", "string", ".status.url"), ("Ready", "string", _READY + ".status"),
+      ("Reason", "string", _READY + ".reason")]),
 ]
 KNATIVE_GROUP = "serving.knative.dev"
 
 
 def knative_crd_docs():
     docs = []
-    for plural, kind, short in KNATIVE_CRDS:
+    for plural, kind, short, columns in KNATIVE_CRDS:
         docs.append({
             "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
             "metadata": {"name": "%s.%s" % (plural, KNATIVE_GROUP)},
@@ -104,6 +161,9 @@ def knative_crd_docs():
                                                                    "serving"]},
                      "versions": [{"name": "v1", "served": True, "storage": True,
                                    "subresources": {"status": {}},
+                                   "additionalPrinterColumns": [
+                                       {"name": n, "type": t, "jsonPath": j}
+                                       for n, t, j in columns],
                                    "schema": {"openAPIV3Schema": {
                                        "type": "object",
                                        "x-kubernetes-preserve-unknown-fields": True}}}]}})
@@ -691,3 +751,85 @@ def _merge_list(cur, patch, key):
         else:
             out[idx] = strategic_merge_patch(out[idx], item)
     return out
+
+
+# ---------------------------------------------------------------- tables
+
+
+def _jsonpath_tokens(path):
+    """.a.b, ['dotted\\.key'] and [?(@.k=='v')] steps of a printer column."""
+    toks, i = [], 0
+    while i < len(path):
+        if path[i] == ".":
+            m = re.match(r"\.([A-Za-z0-9_-]+)", path[i:])
+            if not m:
+                raise ValueError("bad jsonPath %r" % path)
+            toks.append(("key", m.group(1)))
+            i += m.end()
+        elif path.startswith("['", i):
+            j = path.index("']", i)
+            toks.append(("key", path[i + 2:j].replace("\\.", ".")))
+            i = j + 2
+        elif path.startswith("[?(@.", i):
+            m = re.match(r"\[\?\(@\.([A-Za-z0-9_-]+)==['\"]([^'\"]*)['\"]\)\]", path[i:])
+            if not m:
+                raise ValueError("bad jsonPath %r" % path)
+            toks.append(("filter", (m.group(1), m.group(2))))
+            i += m.end()
+        else:
+            raise ValueError("bad jsonPath %r" % path)
+    return toks
+
+
+def jsonpath_get(obj, path):
+    """The value a printer column's jsonPath selects (None when absent)."""
+    cur = [obj]
+    for kind, arg in _jsonpath_tokens(path):
+        nxt = []
+        for c in cur:
+            if kind == "key" and isinstance(c, dict) and arg in c:
+                nxt.append(c[arg])
+            elif kind == "filter" and isinstance(c, list):
+                nxt += [x for x in c if isinstance(x, dict) and str(x.get(arg[0])) == arg[1]]
+        cur = nxt
+    return cur[0] if cur else None
+
+
+def _age(ts):
+    import calendar
+    import time
+    try:
+        secs = int(time.time() - calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ")))
+    except (TypeError, ValueError):
+        return "<unknown>"
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= 2 * n if unit != "m" else secs >= 120:
+            return "%d%s" % (secs // n, unit)
+    return "%ds" % max(secs, 0)
+
+
+def table(resource, objects, resource_version, include_object="Metadata"):
+    """A meta.k8s.io/v1 Table (what `kubectl get` asks for) of custom
+    resources: Name, the CRD's additionalPrinterColumns, Age."""
+    cols = [{"name": "Name", "type": "string", "format": "name", "description": "Name must "
+             "be unique within a namespace.", "priority": 0}]
+    for c in resource.printer_columns:
+        cols.append({"name": c["name"], "type": c.get("type", "string"), "format": "",
+                     "description": c.get("description", ""), "priority": c.get("priority", 0)})
+    cols.append({"name": "Age", "type": "date", "format": "", "description": "", "priority": 0})
+    rows = []
+    for o in objects:
+        cells = [o["metadata"]["name"]]
+        for c in resource.printer_columns:
+            cells.append(jsonpath_get(o, c["jsonPath"]))
+        cells.append(_age(o["metadata"].get("creationTimestamp")))
+        row = {"cells": cells}
+        if include_object == "Object":
+            row["object"] = o
+        elif include_object != "None":
+            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                             "metadata": o["metadata"]}
+        rows.append(row)
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"resourceVersion": resource_version},
+            "columnDefinitions": cols, "rows": rows}

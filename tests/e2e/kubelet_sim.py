@@ -251,9 +251,8 @@ class KubeletSim:
         self.before_start = None
         fake.scale_listeners.append(self._on_scale)
         # deployments that already want pods
-        with fake._lock:
-            existing = [(k[1], k[2], o["spec"]["replicas"]) for k, o in fake._objects.items()
-                        if k[0] == "deployments"]
+        existing = [(o["metadata"]["namespace"], o["metadata"]["name"], o["spec"]["replicas"])
+                    for o in fake.list("deployments")]
         for ns, name, n in existing:
             if n:
                 self.reconcile(ns, name, n)
@@ -534,3 +533,12 @@ class KubeletSim:
     def logs(self, pod):
         """The pod's queue-proxy and app output, for assertion messages."""
         return "%s\n%s" % (pod.qp.describe(), pod.app.describe() if pod.app else "")
+
+
+def __getattr__(name):
+    # The Deployment-driven kubelet lives in kubelet_deploy.py (it imports
+    # this module); `from kubelet_sim import DeploymentKubelet` works too.
+    if name == "DeploymentKubelet":
+        from kubelet_deploy import DeploymentKubelet
+        return DeploymentKubelet
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
