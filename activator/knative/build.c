@@ -81,7 +81,7 @@ static cJSON *map_without(const cJSON *map, const char *const *drop)
 }
 
 static const char *const service_only_annotations[] = {KN_A_LAST_APPLIED, KN_A_ROLLOUT_DURATION,
-                                                        KN_A_ROLLOUT_DURATION_OLD, NULL};
+                                                       KN_A_ROLLOUT_DURATION_OLD, NULL};
 
 /* labels/annotations of a child of the Service. */
 static int service_child_meta(cJSON *obj, const cJSON *service, int with_uid)
@@ -177,8 +177,8 @@ cJSON *kn_build_revision(const cJSON *config, const char *name, time_t now)
 {
     static const char *const none[] = {NULL};
     const cJSON *tmeta = kn_json_at(config, "spec.template.metadata");
-    cJSON *r = new_object(KN_API_VERSION, "Revision", name,
-                          kn_json_str(config, "metadata.namespace", ""));
+    cJSON *r =
+        new_object(KN_API_VERSION, "Revision", name, kn_json_str(config, "metadata.namespace", ""));
     if (!r)
         return NULL;
     cJSON *meta = kn_json_obj(r, "metadata");
@@ -199,7 +199,8 @@ cJSON *kn_build_revision(const cJSON *config, const char *name, time_t now)
     if (svc_uid)
         rc |= kn_json_set_str(labels, KN_L_SERVICE_UID, svc_uid);
     /* A Configuration already routed to makes revisions that are routed at once. */
-    rc |= kn_json_set_str(labels, KN_L_ROUTING_STATE, routes ? KN_ROUTING_ACTIVE : KN_ROUTING_PENDING);
+    rc |= kn_json_set_str(labels, KN_L_ROUTING_STATE,
+                          routes ? KN_ROUTING_ACTIVE : KN_ROUTING_PENDING);
     rc |= kn_json_set_str(ann, KN_A_ROUTING_STATE_MODIFIED, when);
     if (routes)
         rc |= kn_json_set_str(ann, KN_A_ROUTES, routes);
@@ -289,7 +290,8 @@ char *kn_readiness_probe_json(const cJSON *container, int port)
 {
     const cJSON *user = kn_json_child(container, "readinessProbe");
     cJSON *probe = NULL;
-    if (cJSON_IsObject(user) && (kn_json_child(user, "httpGet") || kn_json_child(user, "tcpSocket"))) {
+    if (cJSON_IsObject(user) &&
+        (kn_json_child(user, "httpGet") || kn_json_child(user, "tcpSocket"))) {
         probe = cJSON_Duplicate(user, 1);
         cJSON *http = (cJSON *)kn_json_child(probe, "httpGet");
         cJSON *tcp = (cJSON *)kn_json_child(probe, "tcpSocket");
@@ -624,7 +626,8 @@ cJSON *kn_build_hpa(const cJSON *rev)
         if (memory) {
             char v[32];
             snprintf(v, sizeof v, "%lldMi", annotation_int(rev, KN_A_TARGET, 200));
-            rc |= kn_json_set_str(t, "type", "AverageValue") | kn_json_set_str(t, "averageValue", v);
+            rc |=
+                kn_json_set_str(t, "type", "AverageValue") | kn_json_set_str(t, "averageValue", v);
         } else {
             rc |= kn_json_set_str(t, "type", "Utilization") |
                   kn_json_set_int(t, "averageUtilization", annotation_int(rev, KN_A_TARGET, 80));

@@ -135,8 +135,11 @@ cJSON *kn_conds_finish(kn_conds_t *c)
         const cJSON *why = failed ? failed : unknown;
         char *reason = why ? strdup(kn_json_str(why, "reason", "")) : NULL;
         char *message = why ? strdup(kn_json_str(why, "message", "")) : NULL;
-        kn_conds_set(c, c->set->happy, failed ? KN_FALSE : unknown ? KN_UNKNOWN : KN_TRUE, reason,
-                     message);
+        kn_conds_set(c, c->set->happy,
+                     failed    ? KN_FALSE
+                     : unknown ? KN_UNKNOWN
+                               : KN_TRUE,
+                     reason, message);
         free(reason);
         free(message);
     }

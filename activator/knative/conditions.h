@@ -15,10 +15,12 @@ typedef struct kn_condset {
     const char *const *dependents; /* NULL-terminated */
 } kn_condset_t;
 
-extern const kn_condset_t kn_service_conditions;  /* ConfigurationsReady, RoutesReady */
-extern const kn_condset_t kn_config_conditions;   /* Ready only */
-extern const kn_condset_t kn_route_conditions;    /* AllTrafficAssigned, IngressReady, CertificateProvisioned */
-extern const kn_condset_t kn_revision_conditions; /* ResourcesAvailable, ContainerHealthy (+ Active) */
+extern const kn_condset_t kn_service_conditions; /* ConfigurationsReady, RoutesReady */
+extern const kn_condset_t kn_config_conditions;  /* Ready only */
+extern const kn_condset_t
+    kn_route_conditions; /* AllTrafficAssigned, IngressReady, CertificateProvisioned */
+extern const kn_condset_t
+    kn_revision_conditions; /* ResourcesAvailable, ContainerHealthy (+ Active) */
 
 typedef struct kn_conds {
     const kn_condset_t *set;

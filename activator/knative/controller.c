@@ -64,7 +64,8 @@ static void table_apply(kn_controller_t *c, int force)
         free(sig);
         return;
     }
-    kp_log_fields(KP_LOG_DEBUG, "knative: routing table applied", KP_LOG_INT("services", (long long)n));
+    kp_log_fields(KP_LOG_DEBUG, "knative: routing table applied",
+                  KP_LOG_INT("services", (long long)n));
     c->applied_once = 1;
     free(c->last_sig);
     c->last_sig = sig;
@@ -247,9 +248,9 @@ static void start_other_informers(kn_ns_t *n)
             continue;
         n->ev[k].ns = n;
         n->ev[k].kind = (kn_kind_t)k;
-        n->inf[k] = kp_kube_informer_start(n->s->kube, &kn_resources[k], n->name,
-                                           k == KN_PODS ? KN_L_REVISION : NULL, &informer_ops,
-                                           &n->ev[k]);
+        n->inf[k] =
+            kp_kube_informer_start(n->s->kube, &kn_resources[k], n->name,
+                                   k == KN_PODS ? KN_L_REVISION : NULL, &informer_ops, &n->ev[k]);
     }
 }
 
@@ -407,8 +408,8 @@ static void on_own_pod(void *ctx, int status, const cJSON *pod, const char *mess
 static void read_own_image(kn_controller_t *c)
 {
     static const kp_kube_resource_t pods = {"", "v1", "pods", "Pod"};
-    if (kp_kube_object_get(c->opts.kube, &pods, c->opts.pod_namespace, c->opts.pod_name,
-                           on_own_pod, c) == 0)
+    if (kp_kube_object_get(c->opts.kube, &pods, c->opts.pod_namespace, c->opts.pod_name, on_own_pod,
+                           c) == 0)
         c->image_pending = 1;
     else
         uv_timer_start(&c->image_timer, on_image_timer, IMAGE_RETRY_MS, 0);
@@ -445,7 +446,8 @@ kn_controller_t *kn_controller_start(uv_loop_t *loop, const kn_controller_opts_t
     char why[256];
     for (size_t i = 0; i < o->n_gc; i++)
         kn_gc_config_set(&s->gc, o->gc_keys[i], o->gc_values[i], why, sizeof why);
-    snprintf(s->domain, sizeof s->domain, "%s", o->domain && *o->domain ? o->domain : "example.com");
+    snprintf(s->domain, sizeof s->domain, "%s",
+             o->domain && *o->domain ? o->domain : "example.com");
     s->initial_scale = 1;
     s->queue = kn_wq_new(loop, process, c);
     s->ns = calloc(o->n_namespaces ? o->n_namespaces : 1, sizeof *s->ns);
@@ -466,7 +468,8 @@ kn_controller_t *kn_controller_start(uv_loop_t *loop, const kn_controller_opts_t
         n->inf[KN_SERVICES] = kp_kube_informer_start(o->kube, &kn_resources[KN_SERVICES], n->name,
                                                      NULL, &informer_ops, &n->ev[KN_SERVICES]);
     }
-    kp_log_fields(KP_LOG_INFO, "knative: serving Services", KP_LOG_INT("namespaces", (long long)s->n_ns),
+    kp_log_fields(KP_LOG_INFO, "knative: serving Services",
+                  KP_LOG_INT("namespaces", (long long)s->n_ns),
                   KP_LOG_STR("first_namespace", s->n_ns ? s->ns[0].name : ""),
                   KP_LOG_STR("domain", s->domain));
     return c;

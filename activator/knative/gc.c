@@ -65,8 +65,8 @@ static int set_duration(long long *out, const char *key, const char *value, char
     return 0;
 }
 
-static int set_count(long long *out, const char *key, const char *value, int may_disable,
-                     char *why, size_t why_len)
+static int set_count(long long *out, const char *key, const char *value, int may_disable, char *why,
+                     size_t why_len)
 {
     char *end;
     if (may_disable && strcasecmp(value, "disabled") == 0) {

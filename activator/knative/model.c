@@ -56,7 +56,8 @@ int kn_revision_params(const cJSON *spec, const kn_defaults_t *d, kn_revision_pa
     {
         const char *image = kn_json_str(c, "image", NULL);
         if (!image || !*image) {
-            snprintf(why, why_len, "containers[%d].image: missing (expected an image reference)", i);
+            snprintf(why, why_len, "containers[%d].image: missing (expected an image reference)",
+                     i);
             return -1;
         }
         const cJSON *ports = kn_json_child(c, "ports");

@@ -96,7 +96,8 @@ void kn_reconcile_configuration(kn_state_t *s, const char *key, const char *ns, 
     if (!cfg)
         return;
     kn_conds_t c;
-    if (kn_conds_init(&c, &kn_config_conditions, kn_json_at(cfg, "status.conditions"), s->now()) != 0)
+    if (kn_conds_init(&c, &kn_config_conditions, kn_json_at(cfg, "status.conditions"), s->now()) !=
+        0)
         return;
     cJSON *status = cJSON_CreateObject();
     char rev_name[64], why[512], msg[800];
@@ -120,7 +121,8 @@ void kn_reconcile_configuration(kn_state_t *s, const char *key, const char *ns, 
             kn_conds_set(&c, "Ready", KN_UNKNOWN, NULL, NULL);
         } else if (!kn_owned_by(rev, cfg) ||
                    (byo && generation_of(rev) != gen &&
-                    !kn_json_covers(kn_json_child(rev, "spec"), kn_json_at(cfg, "spec.template.spec")))) {
+                    !kn_json_covers(kn_json_child(rev, "spec"),
+                                    kn_json_at(cfg, "spec.template.spec")))) {
             snprintf(msg, sizeof msg,
                      "Revision creation failed with message: revisions.serving.knative.dev "
                      "\"%s\" already exists.",
@@ -141,10 +143,12 @@ void kn_reconcile_configuration(kn_state_t *s, const char *key, const char *ns, 
     kn_each(s, KN_REVISIONS, ns, collect, &cr);
     const cJSON *best = NULL;
     for (size_t i = 0; i < cr.n; i++) {
-        if (!kn_owned_by(cr.revs[i], cfg) || !kn_is_ready(cr.revs[i]) || generation_of(cr.revs[i]) > gen)
+        if (!kn_owned_by(cr.revs[i], cfg) || !kn_is_ready(cr.revs[i]) ||
+            generation_of(cr.revs[i]) > gen)
             continue;
         if (!best || generation_of(cr.revs[i]) > generation_of(best) ||
-            (latest_created && strcmp(kn_json_str(cr.revs[i], "metadata.name", ""), latest_created) == 0))
+            (latest_created &&
+             strcmp(kn_json_str(cr.revs[i], "metadata.name", ""), latest_created) == 0))
             best = cr.revs[i];
     }
     const char *old_ready = kn_json_str(cfg, "status.latestReadyRevisionName", NULL);

@@ -42,9 +42,13 @@ static const cJSON *container_status(const cJSON *pod, const char *name)
 
 static int waiting_is_failure(const char *reason)
 {
-    static const char *const bad[] = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName",
-                                      "CrashLoopBackOff", "CreateContainerConfigError",
-                                      "CreateContainerError", NULL};
+    static const char *const bad[] = {"ImagePullBackOff",
+                                      "ErrImagePull",
+                                      "InvalidImageName",
+                                      "CrashLoopBackOff",
+                                      "CreateContainerConfigError",
+                                      "CreateContainerError",
+                                      NULL};
     for (const char *const *b = bad; *b; b++)
         if (strcmp(reason, *b) == 0)
             return 1;
@@ -66,7 +70,8 @@ static int pod_failure(kn_state_t *s, kn_conds_t *c, const char *ns, const char 
     {
         if (strcmp(kn_json_str(cond, "type", ""), "PodScheduled") == 0 &&
             strcmp(kn_json_str(cond, "status", ""), KN_FALSE) == 0) {
-            kn_conds_set(c, "ResourcesAvailable", KN_FALSE, kn_json_str(cond, "reason", "Unschedulable"),
+            kn_conds_set(c, "ResourcesAvailable", KN_FALSE,
+                         kn_json_str(cond, "reason", "Unschedulable"),
                          kn_json_str(cond, "message", NULL));
             return 1;
         }
@@ -79,7 +84,8 @@ static int pod_failure(kn_state_t *s, kn_conds_t *c, const char *ns, const char 
         term = kn_json_at(cs, "state.terminated");
     if (term && kn_json_int(term, "exitCode", 0) != 0) {
         snprintf(reason, sizeof reason, "ExitCode%lld", kn_json_int(term, "exitCode", 0));
-        snprintf(msg, sizeof msg, "Container failed with: %.1100s", kn_json_str(term, "message", ""));
+        snprintf(msg, sizeof msg, "Container failed with: %.1100s",
+                 kn_json_str(term, "message", ""));
         kn_conds_set(c, "ContainerHealthy", KN_FALSE, reason, msg);
         return 1;
     }
@@ -138,7 +144,8 @@ void kn_reconcile_revision(kn_state_t *s, const char *key, const char *ns, const
     if (!rev)
         return;
     kn_conds_t c;
-    if (kn_conds_init(&c, &kn_revision_conditions, kn_json_at(rev, "status.conditions"), s->now()) != 0)
+    if (kn_conds_init(&c, &kn_revision_conditions, kn_json_at(rev, "status.conditions"),
+                      s->now()) != 0)
         return;
     cJSON *status = cJSON_CreateObject();
     char why[512], msg[800], dep_name[KN_NAME_MAX];

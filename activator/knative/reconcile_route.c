@@ -13,10 +13,6 @@
 #include "names.h"
 #include "reconcile.h"
 
-typedef struct resolved {
-    const char *revision; /* NULL when unresolved */
-} resolved_t;
-
 /* "" and 0 when resolved; else the condition to report. */
 static const char *resolve(kn_state_t *s, const char *ns, const kn_target_t *t, const char **rev,
                            const char **status, char *msg, size_t len)
@@ -52,7 +48,8 @@ static const char *resolve(kn_state_t *s, const char *ns, const kn_target_t *t, 
     if (!kn_is_ready(r)) {
         int failed = kn_is_failed(r);
         snprintf(msg, len,
-                 failed ? "Revision \"%s\" failed to become ready." : "Revision \"%s\" is not yet ready.",
+                 failed ? "Revision \"%s\" failed to become ready."
+                        : "Revision \"%s\" is not yet ready.",
                  t->revision_name);
         *status = failed ? KN_FALSE : KN_UNKNOWN;
         return "RevisionMissing";
@@ -160,7 +157,8 @@ void kn_reconcile_route(kn_state_t *s, const char *key, const char *ns, const ch
     if (!route)
         return;
     kn_conds_t c;
-    if (kn_conds_init(&c, &kn_route_conditions, kn_json_at(route, "status.conditions"), s->now()) != 0)
+    if (kn_conds_init(&c, &kn_route_conditions, kn_json_at(route, "status.conditions"), s->now()) !=
+        0)
         return;
     cJSON *status = cJSON_CreateObject();
     char why[512], msg[600], url[600];

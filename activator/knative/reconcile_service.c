@@ -33,8 +33,8 @@ static int traffic_migrated(const cJSON *route, const cJSON *config)
 static void propagate(kn_conds_t *c, const char *type, const cJSON *from)
 {
     const cJSON *ready = kn_condition(from, "Ready");
-    kn_conds_set(c, type, kn_json_str(ready, "status", KN_UNKNOWN), kn_json_str(ready, "reason", NULL),
-                 kn_json_str(ready, "message", NULL));
+    kn_conds_set(c, type, kn_json_str(ready, "status", KN_UNKNOWN),
+                 kn_json_str(ready, "reason", NULL), kn_json_str(ready, "message", NULL));
 }
 
 void kn_reconcile_service(kn_state_t *s, const char *key, const char *ns, const char *name)
@@ -43,7 +43,8 @@ void kn_reconcile_service(kn_state_t *s, const char *key, const char *ns, const 
     if (!svc)
         return; /* deleted: Kubernetes collects what it owned */
     kn_conds_t c;
-    if (kn_conds_init(&c, &kn_service_conditions, kn_json_at(svc, "status.conditions"), s->now()) != 0)
+    if (kn_conds_init(&c, &kn_service_conditions, kn_json_at(svc, "status.conditions"), s->now()) !=
+        0)
         return;
     cJSON *status = cJSON_CreateObject();
     char why[512], msg[700];
@@ -54,8 +55,8 @@ void kn_reconcile_service(kn_state_t *s, const char *key, const char *ns, const 
     const char *byo = kn_json_str(svc, "spec.template.metadata.name", "");
     char prefix[300];
     snprintf(prefix, sizeof prefix, "%s-", name);
-    int template_ok =
-        kn_revision_params(kn_json_at(svc, "spec.template.spec"), &s->defaults, &p, why, sizeof why) == 0;
+    int template_ok = kn_revision_params(kn_json_at(svc, "spec.template.spec"), &s->defaults, &p,
+                                         why, sizeof why) == 0;
     if (template_ok && *byo && (strncmp(byo, prefix, strlen(prefix)) != 0 || !kn_dns_label(byo))) {
         snprintf(why, sizeof why,
                  "spec.template.metadata.name: \"%.100s\" must start with \"%.100s\" and be a DNS "
@@ -68,17 +69,17 @@ void kn_reconcile_service(kn_state_t *s, const char *key, const char *ns, const 
         kn_conds_set(&c, "ConfigurationsReady", KN_FALSE, "InvalidSpec", msg);
     } else {
         cJSON *want = kn_build_configuration(svc);
-        kn_child_result_t r = want ? kn_ensure_child(s, key, KN_CONFIGURATIONS, ns, want, svc, &config)
-                                   : KN_CHILD_FAILED;
+        kn_child_result_t r =
+            want ? kn_ensure_child(s, key, KN_CONFIGURATIONS, ns, want, svc, &config)
+                 : KN_CHILD_FAILED;
         cJSON_Delete(want);
         if (r == KN_CHILD_NOT_OWNED) {
-            snprintf(msg, sizeof msg, "There is an existing Configuration \"%s\" that we do not own.",
-                     name);
+            snprintf(msg, sizeof msg,
+                     "There is an existing Configuration \"%s\" that we do not own.", name);
             kn_conds_set(&c, "ConfigurationsReady", KN_FALSE, "NotOwned", msg);
             config = NULL;
-        } else if (r != KN_CHILD_OK ||
-                   kn_json_int(config, "metadata.generation", 0) !=
-                       kn_json_int(config, "status.observedGeneration", -1)) {
+        } else if (r != KN_CHILD_OK || kn_json_int(config, "metadata.generation", 0) !=
+                                           kn_json_int(config, "status.observedGeneration", -1)) {
             kn_conds_set(&c, "ConfigurationsReady", KN_UNKNOWN, "OutOfDate",
                          "The Configuration is still working to reflect the latest desired "
                          "specification.");
@@ -108,7 +109,8 @@ void kn_reconcile_service(kn_state_t *s, const char *key, const char *ns, const 
             want ? kn_ensure_child(s, key, KN_ROUTES, ns, want, svc, &route) : KN_CHILD_FAILED;
         cJSON_Delete(want);
         if (r == KN_CHILD_NOT_OWNED) {
-            snprintf(msg, sizeof msg, "There is an existing Route \"%s\" that we do not own.", name);
+            snprintf(msg, sizeof msg, "There is an existing Route \"%s\" that we do not own.",
+                     name);
             kn_conds_set(&c, "RoutesReady", KN_FALSE, "NotOwned", msg);
         } else if (r != KN_CHILD_OK || kn_json_int(route, "metadata.generation", 0) !=
                                            kn_json_int(route, "status.observedGeneration", -1)) {

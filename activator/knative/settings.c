@@ -23,8 +23,8 @@ long long kn_settings_seconds(const char *s)
 static void refuse(const char *cm, const char *key, const char *value, const char *expected)
 {
     kp_log_fields(KP_LOG_ERROR, "knative: setting refused; the previous value stays",
-                  KP_LOG_STR("configmap", cm), KP_LOG_STR("key", key),
-                  KP_LOG_STR("value", value), KP_LOG_STR("expected", expected));
+                  KP_LOG_STR("configmap", cm), KP_LOG_STR("key", key), KP_LOG_STR("value", value),
+                  KP_LOG_STR("expected", expected));
 }
 
 static int set_int(int *dst, const char *cm, const char *key, const char *value, long lo, long hi)

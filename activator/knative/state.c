@@ -20,10 +20,14 @@ const kp_kube_resource_t kn_resources[KN_N_KINDS] = {
 };
 
 const char *const kn_kind_names[KN_N_KINDS] = {
-    [KN_SERVICES] = "Service",       [KN_CONFIGURATIONS] = "Configuration",
-    [KN_REVISIONS] = "Revision",     [KN_ROUTES] = "Route",
-    [KN_DEPLOYMENTS] = "Deployment", [KN_K8S_SERVICES] = "K8sService",
-    [KN_HPAS] = "HPA",               [KN_PODS] = "Pod",
+    [KN_SERVICES] = "Service",
+    [KN_CONFIGURATIONS] = "Configuration",
+    [KN_REVISIONS] = "Revision",
+    [KN_ROUTES] = "Route",
+    [KN_DEPLOYMENTS] = "Deployment",
+    [KN_K8S_SERVICES] = "K8sService",
+    [KN_HPAS] = "HPA",
+    [KN_PODS] = "Pod",
 };
 
 kn_ns_t *kn_state_ns(kn_state_t *s, const char *ns)
@@ -40,8 +44,8 @@ const cJSON *kn_get(kn_state_t *s, kn_kind_t kind, const char *ns, const char *n
     return n && n->inf[kind] ? kp_kube_informer_get(n->inf[kind], name) : NULL;
 }
 
-void kn_each(kn_state_t *s, kn_kind_t kind, const char *ns,
-             void (*fn)(void *ctx, const cJSON *obj), void *ctx)
+void kn_each(kn_state_t *s, kn_kind_t kind, const char *ns, void (*fn)(void *ctx, const cJSON *obj),
+             void *ctx)
 {
     kn_ns_t *n = kn_state_ns(s, ns);
     if (n && n->inf[kind])
@@ -138,8 +142,8 @@ int kn_create(kn_state_t *s, const char *key, kn_kind_t kind, const char *ns, co
         return -1;
     kp_log_fields(KP_LOG_INFO, "knative: creating", KP_LOG_STR("kind", kn_resources[kind].kind),
                   KP_LOG_STR("namespace", ns), KP_LOG_STR("name", name));
-    return write_sent(s, w, kp_kube_object_create(s->kube, &kn_resources[kind], ns, obj,
-                                                  write_done, w));
+    return write_sent(s, w,
+                      kp_kube_object_create(s->kube, &kn_resources[kind], ns, obj, write_done, w));
 }
 
 int kn_replace(kn_state_t *s, const char *key, kn_kind_t kind, const char *ns, const cJSON *obj)
@@ -147,8 +151,8 @@ int kn_replace(kn_state_t *s, const char *key, kn_kind_t kind, const char *ns, c
     kn_write_t *w = write_new(s, key, kind, "replace", kn_json_str(obj, "metadata.name", ""));
     if (!w)
         return -1;
-    return write_sent(s, w, kp_kube_object_replace(s->kube, &kn_resources[kind], ns, obj,
-                                                   write_done, w));
+    return write_sent(s, w,
+                      kp_kube_object_replace(s->kube, &kn_resources[kind], ns, obj, write_done, w));
 }
 
 int kn_replace_status(kn_state_t *s, const char *key, kn_kind_t kind, const char *ns,
@@ -157,8 +161,8 @@ int kn_replace_status(kn_state_t *s, const char *key, kn_kind_t kind, const char
     kn_write_t *w = write_new(s, key, kind, "status", kn_json_str(obj, "metadata.name", ""));
     if (!w)
         return -1;
-    return write_sent(s, w, kp_kube_object_replace_status(s->kube, &kn_resources[kind], ns, obj,
-                                                          write_done, w));
+    return write_sent(
+        s, w, kp_kube_object_replace_status(s->kube, &kn_resources[kind], ns, obj, write_done, w));
 }
 
 int kn_patch(kn_state_t *s, const char *key, kn_kind_t kind, const char *ns, const char *name,
@@ -167,8 +171,9 @@ int kn_patch(kn_state_t *s, const char *key, kn_kind_t kind, const char *ns, con
     kn_write_t *w = write_new(s, key, kind, "patch", name);
     if (!w)
         return -1;
-    return write_sent(s, w, kp_kube_object_merge_patch(s->kube, &kn_resources[kind], ns, name,
-                                                       patch, write_done, w));
+    return write_sent(
+        s, w,
+        kp_kube_object_merge_patch(s->kube, &kn_resources[kind], ns, name, patch, write_done, w));
 }
 
 int kn_delete(kn_state_t *s, const char *key, kn_kind_t kind, const char *ns, const char *name)
@@ -178,8 +183,8 @@ int kn_delete(kn_state_t *s, const char *key, kn_kind_t kind, const char *ns, co
         return -1;
     kp_log_fields(KP_LOG_INFO, "knative: deleting", KP_LOG_STR("kind", kn_resources[kind].kind),
                   KP_LOG_STR("namespace", ns), KP_LOG_STR("name", name));
-    return write_sent(s, w, kp_kube_object_delete(s->kube, &kn_resources[kind], ns, name,
-                                                  write_done, w));
+    return write_sent(s, w,
+                      kp_kube_object_delete(s->kube, &kn_resources[kind], ns, name, write_done, w));
 }
 
 static int overlay_into(cJSON *dst, const cJSON *want)
@@ -227,8 +232,7 @@ kn_child_result_t kn_ensure_child(kn_state_t *s, const char *key, kn_kind_t kind
     return rc == 0 ? KN_CHILD_UPDATED : KN_CHILD_FAILED;
 }
 
-int kn_write_status(kn_state_t *s, const char *key, kn_kind_t kind, const cJSON *obj,
-                    cJSON *status)
+int kn_write_status(kn_state_t *s, const char *key, kn_kind_t kind, const cJSON *obj, cJSON *status)
 {
     if (!status)
         return -1;

@@ -70,8 +70,8 @@ struct kn_state {
 
 kn_ns_t *kn_state_ns(kn_state_t *s, const char *ns);
 const cJSON *kn_get(kn_state_t *s, kn_kind_t kind, const char *ns, const char *name);
-void kn_each(kn_state_t *s, kn_kind_t kind, const char *ns,
-             void (*fn)(void *ctx, const cJSON *obj), void *ctx);
+void kn_each(kn_state_t *s, kn_kind_t kind, const char *ns, void (*fn)(void *ctx, const cJSON *obj),
+             void *ctx);
 /* Whether every informer of the namespace has its first list. */
 int kn_state_synced(kn_state_t *s, const char *ns);
 
@@ -91,8 +91,6 @@ int kn_delete(kn_state_t *s, const char *key, kn_kind_t kind, const char *ns, co
 /* live with want laid over it (objects merged key by key, anything else
  * replaced): what to PUT so that live covers want. NULL on failure. */
 cJSON *kn_overlay(const cJSON *live, const cJSON *want);
-
-
 
 /* A child as wanted: created when missing, rewritten (live with want laid
  * over it) when live does not cover want. *live gets the cached one (or

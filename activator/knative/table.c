@@ -103,8 +103,8 @@ static int add_annotations(kp_revision_spec_t *r, const cJSON *rev)
     size_t n = 0;
     cJSON_ArrayForEach(kv, ann)
     {
-        if (cJSON_IsString(kv) && strncmp(kv->string, KN_AUTOSCALING_PREFIX,
-                                          strlen(KN_AUTOSCALING_PREFIX)) == 0)
+        if (cJSON_IsString(kv) &&
+            strncmp(kv->string, KN_AUTOSCALING_PREFIX, strlen(KN_AUTOSCALING_PREFIX)) == 0)
             n++;
     }
     if (n == 0)
@@ -357,8 +357,8 @@ int kn_table_build(kn_state_t *s, const kp_activator_config_t *file, kp_activato
         return -1;
     }
     if (out->n_services > first_derived + 1)
-        qsort(out->services + first_derived, out->n_services - first_derived,
-              sizeof *out->services, by_service);
+        qsort(out->services + first_derived, out->n_services - first_derived, sizeof *out->services,
+              by_service);
     /* The sort moved the services: targets point into each one's own
      * revisions array, which did not move, so they stay right. */
     if (sig) {

@@ -16,9 +16,9 @@ struct wq_item {
     kn_workqueue_t *q;
     uv_timer_t timer; /* the delayed add; initialised on first use */
     int timer_init;
-    int queued;   /* in the FIFO */
-    int dirty;    /* added while held: queue at release */
-    int holds;    /* work under way */
+    int queued; /* in the FIFO */
+    int dirty;  /* added while held: queue at release */
+    int holds;  /* work under way */
     unsigned failures;
     char key[];
 };

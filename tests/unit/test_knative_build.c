@@ -22,7 +22,8 @@ static const char service_json[] =
     "\"metadata\":{\"name\":\"helloworld-go\",\"namespace\":\"default\",\"uid\":\"svc-uid\","
     " \"generation\":1,\"labels\":{\"team\":\"a\"},"
     " \"annotations\":{\"kubectl.kubernetes.io/last-applied-configuration\":\"{}\",\"x\":\"y\"}},"
-    "\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"autoscaling.knative.dev/target\":\"10\"}},"
+    "\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"autoscaling.knative.dev/"
+    "target\":\"10\"}},"
     " \"spec\":{\"containerConcurrency\":10,\"containers\":[{\"image\":\"kp:dev\","
     "  \"env\":[{\"name\":\"TARGET\",\"value\":\"World\"}],"
     "  \"readinessProbe\":{\"httpGet\":{\"path\":\"/healthz\"},\"periodSeconds\":2},"
@@ -246,10 +247,9 @@ static void deployment_has_queue_proxy_env_probe_and_drain_hook(void **state)
     assert_string_equal(env_value(queue, "REVISION_TIMEOUT_SECONDS"), "300");
     assert_string_equal(env_value(queue, "USER_PORT"), "8081");
     assert_string_equal(env_value(queue, "QUEUE_SERVING_PORT"), "8012");
-    assert_string_equal(
-        kn_json_str(find_named(kn_json_child(queue, "env"), "SERVING_POD"),
-                    "valueFrom.fieldRef.fieldPath", ""),
-        "metadata.name");
+    assert_string_equal(kn_json_str(find_named(kn_json_child(queue, "env"), "SERVING_POD"),
+                                    "valueFrom.fieldRef.fieldPath", ""),
+                        "metadata.name");
     cJSON *probe = cJSON_Parse(env_value(queue, "SERVING_READINESS_PROBE"));
     assert_non_null(probe);
     assert_string_equal(kn_json_str(probe, "httpGet.path", ""), "/healthz");

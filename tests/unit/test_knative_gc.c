@@ -35,9 +35,11 @@ static void config_keys_parse_and_refuse_nonsense(void **state)
     char why[256];
     kn_gc_config_init(&c);
     assert_int_equal(c.retain_since_create_s, 48 * HOUR);
-    assert_int_equal(kn_gc_config_set(&c, "retain-since-last-active-time", "1h30m", why, sizeof why), 0);
+    assert_int_equal(
+        kn_gc_config_set(&c, "retain-since-last-active-time", "1h30m", why, sizeof why), 0);
     assert_int_equal(c.retain_since_last_active_s, 90 * 60);
-    assert_int_equal(kn_gc_config_set(&c, "max-non-active-revisions", "disabled", why, sizeof why), 0);
+    assert_int_equal(kn_gc_config_set(&c, "max-non-active-revisions", "disabled", why, sizeof why),
+                     0);
     assert_int_equal(c.max_non_active, KN_GC_DISABLED);
     assert_int_equal(kn_gc_config_set(&c, "min-non-active-revisions", "-1", why, sizeof why), -1);
     assert_non_null(strstr(why, "min-non-active-revisions"));
@@ -64,8 +66,8 @@ static void stale_reserve_revisions_go_oldest_first_keeping_min(void **state)
         rev("s-00006", "pending", now - 1, now - 1, 0),                  /* latest */
     };
     size_t out[6];
-    size_t n = kn_gc_collect(&c, (const cJSON *const *)r, 6, "s-00006", "s-00006", now, NULL,
-                             NULL, out);
+    size_t n =
+        kn_gc_collect(&c, (const cJSON *const *)r, 6, "s-00006", "s-00006", now, NULL, NULL, out);
     /* Candidates: 1, 2, 5; min 1 kept: 1 and 2 are stale. */
     assert_int_equal(n, 2);
     assert_int_equal(out[0], 0);
@@ -101,8 +103,8 @@ static void max_counts_only_non_active_and_traffic_protects(void **state)
         rev("s-00004", "active", now - 7, now - 7, 0),
     };
     size_t out[4];
-    size_t n = kn_gc_collect(&c, (const cJSON *const *)r, 4, "s-00004", "s-00004", now, NULL,
-                             NULL, out);
+    size_t n =
+        kn_gc_collect(&c, (const cJSON *const *)r, 4, "s-00004", "s-00004", now, NULL, NULL, out);
     assert_int_equal(n, 2);
     assert_int_equal(out[0], 0);
     assert_int_equal(out[1], 1);
@@ -113,9 +115,8 @@ static void max_counts_only_non_active_and_traffic_protects(void **state)
     assert_int_equal(out[0], 1);
     /* Everything disabled: nothing goes. */
     kn_gc_config_set(&c, "max-non-active-revisions", "disabled", why, sizeof why);
-    assert_int_equal(kn_gc_collect(&c, (const cJSON *const *)r, 4, NULL, NULL, now, NULL, NULL,
-                                   out),
-                     0);
+    assert_int_equal(
+        kn_gc_collect(&c, (const cJSON *const *)r, 4, NULL, NULL, now, NULL, NULL, out), 0);
     for (int i = 0; i < 4; i++)
         cJSON_Delete(r[i]);
 }
