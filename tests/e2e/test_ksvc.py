@@ -506,3 +506,38 @@ def test_config_domain_and_config_deployment_from_configmaps(cluster):
     fake.wait_for("services.serving.knative.dev", NS, "helloworld-go",
                   lambda o: o["status"].get("url") == "http://helloworld-go.default.other.test",
                   10 * SLOW)
+
+
+def routed(act, name):
+    for s in act.status().get("services", []):
+        if s["name"] == name and s["namespace"] == NS:
+            return s
+    return None
+
+
+def test_routing_table_follows_objects_and_survives_a_file_reload(cluster):
+    fake = cluster.fake
+    act = cluster.activator()
+    fake.create(seed_service(cc=7, traffic=[
+        {"latestRevision": True, "percent": 100},
+        {"revisionName": "helloworld-go-00001", "percent": 0, "tag": "first"}]))
+    wait_ready(fake, "services.serving.knative.dev", "helloworld-go")
+    s = kp.wait_until(lambda: routed(act, "helloworld-go"), 10, what="routed")
+    assert [(t["revision_name"], t["percent"], t.get("tag")) for t in s["traffic"]] == [
+        ("helloworld-go-00001", 100, None), ("helloworld-go-00001", 0, "first")]
+    assert [(r["name"], r["container_concurrency"], r["timeout_seconds"])
+            for r in s["revisions"]] == [("helloworld-go-00001", 7, 300)]
+    assert routed(act, "static") is not None
+    # The file changes: its services change, the Knative ones stay.
+    cfg = file_config()
+    cfg["services"][0]["revisions"].append({"name": "static-00002"})
+    cfg["services"][0]["traffic"] = [{"revisionName": "static-00002", "percent": 100}]
+    with open(act.config_path, "w") as f:
+        json.dump(cfg, f)
+    kp.wait_until(lambda: len((routed(act, "static") or {}).get("revisions", [])) == 2, 10,
+                  what="file reloaded")
+    assert routed(act, "helloworld-go") is not None
+    # The Service goes: its route goes from the table.
+    fake.delete("services.serving.knative.dev", NS, "helloworld-go")
+    kp.wait_until(lambda: routed(act, "helloworld-go") is None, 10, what="route removed")
+    assert routed(act, "static") is not None
