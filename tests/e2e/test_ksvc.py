@@ -78,9 +78,11 @@ def cluster(tmp_path):
     token_file = fake.write_token_file(token, str(tmp_path / "token"))
     started = []
 
-    def activator(identity=None, extra=(), config=None):
+    def activator(identity=None, extra=(), config=None, user=None):
+        tf = token_file if user is None else fake.write_token_file(
+            fake.add_user(user, ALL_RULES), str(tmp_path / ("token-" + user)))
         args = ["--backend", "kubernetes", "--kube-api", fake.url, "--kube-token-file",
-                token_file, "--kube-ca-file", fake.ca_file, "--lease-namespace", NS,
+                tf, "--kube-ca-file", fake.ca_file, "--lease-namespace", NS,
                 "--lease-duration", "3", "--queue-sidecar-image", "registry.test/kp:1", *extra]
         if identity:
             args += ["--identity", identity]
@@ -541,3 +543,21 @@ def test_routing_table_follows_objects_and_survives_a_file_reload(cluster):
     fake.delete("services.serving.knative.dev", NS, "helloworld-go")
     kp.wait_until(lambda: routed(act, "helloworld-go") is None, 10, what="route removed")
     assert routed(act, "static") is not None
+
+
+def test_only_the_lease_holder_writes_and_every_replica_routes(cluster):
+    fake = cluster.fake
+    a = cluster.activator(identity="act-a", user="replica-a")
+    kp.wait_until(lambda: (fake.get_lease(NS, "kp-activator") or {}).get("spec", {}).get(
+        "holderIdentity") == "act-a", 10, what="act-a leads")
+    b = cluster.activator(identity="act-b", user="replica-b")
+    fake.create(seed_service())
+    wait_ready(fake, "services.serving.knative.dev", "helloworld-go")
+    kp.wait_until(lambda: routed(b, "helloworld-go"), 10, what="the follower routes it")
+    assert routed(a, "helloworld-go") is not None
+    time.sleep(0.5 * SLOW)
+    follower = [(w["verb"], w.get("resource")) for w in fake.writes(user="replica-b")
+                if "leases" not in (w.get("resource") or "")]
+    assert follower == []
+    assert [w for w in fake.writes(user="replica-a") if "serving.knative.dev" in
+            (w.get("resource") or "")]
