@@ -15,8 +15,10 @@
 #include "table.h"
 
 /* Events come in bursts (a list, a cascade): the table is rebuilt once
- * per burst. */
+ * per burst, and never more than a third of the time (a rebuild costs what
+ * the table holds). */
 #define TABLE_DEBOUNCE_MS 10
+#define TABLE_PACE 2
 #define IMAGE_RETRY_MS 2000
 
 struct kn_controller {
@@ -26,6 +28,8 @@ struct kn_controller {
     char *last_sig;
     int applied_once;
     uv_timer_t table_timer;
+    uint64_t table_cost_ms; /* the last rebuild and apply */
+    uint64_t table_done_at; /* uv_now when it ended */
     uv_timer_t image_timer;
     char *queue_image;
     int image_pending; /* a GET of our pod is under way */
@@ -73,13 +77,25 @@ static void table_apply(kn_controller_t *c, int force)
 
 static void on_table_timer(uv_timer_t *t)
 {
-    table_apply(t->data, 0);
+    kn_controller_t *c = t->data;
+    uv_update_time(c->s.loop);
+    uint64_t start = uv_now(c->s.loop);
+    table_apply(c, 0);
+    uv_update_time(c->s.loop);
+    c->table_done_at = uv_now(c->s.loop);
+    c->table_cost_ms = c->table_done_at - start;
 }
 
 static void table_changed(kn_controller_t *c)
 {
-    if (!c->stopped && !uv_is_active((uv_handle_t *)&c->table_timer))
-        uv_timer_start(&c->table_timer, on_table_timer, TABLE_DEBOUNCE_MS, 0);
+    if (c->stopped || uv_is_active((uv_handle_t *)&c->table_timer))
+        return;
+    uint64_t delay = TABLE_DEBOUNCE_MS;
+    uint64_t next = c->table_done_at + TABLE_PACE * c->table_cost_ms;
+    uint64_t now = uv_now(c->s.loop);
+    if (next > now + delay)
+        delay = next - now;
+    uv_timer_start(&c->table_timer, on_table_timer, delay, 0);
 }
 
 /* config-autoscaler's initial-scale (0 only with allow-zero-initial-scale),

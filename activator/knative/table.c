@@ -82,11 +82,50 @@ typedef struct builder {
     size_t cap;
     cJSON *sig; /* the derived services described, in order */
     int oom;
+    /* the namespace's revisions by the service (or, without one, the
+     * configuration) they belong to: each route finds its own by a
+     * binary search instead of a walk of them all */
+    struct owned_rev {
+        const char *owner;
+        const cJSON *rev;
+    } * revs;
+    size_t n_revs, cap_revs;
     /* the service being built */
     kp_service_spec_t *svc;
     const char *svc_name;
     size_t rev_cap;
 } builder_t;
+
+static const char *owner_of(const cJSON *rev)
+{
+    const char *svc = kn_json_label(rev, KN_L_SERVICE);
+    return svc && *svc ? svc : kn_json_label(rev, KN_L_CONFIGURATION);
+}
+
+static void index_revision(void *ctx, const cJSON *rev)
+{
+    builder_t *b = ctx;
+    const char *owner = owner_of(rev);
+    if (!owner)
+        return;
+    if (b->n_revs == b->cap_revs) {
+        size_t cap = b->cap_revs ? b->cap_revs * 2 : 64;
+        struct owned_rev *grown = realloc(b->revs, cap * sizeof *grown);
+        if (!grown) {
+            b->oom = 1;
+            return;
+        }
+        b->revs = grown;
+        b->cap_revs = cap;
+    }
+    b->revs[b->n_revs].owner = owner;
+    b->revs[b->n_revs++].rev = rev;
+}
+
+static int by_owner(const void *a, const void *b)
+{
+    return strcmp(((const struct owned_rev *)a)->owner, ((const struct owned_rev *)b)->owner);
+}
 
 static int file_has(const kp_activator_config_t *file, const char *ns, const char *name)
 {
@@ -141,14 +180,8 @@ static char *failure_of(const cJSON *rev)
     return s;
 }
 
-static void add_revision(void *ctx, const cJSON *rev)
+static void add_revision(builder_t *b, const cJSON *rev)
 {
-    builder_t *b = ctx;
-    const char *svc = kn_json_label(rev, KN_L_SERVICE);
-    const char *cfg = kn_json_label(rev, KN_L_CONFIGURATION);
-    if (!((svc && strcmp(svc, b->svc_name) == 0) ||
-          ((!svc || !*svc) && cfg && strcmp(cfg, b->svc_name) == 0)))
-        return;
     kn_revision_params_t p;
     char why[256];
     if (kn_revision_params(kn_json_child(rev, "spec"), &b->s->defaults, &p, why, sizeof why) != 0)
@@ -292,7 +325,17 @@ static void add_route(void *ctx, const cJSON *route)
         service_free(s);
         return;
     }
-    kn_each(b->s, KN_REVISIONS, b->ns, add_revision, b);
+    /* The first of the route's revisions in the index, then the rest. */
+    size_t lo = 0, hi = b->n_revs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(b->revs[mid].owner, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < b->n_revs && strcmp(b->revs[i].owner, name) == 0 && !b->oom; i++)
+        add_revision(b, b->revs[i].rev);
     if (b->oom) {
         service_free(s);
         return;
@@ -349,8 +392,13 @@ int kn_table_build(kn_state_t *s, const kp_activator_config_t *file, kp_activato
     size_t first_derived = out->n_services;
     for (size_t i = 0; !b.oom && i < s->n_ns; i++) {
         b.ns = s->ns[i].name;
+        b.n_revs = 0;
+        kn_each(s, KN_REVISIONS, b.ns, index_revision, &b);
+        if (b.n_revs > 1)
+            qsort(b.revs, b.n_revs, sizeof *b.revs, by_owner);
         kn_each(s, KN_ROUTES, b.ns, add_route, &b);
     }
+    free(b.revs);
     if (b.oom) {
         cJSON_Delete(b.sig);
         kp_activator_config_free(out);

@@ -38,6 +38,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def cpu_seconds(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return -1.0
+
+
 def rss_kib(pid):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -88,6 +97,7 @@ def run(n, workdir):
         if proc.poll() is not None:
             return {"n": n, "error": "activator exited %d" % proc.returncode}
         return {"n": n, "ready": n - len(pending), "seconds": took, "requests": len(log_all),
+                "cpu": cpu_seconds(proc.pid),
                 "writes": len(writes), "watches": len(watches), "rss": rss_kib(proc.pid)}
     except Exception as e:  # noqa: BLE001 (a bench never fails)
         return {"n": n, "error": repr(e)}
@@ -110,15 +120,16 @@ def main():
             r = rows[-1]
             print("  N=%d done: %s" % (n, r.get("error") or "%.1fs" % r["seconds"]),
                   file=sys.stderr)
-    print("%8s %8s %10s %10s %9s %8s %9s %8s" % ("services", "ready", "seconds", "requests",
-                                                 "req/svc", "writes", "watches", "RSS MiB"))
+    print("%8s %8s %10s %10s %9s %8s %9s %8s %8s" % (
+        "services", "ready", "seconds", "requests", "req/svc", "writes", "watches", "RSS MiB",
+        "CPU s"))
     for r in rows:
         if "error" in r:
             print("%8d  error: %s" % (r["n"], r["error"]))
             continue
-        print("%8d %8d %10.2f %10d %9.1f %8d %9d %8.1f" % (
+        print("%8d %8d %10.2f %10d %9.1f %8d %9d %8.1f %8.2f" % (
             r["n"], r["ready"], r["seconds"], r["requests"], r["requests"] / max(1, r["n"]),
-            r["writes"], r["watches"], r["rss"] / 1024.0))
+            r["writes"], r["watches"], r["rss"] / 1024.0, r["cpu"]))
 
 
 if __name__ == "__main__":
