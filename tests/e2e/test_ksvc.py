@@ -314,7 +314,7 @@ def test_leader_change_mid_reconcile_makes_no_duplicate(cluster):
 
 def test_many_services_one_watch_per_kind(cluster):
     fake = cluster.fake
-    n = 60
+    n = 150 if ASAN else 500
     mark = fake.mark()
     act = cluster.activator()
     for i in range(n):
@@ -333,7 +333,7 @@ def test_many_services_one_watch_per_kind(cluster):
                  "revisions.serving.knative.dev", "routes.serving.knative.dev",
                  "deployments.apps", "services", "pods",
                  "horizontalpodautoscalers.autoscaling"):
-        assert per_kind.get(kind, 0) <= 2, (kind, per_kind)
+        assert per_kind.get(kind, 0) == 1, (kind, per_kind)
     with open("/proc/%d/status" % act.proc.pid) as f:
         rss = [l for l in f if l.startswith("VmRSS")][0]
     print("%d services ready in %.1fs, activator %s" % (n, took, rss.strip()))
@@ -561,3 +561,18 @@ def test_only_the_lease_holder_writes_and_every_replica_routes(cluster):
     assert follower == []
     assert [w for w in fake.writes(user="replica-a") if "serving.knative.dev" in
             (w.get("resource") or "")]
+
+
+def test_conflicts_and_failed_writes_are_retried(cluster):
+    fake = cluster.fake
+    # Another writer moves first on the first status writes, and the API
+    # fails a create: the reconciler reads again and converges.
+    fake.fail_next(3, status=409, method="PUT", path_contains="/status",
+                   message="the object has been modified; please apply your changes to the "
+                   "latest version and try again")
+    fake.fail_next(1, status=503, method="POST", path_contains="/deployments")
+    cluster.activator()
+    fake.create(seed_service())
+    wait_ready(fake, "services.serving.knative.dev", "helloworld-go", timeout=20)
+    assert len(fake.list("revisions.serving.knative.dev", NS)) == 1
+    assert fake.get("deployments", NS, "helloworld-go-00001-deployment") is not None
