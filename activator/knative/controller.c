@@ -238,6 +238,9 @@ static void on_event(void *ctx, kp_kube_informer_event_t ev, const cJSON *obj, c
     case KN_ROUTES:
         enqueue(c, KN_ROUTES, ns, name);
         enqueue(c, KN_SERVICES, ns, controller_of(obj, "Service"));
+        /* Its traffic moved: the Configuration of the same name may now
+         * collect a revision the route let go of (config-gc). */
+        enqueue(c, KN_CONFIGURATIONS, ns, name);
         table_changed(c);
         return;
     default:
