@@ -576,3 +576,22 @@ def test_conflicts_and_failed_writes_are_retried(cluster):
     wait_ready(fake, "services.serving.knative.dev", "helloworld-go", timeout=20)
     assert len(fake.list("revisions.serving.knative.dev", NS)) == 1
     assert fake.get("deployments", NS, "helloworld-go-00001-deployment") is not None
+
+
+def test_queue_image_is_the_activators_own(cluster):
+    fake = cluster.fake
+    # The activator's own Pod, as the downward API names it (POD_NAME).
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "kp-activator-7c9d-abcde", "namespace": NS},
+           "spec": {"containers": [{"name": "activator", "image": "registry.test/kp:7"}]}}
+    fake.create(pod)
+    act = Activator(file_config(), ["--backend", "kubernetes", "--kube-api", fake.url,
+                                    "--kube-token-file", fake.write_token_file(
+                                        fake.add_user("own", ALL_RULES)),
+                                    "--kube-ca-file", fake.ca_file, "--lease-namespace", NS,
+                                    "--identity", "kp-activator-7c9d-abcde"])
+    cluster.started.append(act)
+    fake.create(seed_service())
+    dep = fake.wait_for("deployments", NS, "helloworld-go-00001-deployment", timeout=15 * SLOW)
+    queue = dep["spec"]["template"]["spec"]["containers"][1]
+    assert queue["name"] == "queue-proxy" and queue["image"] == "registry.test/kp:7"
