@@ -198,9 +198,8 @@ cJSON *kn_build_revision(const cJSON *config, const char *name, time_t now)
     rc |= kn_json_set_str(labels, KN_L_SERVICE, svc ? svc : "");
     if (svc_uid)
         rc |= kn_json_set_str(labels, KN_L_SERVICE_UID, svc_uid);
-    /* A Configuration already routed to makes revisions that are routed at once. */
-    rc |= kn_json_set_str(labels, KN_L_ROUTING_STATE,
-                          routes ? KN_ROUTING_ACTIVE : KN_ROUTING_PENDING);
+    /* Pending until a Route sends it traffic (the labeler, reconcile_route.c). */
+    rc |= kn_json_set_str(labels, KN_L_ROUTING_STATE, KN_ROUTING_PENDING);
     rc |= kn_json_set_str(ann, KN_A_ROUTING_STATE_MODIFIED, when);
     if (routes)
         rc |= kn_json_set_str(ann, KN_A_ROUTES, routes);

@@ -165,7 +165,7 @@ static void service_becomes_configuration_route_and_revision(void **state)
     assert_string_equal(kn_json_label(rev, KN_L_CONFIGURATION_GENERATION), "3");
     assert_string_equal(kn_json_label(rev, KN_L_CONFIGURATION_UID), "cfg-uid");
     assert_string_equal(kn_json_label(rev, KN_L_SERVICE), "helloworld-go");
-    assert_string_equal(kn_json_label(rev, KN_L_ROUTING_STATE), "active");
+    assert_string_equal(kn_json_label(rev, KN_L_ROUTING_STATE), "pending");
     assert_string_equal(kn_json_annotation(rev, KN_A_TARGET), "10");
     assert_string_equal(kn_json_annotation(rev, KN_A_ROUTING_STATE_MODIFIED),
                         "1970-01-01T00:16:40Z");
