@@ -29,6 +29,10 @@ struct kn_controller {
     int applied_once;
     uv_timer_t table_timer;
     uint64_t table_cost_ms; /* the last rebuild and apply */
+    /* Services whose Route changed: reconciled once the table has the
+     * change, so a Service never says Ready before this replica routes it. */
+    char **after_table;
+    size_t n_after_table, cap_after_table;
     uint64_t table_done_at; /* uv_now when it ended */
     uv_timer_t image_timer;
     char *queue_image;
@@ -84,6 +88,41 @@ static void on_table_timer(uv_timer_t *t)
     uv_update_time(c->s.loop);
     c->table_done_at = uv_now(c->s.loop);
     c->table_cost_ms = c->table_done_at - start;
+    for (size_t i = 0; i < c->n_after_table; i++) {
+        kn_wq_add(c->s.queue, c->after_table[i]);
+        free(c->after_table[i]);
+    }
+    c->n_after_table = 0;
+}
+
+/* Queues the Service's key after the next table rebuild (now, when none
+ * is due). */
+static void enqueue_after_table(kn_controller_t *c, const char *ns, const char *name)
+{
+    char key[600];
+    if (!name || !*name)
+        return;
+    kn_key(key, sizeof key, KN_SERVICES, ns, name);
+    if (!uv_is_active((uv_handle_t *)&c->table_timer)) {
+        kn_wq_add(c->s.queue, key);
+        return;
+    }
+    if (c->n_after_table == c->cap_after_table) {
+        size_t cap = c->cap_after_table ? c->cap_after_table * 2 : 16;
+        char **grown = realloc(c->after_table, cap * sizeof *grown);
+        if (!grown) {
+            kn_wq_add(c->s.queue, key);
+            return;
+        }
+        c->after_table = grown;
+        c->cap_after_table = cap;
+    }
+    char *copy = strdup(key);
+    if (!copy) {
+        kn_wq_add(c->s.queue, key);
+        return;
+    }
+    c->after_table[c->n_after_table++] = copy;
 }
 
 static void table_changed(kn_controller_t *c)
@@ -237,11 +276,11 @@ static void on_event(void *ctx, kp_kube_informer_event_t ev, const cJSON *obj, c
         return;
     case KN_ROUTES:
         enqueue(c, KN_ROUTES, ns, name);
-        enqueue(c, KN_SERVICES, ns, controller_of(obj, "Service"));
         /* Its traffic moved: the Configuration of the same name may now
          * collect a revision the route let go of (config-gc). */
         enqueue(c, KN_CONFIGURATIONS, ns, name);
         table_changed(c);
+        enqueue_after_table(c, ns, controller_of(obj, "Service"));
         return;
     default:
         /* Deployments, Services, HPAs and Pods tell their revision. */
@@ -520,6 +559,9 @@ static void controller_free(void *ctx)
     }
     free(c->last_sig);
     free(c->queue_image);
+    for (size_t i = 0; i < c->n_after_table; i++)
+        free(c->after_table[i]);
+    free(c->after_table);
     free(c);
 }
 
