@@ -153,9 +153,6 @@ from kube_store import ObjectStore
 REEXPORTED = (APPLY_PATCH, JSON_PATCH, REASONS, STRATEGIC_PATCH)
 
 SCALE_PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)/scale$")
-DEPLOY_PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments(?:/([^/]+))?$")
-SLICE_PATH = re.compile(
-    r"^/apis/discovery\.k8s\.io/v1/namespaces/([^/]+)/endpointslices(?:/([^/]+))?$")
 LEASE_PATH = re.compile(
     r"^/apis/coordination\.k8s\.io/v1/namespaces/([^/]+)/leases(?:/([^/]+))?$")
 MICROTIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
@@ -168,9 +165,6 @@ WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 
 GROUP_OF = {"deployments": "apps", "endpointslices": "discovery.k8s.io",
             "leases": "coordination.k8s.io"}
-KIND_OF = {"deployments": "Deployment", "endpointslices": "EndpointSlice", "leases": "Lease"}
-API_VERSION_OF = {"deployments": "apps/v1", "endpointslices": "discovery.k8s.io/v1",
-                  "leases": "coordination.k8s.io/v1"}
 
 
 def activator_rules(namespace="default"):
@@ -1038,6 +1032,11 @@ class FakeKube(ObjectStore):
         if method == "GET":
             doc = self._discovery(path)
             if doc is not None:
+                # discovery is for authenticated users (system:discovery);
+                # anonymous ones only read /version
+                if user == "system:anonymous" and path != "/version":
+                    raise ApiError(403, 'forbidden: User "system:anonymous" cannot get path '
+                                   '"%s"' % path, "Forbidden", {})
                 return 200, doc
         if entry.get("plural"):
             return self._generic(h, user, method, q, body, entry)

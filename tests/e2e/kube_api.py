@@ -63,7 +63,7 @@ class Resource:
     def __init__(self, group, version, plural, kind, namespaced=True, status=False, scale=False,
                  short_names=(), singular=None, crd=False, generation=True,
                  unconditional_update=True, create_on_update=False, verbs=None,
-                 printer_columns=()):
+                 printer_columns=(), schema=None):
         self.group = group
         self.version = version
         self.plural = plural
@@ -80,6 +80,7 @@ class Resource:
         self.create_on_update = create_on_update
         self.verbs = list(verbs or ALL_VERBS)
         self.printer_columns = list(printer_columns)
+        self.schema = schema  # a CRD version's openAPIV3Schema (pruning, type checks)
 
     @property
     def key(self):
@@ -205,7 +206,8 @@ def resources_of_crd(crd):
                             short_names=names.get("shortNames") or (),
                             singular=names.get("singular"), crd=True,
                             unconditional_update=False,
-                            printer_columns=v.get("additionalPrinterColumns") or ()))
+                            printer_columns=v.get("additionalPrinterColumns") or (),
+                            schema=(v.get("schema") or {}).get("openAPIV3Schema")))
     return out
 
 
@@ -833,3 +835,65 @@ def table(resource, objects, resource_version, include_object="Metadata"):
     return {"kind": "Table", "apiVersion": "meta.k8s.io/v1",
             "metadata": {"resourceVersion": resource_version},
             "columnDefinitions": cols, "rows": rows}
+
+
+# ---------------------------------------------------------------- structural schemas
+
+_JSON_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool,
+               "integer": int, "number": (int, float)}
+
+
+def prune(value, schema, root=True):
+    """Drops the fields a structural schema does not know, as the API does
+    for custom resources (unless x-kubernetes-preserve-unknown-fields)."""
+    if not isinstance(schema, dict):
+        return value
+    if isinstance(value, dict) and schema.get("type", "object") == "object":
+        if schema.get("x-kubernetes-preserve-unknown-fields") and "properties" not in schema:
+            return value
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        out = {}
+        for k, v in value.items():
+            sub = props.get(k, extra if isinstance(extra, dict) else None)
+            if root and k in ("apiVersion", "kind", "metadata"):
+                out[k] = v
+            elif v is None and isinstance(sub, dict) and not sub.get("nullable"):
+                continue  # a null where the schema does not allow one is pruned (1.20+)
+            elif sub is not None:
+                out[k] = prune(v, sub, False)
+            elif extra is True or schema.get("x-kubernetes-preserve-unknown-fields"):
+                out[k] = v
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [prune(v, schema["items"], False) for v in value]
+    return value
+
+
+def schema_errors(value, schema, path=""):
+    """Type errors against a structural schema, in the API's words."""
+    if not isinstance(schema, dict) or value is None:
+        return []
+    t = schema.get("type")
+    want = _JSON_TYPES.get(t)
+    if want is not None and (not isinstance(value, want) or
+                             (t in ("integer", "number") and isinstance(value, bool))):
+        got = {dict: "object", list: "array", str: "string", bool: "boolean",
+               int: "integer", float: "number"}.get(type(value), type(value).__name__)
+        return ['%s: Invalid value: "%s": %s in body must be of type %s: "%s"' % (
+            path or "<root>", got, path or "<root>", t, got)]
+    errs = []
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for r in schema.get("required") or []:
+            if r not in value:
+                errs.append("%s: Required value" % ((path + "." if path else "") + r))
+        for k, v in value.items():
+            if path == "" and k in ("apiVersion", "kind", "metadata"):
+                continue
+            sub = props.get(k, schema.get("additionalProperties"))
+            errs += schema_errors(v, sub, (path + "." if path else "") + k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            errs += schema_errors(v, schema.get("items"), "%s[%d]" % (path, i))
+    return errs

@@ -13,7 +13,8 @@ from kube_api import (APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, Api
                       PatchError, apply_defaults, field_selector_matches, initial_status,
                       json_patch, knative_crd_docs, label_selector_matches, load_crd_docs,
                       merge_patch, name_errors, now_rfc3339, parse_label_selector,
-                      random_suffix, resources_of_crd, strategic_merge_patch, validate)
+                      prune, random_suffix, resources_of_crd, schema_errors,
+                      strategic_merge_patch, validate)
 
 
 class ObjectStore:
@@ -97,8 +98,9 @@ class ObjectStore:
     def apply(self, obj):
         """Creates obj, or updates it as `kubectl apply` would with the given
         fields: spec and the other top-level sections become obj's (plus
-        defaults), labels and annotations are replaced when given, status
-        is kept. generation moves as the API moves it. Returns the object."""
+        defaults), labels and annotations are replaced when given, a status
+        subresource is kept (write it with set_status). generation moves
+        as the API moves it. Returns the object."""
         res = self._resource_of_obj(obj)
         meta = obj.get("metadata") or {}
         ns = (meta.get("namespace") or "default") if res.namespaced else ""
@@ -109,13 +111,9 @@ class ObjectStore:
                 new.setdefault("metadata", {}).pop("resourceVersion", None)
                 return self._create(res, ns, new)
             new = copy.deepcopy(obj)
-            new.pop("status", None)
             m = new["metadata"] = dict(copy.deepcopy(old["metadata"]), **{
                 k: v for k, v in meta.items() if k in ("labels", "annotations",
                                                        "ownerReferences", "finalizers")})
-            for k, v in old.items():
-                if k not in new and k in ("status",):
-                    new[k] = copy.deepcopy(v)
             m["resourceVersion"] = old["metadata"]["resourceVersion"]
             return self._update(res, ns, meta["name"], new)
 
@@ -351,7 +349,9 @@ class ObjectStore:
                 else:
                     new["status"] = st
             apply_defaults(res, new, self._alloc_cluster_ip)
-            errs = name_errors(res, name) + validate(res, new)
+            if res.schema:
+                new = prune(new, res.schema)
+            errs = name_errors(res, name) + validate(res, new) + schema_errors(new, res.schema)
             if errs:
                 raise self._invalid(res, name, errs)
             if (res.key, ns, name) in self._objects:
@@ -412,7 +412,7 @@ class ObjectStore:
                 out["status"] = copy.deepcopy(new["status"])
             else:
                 out.pop("status", None)
-            return out
+            return self._checked(res, old, out)
         out = copy.deepcopy(new)
         out["apiVersion"], out["kind"] = res.api_version, res.kind
         m = out["metadata"] = dict(out.get("metadata") or {})
@@ -433,7 +433,13 @@ class ObjectStore:
             out.setdefault("spec", {})["clusterIP"] = old["spec"]["clusterIP"]
             out["spec"].setdefault("clusterIPs", old["spec"].get("clusterIPs"))
         apply_defaults(res, out)
-        errs = validate(res, out, old)
+        return self._checked(res, old, out)
+
+    def _checked(self, res, old, out):
+        """out pruned to the CRD's schema, or 422 with the API's errors."""
+        if res.schema:
+            out = prune(out, res.schema)
+        errs = validate(res, out, old) + schema_errors(out, res.schema)
         if errs:
             raise self._invalid(res, old["metadata"]["name"], errs)
         return out

@@ -161,8 +161,9 @@ class PodRuntime:
         self.hooks = []  # preStop hook runs: run_http_get_hook's result + container
 
     def ready(self):
-        return not self.terminating and bool(self.containers) and \
-            all(c.ready for c in self.containers)
+        """The pod's Ready condition: it follows the readiness probes while
+        the pod terminates too (the endpoint is then serving, not ready)."""
+        return bool(self.containers) and all(c.ready for c in self.containers)
 
 
 class DeploymentKubelet:
@@ -226,11 +227,13 @@ class DeploymentKubelet:
             return self._runtimes.get(pod_name)
 
     def wait_ready(self, deployment, n, timeout=10.0):
-        kp.wait_until(lambda: len([r for r in self.pods(deployment) if r.ready()]) == n,
-                      timeout, what="%d ready pods of %s (have %r; errors %r)" % (
+        def ready():
+            return [r for r in self.pods(deployment) if r.ready() and not r.terminating]
+        kp.wait_until(lambda: len(ready()) == n, timeout,
+                      what="%d ready pods of %s (have %r; errors %r)" % (
                           n, deployment, [(r.name, r.ready()) for r in self.pods(deployment)],
                           self.errors))
-        return [r for r in self.pods(deployment) if r.ready()]
+        return ready()
 
     def logs(self, pod_name):
         rt = self.runtime(pod_name)
@@ -513,10 +516,11 @@ class DeploymentKubelet:
         return env
 
     def _run_pod(self, rt):
-        """The kubelet's sync loop for one pod: start, restart, probe."""
+        """The kubelet's sync loop for one pod: start, restart, probe (the
+        probes go on while the pod terminates)."""
         while not self._stopped:
             with self._lock:
-                if rt.terminating:
+                if rt.terminated:
                     return
             now = time.monotonic()
             changed = False
@@ -529,10 +533,12 @@ class DeploymentKubelet:
     def _sync_container(self, rt, c, now):
         """One step of a container's life; True when its state changed."""
         with self._lock:
-            if c.stopping:
+            if self._stopped or (c.stopping and c.proc is None):
                 return False
             if c.proc is not None:
                 rc = c.proc.poll()
+                if rc is not None and c.stopping:
+                    return False  # _stop_container records how it ended
                 if rc is None:
                     probe = c.spec.get("readinessProbe")
                     if not probe or now < c.next_try:
@@ -546,9 +552,10 @@ class DeploymentKubelet:
         if proc is not None:
             ok = self._probe(rt, c, probe)
             with self._lock:
-                return c.proc is proc and not c.stopping and self._probe_result(c, probe, ok)
+                return c.proc is proc and proc.poll() is None and \
+                    self._probe_result(c, probe, ok)
         with self._lock:
-            if c.stopping:
+            if c.stopping or self._stopped:
                 return False
             if c.proc is not None:
                 # it exited on its own: terminated for a moment, then the back-off

@@ -1,7 +1,9 @@
 """Plays the kubelet (and the ReplicaSet and EndpointSlice controllers) for a
 FakeKube: when the replicas of a deployment `{revision}-deployment` change,
 it starts or stops pods, and publishes them in the EndpointSlices of the
-service `{revision}-private`.
+service `{revision}-private`. (kubelet_deploy.DeploymentKubelet, also
+importable from here, instead runs whatever Deployments, Pods and Services
+the API holds, and writes Pod objects and statuses.)
 
 A pod is build/helloworld + build/queue-proxy with Knative's environment,
 on its own loopback address (127.0.0.2, 127.0.0.3, ...): the app listens on

@@ -495,6 +495,9 @@ def test_knative_resources_404_until_the_crds_are_installed(kube, admin, tmp_pat
     core = {r["name"] for r in api(kube, "GET", "/api/v1", admin)[1]["resources"]}
     assert {"pods", "pods/status", "services", "configmaps", "events"} <= core
     assert api(kube, "GET", "/api", admin)[1]["versions"] == ["v1"]
+    st, body = api(kube, "GET", "/apis")
+    assert_status(body, 403, "Forbidden", 'forbidden: User "system:anonymous" cannot get path '
+                  '"/apis"')
 
 
 def test_install_crds_from_a_file(kube, admin, tmp_path):
@@ -513,7 +516,12 @@ spec:
       served: true
       storage: true
       subresources: {status: {}}
-      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec: {type: object, properties: {x: {type: integer}}}
+            status: {type: object, x-kubernetes-preserve-unknown-fields: true}
     - name: v1alpha1
       served: false
       storage: false
@@ -526,9 +534,17 @@ metadata: {name: not-a-crd}
     assert kube.install_crds(str(path)) == ["widgets.example.dev"]
     w = "/apis/example.dev/v1/namespaces/default/widgets"
     st, o = api(kube, "POST", w, admin, {"apiVersion": "example.dev/v1", "kind": "Widget",
-                                         "metadata": {"name": "a"}, "spec": {"x": 1},
+                                         "metadata": {"name": "a"}, "spec": {"x": 1, "y": 2},
                                          "status": {"ignored": True}})
     assert st == 201 and "status" not in o  # the status subresource clears it on create
+    assert o["spec"] == {"x": 1}  # pruned: the schema does not know y
+    st, o = api(kube, "POST", w, admin, {"metadata": {"name": "n"}, "spec": {"x": None}})
+    assert st == 201 and o["spec"] == {}  # a null that is not nullable is pruned too
+    st, body = api(kube, "POST", w, admin, {"metadata": {"name": "b"}, "spec": {"x": "one"}})
+    assert_status(body, 422, "Invalid", 'Widget.example.dev "b" is invalid: spec.x: Invalid '
+                  'value: "string": spec.x in body must be of type integer: "string"')
+    st, o = api(kube, "PATCH", w + "/a/status", admin, {"status": {"any": {"thing": 1}}}, MERGE)
+    assert st == 200 and o["status"] == {"any": {"thing": 1}}
     assert api(kube, "GET", w + "/a/status", admin)[0] == 200
     assert api(kube, "GET", "/apis/example.dev/v1alpha1/namespaces/default/widgets",
                admin)[0] == 404

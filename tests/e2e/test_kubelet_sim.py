@@ -50,7 +50,7 @@ def images():
             "kp.dev/exit3": ["/bin/sh", "-c", "echo starting; echo 'config: bad' >&2; exit 3"]}
 
 
-def revision_deployment(rev, image="kp.dev/helloworld", replicas=1, deadline=None):
+def revision_deployment(rev, image="kp.dev/helloworld", replicas=1, deadline=None, drain=None):
     """A Deployment shaped like Knative's for a revision: the user container
     and the queue-proxy with its probe, ports and environment."""
     labels = {"serving.knative.dev/revision": rev, "app": rev}
@@ -67,6 +67,8 @@ def revision_deployment(rev, image="kp.dev/helloworld", replicas=1, deadline=Non
               "SERVING_READINESS_PROBE": json.dumps({"tcpSocket": {"port": 8080,
                                                                    "host": "127.0.0.1"},
                                                      "successThreshold": 1})}
+    if drain is not None:
+        qp_env["KP_DRAIN_QUIET_PERIOD_SECONDS"] = drain
     env = [{"name": k, "value": v} for k, v in sorted(qp_env.items())]
     env += [{"name": "SERVING_POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "SERVING_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
@@ -113,7 +115,9 @@ def condition(obj, ctype):
 def test_a_deployment_over_http_runs_its_pods_and_publishes_them(kube, admin):
     rev = "hello-00001"
     with DeploymentKubelet(kube, images()) as kubelet:
-        st, d = api(kube, "POST", DEPLOYS, admin, revision_deployment(rev))
+        # the queue-proxy stays up a second after SIGTERM, so that the app's
+        # preStop hook reaches it (the kubelet stops both at once)
+        st, d = api(kube, "POST", DEPLOYS, admin, revision_deployment(rev, drain="1"))
         assert st == 201, d
         st, s = api(kube, "POST", SVCS, admin, private_service(rev))
         assert st == 201, s
@@ -158,14 +162,23 @@ def test_a_deployment_over_http_runs_its_pods_and_publishes_them(kube, admin):
         r = kp.request(8012, "/", host=rt.ip)
         assert r.status == 200 and r.text == "Hello Sim!\n", r
         # scale to zero through /scale: the pod terminates, its preStop hook runs
+        before = kube.resource_version
         st, _ = api(kube, "PATCH", DEPLOYS + "/%s-deployment/scale" % rev, admin,
                     {"spec": {"replicas": 0}}, MERGE)
         assert st == 200
         kube.wait_gone("pods", NS, rt.name, 15)
+        # meanwhile its endpoint was terminating, not ready, then removed
+        seen = [e["conditions"] for _, r, _, t, o in kube.events_after(before, 0)
+                if r == "endpointslices.discovery.k8s.io" and t == "MODIFIED"
+                for e in o["endpoints"] or []]
+        assert {"ready": False, "serving": True, "terminating": True} in seen or \
+            {"ready": False, "serving": False, "terminating": True} in seen, seen
+        assert seen[0]["terminating"] is True
         assert all(c.proc.poll() is not None for c in rt.containers)
         assert [e for c in rt.containers for e in c.proc.sanitizer_errors()] == []
         assert [h["container"] for h in rt.hooks] == ["user-container"]
-        assert rt.hooks[0]["hops"][0][0] == "/wait-for-drain", rt.hooks
+        assert rt.hooks[0]["error"] is None and rt.hooks[0]["hops"] and \
+            rt.hooks[0]["hops"][0][0] == "/wait-for-drain", rt.hooks
         kp.wait_until(lambda: [s["endpoints"] for s in kube.list(
             "endpointslices", NS, {"kubernetes.io/service-name": rev + "-private"})] == [None],
             10, what="the slice emptied")
