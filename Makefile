@@ -66,6 +66,7 @@ LIB_QP          := $(BUILD)/libqueueproxy.a
 LIB_ACT         := $(BUILD)/libactivator.a
 LIB_ACT_BACKEND := $(BUILD)/libactivator_backend.a
 LIB_ACT_CONFIG  := $(BUILD)/libactivator_config.a
+LIB_ACT_KNATIVE := $(BUILD)/libactivator_knative.a
 LIB_HELLO       := $(BUILD)/libhelloworld.a
 
 $(LIB_BASE):        $(call objs_of,common/base)
@@ -76,14 +77,16 @@ $(LIB_QP):          $(call objs_of,queue-proxy)
 $(LIB_ACT):         $(call objs_of,activator)
 $(LIB_ACT_BACKEND): $(call objs_of,activator/backend)
 $(LIB_ACT_CONFIG):  $(call objs_of,activator/config)
+$(LIB_ACT_KNATIVE): $(call objs_of,activator/knative)
 $(LIB_HELLO):       $(call objs_of,examples/helloworld)
 
 QP_LIBS    := $(LIB_QP) $(LIB_HTTP) $(LIB_AUTOSCALING) $(LIB_BASE)
-ACT_LIBS   := $(LIB_ACT) $(LIB_ACT_BACKEND) $(LIB_ACT_CONFIG) $(LIB_HTTP) $(LIB_KUBE) \
+ACT_LIBS   := $(LIB_ACT) $(LIB_ACT_KNATIVE) $(LIB_ACT_BACKEND) $(LIB_ACT_CONFIG) $(LIB_HTTP) \
+	$(LIB_KUBE) \
 	$(LIB_AUTOSCALING) $(LIB_BASE)
 HELLO_LIBS := $(LIB_HELLO) $(LIB_HTTP) $(LIB_BASE)
 # Tests may use any folder; an archive member is linked only when needed.
-TEST_LIBS  := $(LIB_ACT) $(LIB_ACT_BACKEND) $(LIB_ACT_CONFIG) $(LIB_QP) $(LIB_HELLO) \
+TEST_LIBS  := $(LIB_ACT) $(LIB_ACT_KNATIVE) $(LIB_ACT_BACKEND) $(LIB_ACT_CONFIG) $(LIB_QP) $(LIB_HELLO) \
 	$(LIB_HTTP) $(LIB_KUBE) $(LIB_AUTOSCALING) $(LIB_BASE)
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)

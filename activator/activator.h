@@ -29,6 +29,11 @@ typedef struct act {
     uv_timer_t reap_timer; /* frees idle retired revisions */
     int reap_timer_on;
     const char *config_path;
+    /* When set, a config read from the file goes through it (taken over)
+     * instead of straight to act_revisions_apply: the Knative controller
+     * merges it with the services the cluster's objects define. */
+    int (*apply_file_config)(void *ctx, kp_activator_config_t *cfg);
+    void *apply_file_config_ctx;
     uv_fs_poll_t config_poll; /* config_watch.c */
     uv_signal_t sighup;
     kp_http_server_t server;       /* traffic (handler.c) */

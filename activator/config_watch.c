@@ -21,7 +21,8 @@ static void reload(act_t *act)
         free(cfg);
         return;
     }
-    if (act_revisions_apply(act, cfg) != 0)
+    if ((act->apply_file_config ? act->apply_file_config(act->apply_file_config_ctx, cfg)
+                                : act_revisions_apply(act, cfg)) != 0)
         kp_log(KP_LOG_ERROR, "config reload failed: out of memory; the running config stays");
 }
 

@@ -15,6 +15,7 @@
 #include "activator/backend/kubernetes.h"
 #include "activator/backend/local.h"
 #include "activator/backend/pod_exec.h"
+#include "activator/knative/controller.h"
 #include "base/log.h"
 #include "base/mem_trim.h"
 #include "config_watch.h"
@@ -62,6 +63,19 @@ static const char usage[] =
     "  --lease-duration S   leader lease, seconds (env KP_LEASE_DURATION; default 15)\n"
     "  --activator-service NAME  Service of the activator replicas, whose ready\n"
     "                       endpoints share each pod's capacity (env KP_ACTIVATOR_SERVICE)\n"
+    "  --knative on|off     serve Knative Services (serving.knative.dev/v1): the Lease\n"
+    "                       holder turns them into Revisions, Deployments and Services, and\n"
+    "                       every replica routes by their Routes (env KP_KNATIVE; default on)\n"
+    "  --knative-namespaces NS[,NS...]  where Knative Services are served (env\n"
+    "                       KP_KNATIVE_NAMESPACES; default default)\n"
+    "  --queue-sidecar-image IMAGE  the queue-proxy container of revisions (env\n"
+    "                       KP_QUEUE_SIDECAR_IMAGE; default: the image this activator runs,\n"
+    "                       read from its own Pod)\n"
+    "                       Knative's ConfigMaps config-domain, config-gc, config-defaults\n"
+    "                       and config-deployment are read from --lease-namespace; until\n"
+    "                       they say otherwise: KP_KNATIVE_DOMAIN (default example.com),\n"
+    "                       KP_KNATIVE_PROGRESS_DEADLINE (seconds; default 600) and\n"
+    "                       KP_KNATIVE_GC (config-gc as key=value,...)\n"
     "\n"
     "  --log-level LEVEL    debug, info, warn or error (env KP_LOG_LEVEL; default info);\n"
     "                       debug logs each scale decision's inputs\n"
@@ -111,6 +125,9 @@ typedef struct act_opts {
     int lease_duration_s;
     int pod_port_base;
     int reuse_port;
+    int knative;
+    const char *knative_namespaces, *queue_sidecar_image, *knative_domain, *knative_gc;
+    int progress_deadline_s;
 } act_opts_t;
 
 static int parse_int_flag(const char *name, const char *s, long lo, long hi, int *out)
@@ -193,6 +210,16 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
     if ((env = getenv("KP_LEASE_DURATION")) && *env &&
         parse_int_flag("KP_LEASE_DURATION", env, 1, 3600, &o->lease_duration_s) != 0)
         return -1;
+    const char *knative = (env = getenv("KP_KNATIVE")) && *env ? env : "on";
+    const char *knative_src = env && *env ? "KP_KNATIVE=" : "--knative ";
+    o->knative_namespaces = (env = getenv("KP_KNATIVE_NAMESPACES")) && *env ? env : "default";
+    o->queue_sidecar_image = getenv("KP_QUEUE_SIDECAR_IMAGE");
+    o->knative_domain = (env = getenv("KP_KNATIVE_DOMAIN")) && *env ? env : "example.com";
+    o->knative_gc = getenv("KP_KNATIVE_GC");
+    o->progress_deadline_s = 600;
+    if ((env = getenv("KP_KNATIVE_PROGRESS_DEADLINE")) && *env &&
+        parse_int_flag("KP_KNATIVE_PROGRESS_DEADLINE", env, 1, 86400, &o->progress_deadline_s) != 0)
+        return -1;
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},      {"listen", required_argument, NULL, 'l'},
         {"admin", required_argument, NULL, 'a'},       {"backend", required_argument, NULL, 'b'},
@@ -208,6 +235,9 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
         {"log-format", required_argument, NULL, 'f'},
         {"listen-h2c", required_argument, NULL, 'H'},
         {"max-requests", required_argument, NULL, 'M'},
+        {"knative", required_argument, NULL, 'K'},
+        {"knative-namespaces", required_argument, NULL, 'n'},
+        {"queue-sidecar-image", required_argument, NULL, 'Q'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -232,6 +262,9 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
                 return -1;
             break;
         case 'R': o->reuse_port = 1; break;
+        case 'K': knative = optarg; knative_src = "--knative "; break;
+        case 'n': o->knative_namespaces = optarg; break;
+        case 'Q': o->queue_sidecar_image = optarg; break;
         case 'P':
             if (parse_int_flag("--pod-port-base", optarg, 1024, 65000, &o->pod_port_base) != 0)
                 return -1;
@@ -261,6 +294,11 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
         fprintf(stderr, "activator: --backend \"%s\": expected local or kubernetes\n", o->backend);
         return -1;
     }
+    if (strcmp(knative, "on") != 0 && strcmp(knative, "off") != 0) {
+        fprintf(stderr, "activator: %s\"%s\": expected on or off\n", knative_src, knative);
+        return -1;
+    }
+    o->knative = strcmp(knative, "on") == 0 && strcmp(o->backend, "kubernetes") == 0;
     if (parse_address(o->listen_src, o->listen, &o->listen_addr) != 0 ||
         parse_address(o->admin_src, o->admin, &o->admin_addr) != 0 ||
         (o->listen_h2c && parse_address(o->listen_h2c_src, o->listen_h2c, &o->listen_h2c_addr) != 0))
@@ -290,9 +328,14 @@ static void on_server_closed(kp_http_server_t *s)
     (void)s;
 }
 
+static kn_controller_t *knative;
+
 static void finish_shutdown(void)
 {
     act_config_watch_stop(&act);
+    act.apply_file_config = NULL;
+    kn_controller_stop(knative);
+    knative = NULL;
     act_peers_stop(&act);
     act_revisions_close(&act);
     kp_http_server_close(&act.server, on_server_closed);
@@ -380,6 +423,92 @@ static void on_activators_changed(void *ctx, const kp_kube_endpoint_t *eps, size
     free(names);
 }
 
+static void on_leader_changed(void *ctx, int is_leader)
+{
+    kn_controller_set_leader(knative, is_leader);
+}
+
+static int apply_merged(void *ctx, kp_activator_config_t *cfg)
+{
+    return act_revisions_apply(ctx, cfg);
+}
+
+static int apply_file_config(void *ctx, kp_activator_config_t *cfg)
+{
+    return kn_controller_set_file_config(ctx, cfg);
+}
+
+/* Splits "a,b,c" in place into parts (at most max). */
+static size_t split_list(char *s, char sep, const char **parts, size_t max)
+{
+    size_t n = 0;
+    for (char *p = s; p && *p && n < max;) {
+        char *next = strchr(p, sep);
+        if (next)
+            *next++ = '\0';
+        if (*p)
+            parts[n++] = p;
+        p = next;
+    }
+    return n;
+}
+
+#define KNATIVE_MAX_NAMESPACES 64
+#define KNATIVE_MAX_GC 8
+
+/* The Knative controller on the kubernetes backend's client; exits on a
+ * setting it cannot take. */
+static kn_controller_t *start_knative(const act_opts_t *o)
+{
+    static char ns_buf[4096], gc_buf[1024];
+    static const char *namespaces[KNATIVE_MAX_NAMESPACES], *gc_parts[KNATIVE_MAX_GC];
+    static const char *gc_keys[KNATIVE_MAX_GC], *gc_values[KNATIVE_MAX_GC];
+    snprintf(ns_buf, sizeof ns_buf, "%s", o->knative_namespaces);
+    kn_controller_opts_t ko;
+    memset(&ko, 0, sizeof ko);
+    ko.kube = act_backend_kubernetes_client(act.backend);
+    ko.namespaces = namespaces;
+    ko.n_namespaces = split_list(ns_buf, ',', namespaces, KNATIVE_MAX_NAMESPACES);
+    ko.queue_image = o->queue_sidecar_image;
+    ko.pod_name = o->identity;
+    ko.pod_namespace = o->lease_namespace;
+    ko.domain = o->knative_domain;
+    ko.progress_deadline_s = o->progress_deadline_s;
+    ko.apply = apply_merged;
+    ko.ctx = &act;
+    if (o->knative_gc && *o->knative_gc) {
+        snprintf(gc_buf, sizeof gc_buf, "%s", o->knative_gc);
+        size_t n = split_list(gc_buf, ',', gc_parts, KNATIVE_MAX_GC);
+        for (size_t i = 0; i < n; i++) {
+            char *eq = strchr(gc_parts[i], '=');
+            if (!eq) {
+                fprintf(stderr,
+                        "activator: KP_KNATIVE_GC \"%s\": expected key=value pairs of config-gc "
+                        "(e.g. min-non-active-revisions=0,retain-since-create-time=disabled)\n",
+                        o->knative_gc);
+                exit(2);
+            }
+            *eq = '\0';
+            gc_keys[ko.n_gc] = gc_parts[i];
+            gc_values[ko.n_gc++] = eq + 1;
+        }
+        ko.gc_keys = gc_keys;
+        ko.gc_values = gc_values;
+    }
+    char why[512];
+    if (kn_controller_check_gc(&ko, why, sizeof why) != 0) {
+        fprintf(stderr, "activator: KP_KNATIVE_GC: %s\n", why);
+        exit(2);
+    }
+    for (size_t i = 0; i < ko.n_namespaces; i++)
+        if (strlen(namespaces[i]) > 63) {
+            fprintf(stderr, "activator: --knative-namespaces: \"%s\" is not a namespace name\n",
+                    namespaces[i]);
+            exit(2);
+        }
+    return kn_controller_start(act.loop, &ko);
+}
+
 static act_backend_t *make_backend(const act_opts_t *o, const act_backend_events_t *events)
 {
     if (strcmp(o->backend, "local") == 0) {
@@ -410,6 +539,7 @@ static act_backend_t *make_backend(const act_opts_t *o, const act_backend_events
     kopts.activator_service = o->activator_service;
     kopts.lease_duration_s = o->lease_duration_s;
     kopts.activators_changed = on_activators_changed;
+    kopts.leader_changed = on_leader_changed;
     kopts.ctx = &act;
     return act_backend_kubernetes_new(act.loop, events, &kopts);
 }
@@ -460,7 +590,18 @@ int main(int argc, char **argv)
     act.identity = o.identity && *o.identity ? o.identity : "";
     act.backend = make_backend(&o, &act_revisions_backend_events);
     act.config_path = o.config;
-    if (!act.backend || act_revisions_apply(&act, cfg) != 0) {
+    if (act.backend && o.knative) {
+        knative = start_knative(&o);
+        if (!knative) {
+            fprintf(stderr, "activator: out of memory\n");
+            return 1;
+        }
+        act.apply_file_config = apply_file_config;
+        act.apply_file_config_ctx = knative;
+        kn_controller_set_leader(knative, act.backend->writes_scale(act.backend));
+    }
+    if (!act.backend || (knative ? kn_controller_set_file_config(knative, cfg)
+                                 : act_revisions_apply(&act, cfg)) != 0) {
         fprintf(stderr, "activator: out of memory\n");
         return 1;
     }

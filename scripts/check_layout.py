@@ -20,8 +20,10 @@ ALLOWED = {
     "queue-proxy": ["common/base", "common/http", "common/autoscaling"],  # the program
     "activator/config": ["common/base", "common/autoscaling"],  # config file parser
     "activator/backend": ["activator/config", "common/base", "common/kube"],  # local, kubernetes
-    "activator": ["activator/config", "activator/backend", "common/base", "common/http",
-                  "common/kube", "common/autoscaling"],  # the activator program (core)
+    "activator/knative": ["activator/config", "common/base", "common/kube",
+                          "common/autoscaling"],  # Knative's Service API: reconciler, routes
+    "activator": ["activator/config", "activator/backend", "activator/knative", "common/base",
+                  "common/http", "common/kube", "common/autoscaling"],  # the activator program (core)
     "examples/helloworld": ["common/base", "common/http"],  # the sample app
 }
 SCANNED = ["common", "activator", "queue-proxy", "examples", "tests"]

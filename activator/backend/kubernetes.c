@@ -333,6 +333,8 @@ static void on_leader(void *ctx, int is_leader)
         rev->written = -1;
         rev_write(rev);
     }
+    if (b->opts.leader_changed)
+        b->opts.leader_changed(b->opts.ctx, is_leader);
 }
 
 /* --- the backend interface --- */
@@ -500,4 +502,9 @@ act_backend_t *act_backend_kubernetes_new(uv_loop_t *loop, const act_backend_eve
         b->activators_watch = kp_kube_watch_endpoints(b->kube, opts->lease_namespace,
                                                       opts->activator_service, on_activators, b);
     return &b->base;
+}
+
+kp_kube_t *act_backend_kubernetes_client(act_backend_t *base)
+{
+    return ((kube_backend_t *)base)->kube;
 }

@@ -17,6 +17,9 @@ typedef struct act_kube_opts {
     const char *activator_service;
     /* Its endpoints (all its slices), each time they change. */
     void (*activators_changed)(void *ctx, const kp_kube_endpoint_t *eps, size_t n);
+    /* This replica became the Lease holder (1) or stopped being it (0).
+     * Optional. */
+    void (*leader_changed)(void *ctx, int is_leader);
     void *ctx;
 } act_kube_opts_t;
 
@@ -26,5 +29,8 @@ void act_kube_opts_default(act_kube_opts_t *opts);
  * ({revision}-private). NULL on allocation failure. */
 act_backend_t *act_backend_kubernetes_new(uv_loop_t *loop, const act_backend_events_t *events,
                                           const act_kube_opts_t *opts);
+/* The backend's API client, for others that talk to the same API (valid
+ * until the backend is closed). */
+kp_kube_t *act_backend_kubernetes_client(act_backend_t *b);
 
 #endif
