@@ -14,7 +14,7 @@ import threading
 
 import kp
 from activator_harness import BUILD
-from fake_kube import LEASE_PATH, MERGE_PATCH, ApiError, FakeKube, activator_rules, conflict
+from fake_kube import LEASE_PATH, MERGE_PATCH, ApiError, FakeKube, activator_rules
 
 KUBE_OBJECTS = os.path.join(BUILD, "tools", "kube_objects")
 LEASES = "leases.coordination.k8s.io/v1"
@@ -22,24 +22,10 @@ SLICES = "endpointslices.discovery.k8s.io/v1"
 SERVICE_LABEL = "kubernetes.io/service-name"
 
 
-def merge_patch(target, patch):
-    """RFC 7386."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = merge_patch(out.get(k), v)
-    return out
-
-
 class LeaseFake(FakeKube):
-    """The fake API server plus what the object calls need of Leases and
-    the fake does not serve: PATCH (merge patch), PUT of the status
-    subresource (authorized as update on leases/status), and a record of
-    every DELETE body and PATCH content type."""
+    """The fake API server, recording every DELETE body and PATCH content
+    type of Leases; a PUT of their status (a subresource Leases lack) is
+    authorized as update on leases/status, then 404."""
 
     def __init__(self, **kw):
         super().__init__(**kw)
@@ -56,23 +42,7 @@ class LeaseFake(FakeKube):
         if m and method == "DELETE":
             self.delete_bodies.append(json.loads(body or b"null"))
         if m and method == "PATCH" and m.group(2):
-            ns, name = m.groups()
-            self._authorize(user, "patch", "leases", ns, name)
-            ctype = (h.headers.get("Content-Type") or "").split(";")[0].strip()
-            self.patch_types.append(ctype)
-            if ctype != MERGE_PATCH:
-                raise ApiError(415, "unsupported patch type %s" % ctype)
-            patch = json.loads(body)
-            with self._lock:
-                old = self._objects.get(("leases", ns, name))
-                if old is None:
-                    raise ApiError(404, 'leases.coordination.k8s.io "%s" not found' % name)
-                rv = (patch.get("metadata") or {}).get("resourceVersion")
-                if rv is not None and rv != old["metadata"]["resourceVersion"]:
-                    raise conflict("leases", name)
-                new = merge_patch(old, patch)
-                new["metadata"]["name"] = name
-                return 200, copy.deepcopy(self._bump("leases", ns, "MODIFIED", new))
+            self.patch_types.append((h.headers.get("Content-Type") or "").split(";")[0].strip())
         return super()._route(h, user, method, path, q, body, entry)
 
 
@@ -370,9 +340,10 @@ def test_an_informer_stopped_from_its_own_callback_delivers_nothing_more(tmp_pat
             # A slice named for the stop comes in the middle of a burst.
             with fake._lock:
                 for name in ("before-x", "stopper-x", "after-x"):
-                    fake._bump("endpointslices", "default", "ADDED", {
+                    fake.create({
                         "kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
-                        "metadata": fake._new_meta("default", name, {SERVICE_LABEL: "one"}),
+                        "metadata": {"name": name, "namespace": "default",
+                                     "labels": {SERVICE_LABEL: "one"}},
                         "addressType": "IPv4", "endpoints": [], "ports": []})
             inf.wait_for(lambda ls: {"stopped": True} in ls, "the stop")
             kp.wait_until(lambda: fake.watch_count() == 0, 10, what="its watch closed")
