@@ -202,7 +202,7 @@ run: deps-run
 	$(MAKE) all
 	bash scripts/run.sh $(BUILD)
 
-BENCHES := queue-proxy activator cold-start seed-demo held-memory scale http2
+BENCHES := queue-proxy activator cold-start seed-demo held-memory scale http2 reconcile
 bench: deps-bench all
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b"; bash bench/$$b; done
 

@@ -1,5 +1,5 @@
 """N Knative Services at once on the fake API, one activator reconciling:
-time to all Ready, API requests, activator RSS. See bench/reconcile/run."""
+time to all Ready, API requests, activator RSS. Run by bench/reconcile."""
 import json
 import os
 import socket
@@ -9,7 +9,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "e2e"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 
 from fake_kube import ALL_RULES, FakeKube  # noqa: E402
 
