@@ -101,6 +101,31 @@ def test_container_exit_fails_revision_with_exit_code_and_log(cluster):
     assert took < 15 * SLOW
 
 
+def test_held_request_for_a_revision_that_exits_ends_with_its_reason(cluster):
+    """A request held for a revision whose container exits ends with a 503
+    naming the exit, once the Revision says so: long before the revision's
+    timeout (300 s), not at it."""
+    fake = cluster.fake
+    act = cluster.activator()
+    fake.create(service("kp.dev/crash"))
+    host = "helloworld-go.default." + DOMAIN
+    start = time.monotonic()
+    while True:  # 404 until this replica's routing table has the route
+        status, body = act.request("/", host=host, timeout=120)
+        if status != 404 or time.monotonic() - start > 30 * SLOW:
+            break
+        time.sleep(0.1)
+    took = time.monotonic() - start
+    assert status == 503, (status, body)
+    assert "helloworld-go-00001 cannot start" in body and "ExitCode3" in body, body
+    assert took < 30 * SLOW, took
+    # New requests end at once while it stays failed.
+    t0 = time.monotonic()
+    status, body = act.request("/", host=host, timeout=60)
+    assert status == 503 and "ExitCode3" in body, (status, body)
+    assert time.monotonic() - t0 < 5 * SLOW
+
+
 def test_image_that_cannot_be_pulled(cluster):
     fake = cluster.fake
     cluster.activator()
