@@ -73,12 +73,13 @@ typedef struct kp_h2_stream {
 struct kp_h2_session {
     nghttp2_session *ng;
     kp_http_conn_t *c; /* the TCP connection; NULL once it is gone */
-    uv_timer_t reap;   /* frees dead streams on the next loop turn */
+    uv_timer_t soon;   /* next loop turn: frames what streams queued, frees dead ones */
     kp_h2_stream_t *streams, *dead;
     size_t n_streams;
     int in_recv;
     unsigned pumping : 1;
     unsigned pump_again : 1;
+    unsigned pump_due : 1; /* streams queued frames: the soon timer frames them */
     unsigned notice_sent : 1;
     unsigned goaway_sent : 1;
     unsigned fatal : 1;
@@ -100,8 +101,12 @@ int kp_h2_upgrade(kp_http_conn_t *c, const char *settings, size_t settings_len);
  * HTTP2-Settings value is returned through settings. */
 int kp_h2_upgrade_wanted(const kp_http_request_t *req, const char **settings, size_t *settings_len);
 void kp_h2_recv(kp_h2_session_t *s, const char *data, size_t len);
-/* Frames what is due into the connection's writes. */
+/* Frames what is due into the connection's writes, now. */
 void kp_h2_pump(kp_h2_session_t *s);
+/* Frames what is due on the next loop turn (or at the end of the read
+ * being handled): what many streams answer in one turn, for instance on
+ * one read from an upstream, leaves in one write instead of one each. */
+void kp_h2_pump_soon(kp_h2_session_t *s);
 /* The connection's writes went out: more may be framed. */
 void kp_h2_on_written(kp_h2_session_t *s);
 /* The connection is closing: every stream is aborted, the session ends. */

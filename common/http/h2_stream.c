@@ -369,7 +369,7 @@ static void deliver(kp_h2_stream_t *st)
             st->conn.ops->on_body_end(st->conn.ctx);
     }
     st->delivering = 0;
-    kp_h2_pump(st->sess);
+    kp_h2_pump_soon(st->sess);
 }
 
 void kp_h2_stream_on_data(kp_h2_stream_t *st, const char *data, size_t len)
@@ -504,7 +504,7 @@ void kp_h2_stream_send_head(kp_h2_stream_t *st, int status, const char *extra, s
         if (status != 101) {
             kp_h2_fields_finish(&f);
             nghttp2_submit_headers(st->sess->ng, NGHTTP2_FLAG_NONE, st->id, NULL, f.nv, f.n, NULL);
-            kp_h2_pump(st->sess);
+            kp_h2_pump_soon(st->sess);
         }
         kp_h2_fields_free(&f);
         return;
@@ -523,7 +523,7 @@ void kp_h2_stream_send_head(kp_h2_stream_t *st, int status, const char *extra, s
     if (len)
         kp_h2_stream_send_body(st, data, len);
     else
-        kp_h2_pump(st->sess);
+        kp_h2_pump_soon(st->sess);
 }
 
 void kp_h2_stream_send_body(kp_h2_stream_t *st, const char *data, size_t len)
@@ -536,7 +536,7 @@ void kp_h2_stream_send_body(kp_h2_stream_t *st, const char *data, size_t len)
     }
     st->conn.bytes_sent += len;
     nghttp2_session_resume_data(st->sess->ng, st->id);
-    kp_h2_pump(st->sess);
+    kp_h2_pump_soon(st->sess);
 }
 
 void kp_h2_stream_send_end(kp_h2_stream_t *st, const char *trailers, size_t trailers_len)
@@ -557,7 +557,7 @@ void kp_h2_stream_send_end(kp_h2_stream_t *st, const char *trailers, size_t trai
         }
     }
     nghttp2_session_resume_data(st->sess->ng, st->id);
-    kp_h2_pump(st->sess);
+    kp_h2_pump_soon(st->sess);
 }
 
 void kp_h2_stream_respond(kp_h2_stream_t *st, int status, const char *content_type,
@@ -582,7 +582,7 @@ void kp_h2_stream_respond(kp_h2_stream_t *st, int status, const char *content_ty
         st->conn.bytes_sent += body_len;
     submit(st, &f, with_data);
     kp_h2_fields_free(&f);
-    kp_h2_pump(st->sess);
+    kp_h2_pump_soon(st->sess);
 }
 
 void kp_h2_stream_reset(kp_h2_stream_t *st, uint32_t code)
@@ -595,7 +595,7 @@ void kp_h2_stream_reset(kp_h2_stream_t *st, uint32_t code)
     st->conn.ops = NULL;
     st->conn.ctx = NULL;
     nghttp2_submit_rst_stream(st->sess->ng, NGHTTP2_FLAG_NONE, st->id, code);
-    kp_h2_pump(st->sess);
+    kp_h2_pump_soon(st->sess);
 }
 
 void kp_h2_stream_cut(kp_h2_stream_t *st, uint32_t code)
