@@ -24,7 +24,10 @@ static int bytes_append(kp_h2_bytes_t *b, const char *data, size_t len)
             b->off = 0;
         }
         if (b->len + len > b->cap) {
-            size_t cap = b->cap ? b->cap : 16 * 1024;
+            /* Small first: most bodies are a few bytes, and a large
+             * first block per stream costs the allocator more than the
+             * doublings a big body takes. */
+            size_t cap = b->cap ? b->cap : 512;
             while (cap < b->len + len)
                 cap *= 2;
             char *d = realloc(b->data, cap);
