@@ -28,6 +28,10 @@
 #define KP_H2_RESET_RATE 100
 #define KP_H2_CONTROL_BURST 100
 #define KP_H2_CONTROL_RATE 50
+/* Ended streams a session keeps for its next ones (their head and body
+ * buffers too, when small): most streams then cost no allocation. */
+#define KP_H2_SPARE_STREAMS 16
+#define KP_H2_SPARE_BUF_MAX (16 * 1024)
 /* The drain's wait between the shutdown notice and the final GOAWAY when
  * no PING answer comes first. */
 #define KP_H2_DRAIN_GRACE_MS 1000
@@ -75,7 +79,8 @@ struct kp_h2_session {
     kp_http_conn_t *c; /* the TCP connection; NULL once it is gone */
     uv_timer_t soon;   /* next loop turn: frames what streams queued, frees dead ones */
     kp_h2_stream_t *streams, *dead;
-    size_t n_streams;
+    kp_h2_stream_t *spare; /* ended streams kept for reuse, KP_H2_SPARE_STREAMS at most */
+    size_t n_streams, n_spare;
     int in_recv;
     unsigned pumping : 1;
     unsigned pump_again : 1;
@@ -124,6 +129,8 @@ void kp_h2_on_timer(kp_h2_session_t *s);
 /* h2_stream.c: the stream's side of kp_http_conn_* (see server.h). */
 kp_h2_stream_t *kp_h2_stream_new(kp_h2_session_t *s, int32_t id);
 void kp_h2_stream_free(kp_h2_stream_t *st);
+/* A dead stream goes: onto the session's spares when there is room. */
+void kp_h2_stream_retire(kp_h2_stream_t *st);
 /* Request body bytes arrived / the request ended. */
 void kp_h2_stream_on_data(kp_h2_stream_t *st, const char *data, size_t len);
 void kp_h2_stream_on_end(kp_h2_stream_t *st);

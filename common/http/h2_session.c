@@ -171,7 +171,7 @@ static void reap(kp_h2_session_t *s)
     while (s->dead) {
         kp_h2_stream_t *st = s->dead;
         s->dead = st->next;
-        kp_h2_stream_free(st);
+        kp_h2_stream_retire(st);
     }
 }
 
@@ -506,6 +506,11 @@ static void on_session_closed(uv_handle_t *h)
     while (s->streams) {
         kp_h2_stream_t *st = s->streams;
         s->streams = st->next;
+        kp_h2_stream_free(st);
+    }
+    while (s->spare) {
+        kp_h2_stream_t *st = s->spare;
+        s->spare = st->next;
         kp_h2_stream_free(st);
     }
     nghttp2_session_del(s->ng);

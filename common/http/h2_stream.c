@@ -67,9 +67,17 @@ static int live(const kp_h2_stream_t *st)
 
 kp_h2_stream_t *kp_h2_stream_new(kp_h2_session_t *s, int32_t id)
 {
-    kp_h2_stream_t *st = calloc(1, sizeof *st);
-    if (!st)
-        return NULL;
+    kp_h2_stream_t *st = s->spare;
+    if (st) {
+        s->spare = st->next;
+        s->n_spare--;
+        st->next = NULL;
+    } else {
+        st = calloc(1, sizeof *st);
+        if (!st)
+            return NULL;
+        kp_http_head_init(&st->conn.head);
+    }
     st->sess = s;
     st->id = id;
     st->conn.h2s = st;
@@ -77,7 +85,6 @@ kp_h2_stream_t *kp_h2_stream_new(kp_h2_session_t *s, int32_t id)
     st->conn.state = CONN_IN_REQUEST;
     memcpy(st->conn.peer_ip, s->c->peer_ip, sizeof st->conn.peer_ip);
     st->conn.peer_port = s->c->peer_port;
-    kp_http_head_init(&st->conn.head);
     st->headers_since_ns = kp_now_ns();
     st->next = s->streams;
     if (s->streams)
@@ -96,6 +103,38 @@ void kp_h2_stream_free(kp_h2_stream_t *st)
     free(st->cookie);
     free(st->trailers);
     free(st);
+}
+
+/* Kept buffers must stay small: a spare holds them while idle. */
+static void bytes_keep_small(kp_h2_bytes_t *b)
+{
+    if (b->cap > KP_H2_SPARE_BUF_MAX)
+        bytes_free(b);
+    b->off = b->len = 0;
+}
+
+void kp_h2_stream_retire(kp_h2_stream_t *st)
+{
+    kp_h2_session_t *s = st->sess;
+    if (s->n_spare >= KP_H2_SPARE_STREAMS || st->conn.head.cap > KP_H2_SPARE_BUF_MAX) {
+        kp_h2_stream_free(st);
+        return;
+    }
+    free(st->authority);
+    free(st->cookie);
+    free(st->trailers);
+    kp_http_head_t head = st->conn.head;
+    kp_h2_bytes_t in = st->in, out = st->out;
+    kp_http_head_reset(&head);
+    bytes_keep_small(&in);
+    bytes_keep_small(&out);
+    memset(st, 0, sizeof *st);
+    st->conn.head = head;
+    st->in = in;
+    st->out = out;
+    st->next = s->spare;
+    s->spare = st;
+    s->n_spare++;
 }
 
 static void unlink_open(kp_h2_stream_t *st)
