@@ -28,6 +28,10 @@
 #define KP_H2_RESET_RATE 100
 #define KP_H2_CONTROL_BURST 100
 #define KP_H2_CONTROL_RATE 50
+/* Ended streams a session keeps for its next ones (their head and body
+ * buffers too, when small): most streams then cost no allocation. */
+#define KP_H2_SPARE_STREAMS 16
+#define KP_H2_SPARE_BUF_MAX (16 * 1024)
 /* The drain's wait between the shutdown notice and the final GOAWAY when
  * no PING answer comes first. */
 #define KP_H2_DRAIN_GRACE_MS 1000
@@ -73,12 +77,14 @@ typedef struct kp_h2_stream {
 struct kp_h2_session {
     nghttp2_session *ng;
     kp_http_conn_t *c; /* the TCP connection; NULL once it is gone */
-    uv_timer_t reap;   /* frees dead streams on the next loop turn */
+    uv_timer_t soon;   /* next loop turn: frames what streams queued, frees dead ones */
     kp_h2_stream_t *streams, *dead;
-    size_t n_streams;
+    kp_h2_stream_t *spare; /* ended streams kept for reuse, KP_H2_SPARE_STREAMS at most */
+    size_t n_streams, n_spare;
     int in_recv;
     unsigned pumping : 1;
     unsigned pump_again : 1;
+    unsigned pump_due : 1; /* streams queued frames: the soon timer frames them */
     unsigned notice_sent : 1;
     unsigned goaway_sent : 1;
     unsigned fatal : 1;
@@ -100,8 +106,12 @@ int kp_h2_upgrade(kp_http_conn_t *c, const char *settings, size_t settings_len);
  * HTTP2-Settings value is returned through settings. */
 int kp_h2_upgrade_wanted(const kp_http_request_t *req, const char **settings, size_t *settings_len);
 void kp_h2_recv(kp_h2_session_t *s, const char *data, size_t len);
-/* Frames what is due into the connection's writes. */
+/* Frames what is due into the connection's writes, now. */
 void kp_h2_pump(kp_h2_session_t *s);
+/* Frames what is due on the next loop turn (or at the end of the read
+ * being handled): what many streams answer in one turn, for instance on
+ * one read from an upstream, leaves in one write instead of one each. */
+void kp_h2_pump_soon(kp_h2_session_t *s);
 /* The connection's writes went out: more may be framed. */
 void kp_h2_on_written(kp_h2_session_t *s);
 /* The connection is closing: every stream is aborted, the session ends. */
@@ -119,6 +129,8 @@ void kp_h2_on_timer(kp_h2_session_t *s);
 /* h2_stream.c: the stream's side of kp_http_conn_* (see server.h). */
 kp_h2_stream_t *kp_h2_stream_new(kp_h2_session_t *s, int32_t id);
 void kp_h2_stream_free(kp_h2_stream_t *st);
+/* A dead stream goes: onto the session's spares when there is room. */
+void kp_h2_stream_retire(kp_h2_stream_t *st);
 /* Request body bytes arrived / the request ended. */
 void kp_h2_stream_on_data(kp_h2_stream_t *st, const char *data, size_t len);
 void kp_h2_stream_on_end(kp_h2_stream_t *st);

@@ -166,20 +166,48 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 
 /* --- life --- */
 
-static void on_reap(uv_timer_t *t)
+static void reap(kp_h2_session_t *s)
 {
-    kp_h2_session_t *s = t->data;
     while (s->dead) {
         kp_h2_stream_t *st = s->dead;
         s->dead = st->next;
-        kp_h2_stream_free(st);
+        kp_h2_stream_retire(st);
     }
+}
+
+/* Framing first: streams it closes are freed right after, as nothing
+ * but this callback is on the stack. */
+static void on_soon(uv_timer_t *t)
+{
+    kp_h2_session_t *s = t->data;
+    if (s->pump_due) {
+        s->pump_due = 0;
+        kp_h2_pump(s);
+    }
+    reap(s);
+}
+
+static void arm_soon(kp_h2_session_t *s)
+{
+    if (s->c && !uv_is_active((uv_handle_t *)&s->soon))
+        uv_timer_start(&s->soon, on_soon, 0, 0);
 }
 
 void kp_h2_reap_soon(kp_h2_session_t *s)
 {
-    if (s->c)
-        uv_timer_start(&s->reap, on_reap, 0, 0);
+    arm_soon(s);
+}
+
+void kp_h2_pump_soon(kp_h2_session_t *s)
+{
+    if (!s->c)
+        return;
+    if (s->in_recv || s->pumping) {
+        s->pump_again = 1; /* the pump under way (or the read's) frames it */
+        return;
+    }
+    s->pump_due = 1;
+    arm_soon(s);
 }
 
 static kp_h2_session_t *session_new(kp_http_conn_t *c)
@@ -235,8 +263,8 @@ static kp_h2_session_t *session_new(kp_http_conn_t *c)
     s->reset_tokens = KP_H2_RESET_BURST;
     s->control_tokens = KP_H2_CONTROL_BURST;
     s->tokens_at_ns = s->idle_since_ns = s->settings_sent_ns = kp_now_ns();
-    uv_timer_init(c->server->loop, &s->reap);
-    s->reap.data = s;
+    uv_timer_init(c->server->loop, &s->soon);
+    s->soon.data = s;
     return s;
 }
 
@@ -345,7 +373,7 @@ int kp_h2_upgrade(kp_http_conn_t *c, const char *settings, size_t settings_len)
     if (!st || nghttp2_session_upgrade2(s->ng, payload, (size_t)n, c->req.method_id == HTTP_HEAD,
                                         st) != 0) {
         s->c = NULL;
-        uv_close((uv_handle_t *)&s->reap, on_session_closed);
+        uv_close((uv_handle_t *)&s->soon, on_session_closed);
         return -1;
     }
     static const char switching[] =
@@ -428,6 +456,7 @@ void kp_h2_pump(kp_h2_session_t *s)
         return;
     }
     s->pumping = 1;
+    s->pump_due = 0;
     do {
         s->pump_again = 0;
         size_t used = 0;
@@ -473,10 +502,15 @@ void kp_h2_on_written(kp_h2_session_t *s)
 static void on_session_closed(uv_handle_t *h)
 {
     kp_h2_session_t *s = h->data;
-    on_reap(&s->reap);
+    reap(s);
     while (s->streams) {
         kp_h2_stream_t *st = s->streams;
         s->streams = st->next;
+        kp_h2_stream_free(st);
+    }
+    while (s->spare) {
+        kp_h2_stream_t *st = s->spare;
+        s->spare = st->next;
         kp_h2_stream_free(st);
     }
     nghttp2_session_del(s->ng);
@@ -488,12 +522,14 @@ void kp_h2_close(kp_h2_session_t *s)
     kp_http_conn_t *c = s->c;
     if (!c)
         return;
-    /* A last GOAWAY if the socket takes it now: the client then knows
-     * which streams were not processed. */
-    if (!s->fatal && !s->goaway_sent && !s->in_recv && !s->pumping) {
-        nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
-                              nghttp2_session_get_last_proc_stream_id(s->ng), NGHTTP2_NO_ERROR,
-                              NULL, 0);
+    /* What streams queued for the next turn (a drain closes right after
+     * the last response ended), then a last GOAWAY, if the socket takes
+     * them now: the client then knows which streams were not processed. */
+    if (!s->fatal && !s->in_recv && !s->pumping) {
+        if (!s->goaway_sent)
+            nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
+                                  nghttp2_session_get_last_proc_stream_id(s->ng), NGHTTP2_NO_ERROR,
+                                  NULL, 0);
         const uint8_t *p;
         ssize_t n;
         s->pumping = 1; /* a handler called from here must not pump again */
@@ -508,7 +544,7 @@ void kp_h2_close(kp_h2_session_t *s)
     c->h2 = NULL;
     for (kp_h2_stream_t *st = s->streams; st; st = st->next)
         kp_h2_stream_on_conn_gone(st);
-    uv_close((uv_handle_t *)&s->reap, on_session_closed);
+    uv_close((uv_handle_t *)&s->soon, on_session_closed);
 }
 
 static void final_goaway(kp_h2_session_t *s)

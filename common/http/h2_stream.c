@@ -24,7 +24,10 @@ static int bytes_append(kp_h2_bytes_t *b, const char *data, size_t len)
             b->off = 0;
         }
         if (b->len + len > b->cap) {
-            size_t cap = b->cap ? b->cap : 16 * 1024;
+            /* Small first: most bodies are a few bytes, and a large
+             * first block per stream costs the allocator more than the
+             * doublings a big body takes. */
+            size_t cap = b->cap ? b->cap : 512;
             while (cap < b->len + len)
                 cap *= 2;
             char *d = realloc(b->data, cap);
@@ -64,9 +67,17 @@ static int live(const kp_h2_stream_t *st)
 
 kp_h2_stream_t *kp_h2_stream_new(kp_h2_session_t *s, int32_t id)
 {
-    kp_h2_stream_t *st = calloc(1, sizeof *st);
-    if (!st)
-        return NULL;
+    kp_h2_stream_t *st = s->spare;
+    if (st) {
+        s->spare = st->next;
+        s->n_spare--;
+        st->next = NULL;
+    } else {
+        st = calloc(1, sizeof *st);
+        if (!st)
+            return NULL;
+        kp_http_head_init(&st->conn.head);
+    }
     st->sess = s;
     st->id = id;
     st->conn.h2s = st;
@@ -74,7 +85,6 @@ kp_h2_stream_t *kp_h2_stream_new(kp_h2_session_t *s, int32_t id)
     st->conn.state = CONN_IN_REQUEST;
     memcpy(st->conn.peer_ip, s->c->peer_ip, sizeof st->conn.peer_ip);
     st->conn.peer_port = s->c->peer_port;
-    kp_http_head_init(&st->conn.head);
     st->headers_since_ns = kp_now_ns();
     st->next = s->streams;
     if (s->streams)
@@ -93,6 +103,38 @@ void kp_h2_stream_free(kp_h2_stream_t *st)
     free(st->cookie);
     free(st->trailers);
     free(st);
+}
+
+/* Kept buffers must stay small: a spare holds them while idle. */
+static void bytes_keep_small(kp_h2_bytes_t *b)
+{
+    if (b->cap > KP_H2_SPARE_BUF_MAX)
+        bytes_free(b);
+    b->off = b->len = 0;
+}
+
+void kp_h2_stream_retire(kp_h2_stream_t *st)
+{
+    kp_h2_session_t *s = st->sess;
+    if (s->n_spare >= KP_H2_SPARE_STREAMS || st->conn.head.cap > KP_H2_SPARE_BUF_MAX) {
+        kp_h2_stream_free(st);
+        return;
+    }
+    free(st->authority);
+    free(st->cookie);
+    free(st->trailers);
+    kp_http_head_t head = st->conn.head;
+    kp_h2_bytes_t in = st->in, out = st->out;
+    kp_http_head_reset(&head);
+    bytes_keep_small(&in);
+    bytes_keep_small(&out);
+    memset(st, 0, sizeof *st);
+    st->conn.head = head;
+    st->in = in;
+    st->out = out;
+    st->next = s->spare;
+    s->spare = st;
+    s->n_spare++;
 }
 
 static void unlink_open(kp_h2_stream_t *st)
@@ -369,7 +411,7 @@ static void deliver(kp_h2_stream_t *st)
             st->conn.ops->on_body_end(st->conn.ctx);
     }
     st->delivering = 0;
-    kp_h2_pump(st->sess);
+    kp_h2_pump_soon(st->sess);
 }
 
 void kp_h2_stream_on_data(kp_h2_stream_t *st, const char *data, size_t len)
@@ -504,7 +546,7 @@ void kp_h2_stream_send_head(kp_h2_stream_t *st, int status, const char *extra, s
         if (status != 101) {
             kp_h2_fields_finish(&f);
             nghttp2_submit_headers(st->sess->ng, NGHTTP2_FLAG_NONE, st->id, NULL, f.nv, f.n, NULL);
-            kp_h2_pump(st->sess);
+            kp_h2_pump_soon(st->sess);
         }
         kp_h2_fields_free(&f);
         return;
@@ -523,7 +565,7 @@ void kp_h2_stream_send_head(kp_h2_stream_t *st, int status, const char *extra, s
     if (len)
         kp_h2_stream_send_body(st, data, len);
     else
-        kp_h2_pump(st->sess);
+        kp_h2_pump_soon(st->sess);
 }
 
 void kp_h2_stream_send_body(kp_h2_stream_t *st, const char *data, size_t len)
@@ -536,7 +578,7 @@ void kp_h2_stream_send_body(kp_h2_stream_t *st, const char *data, size_t len)
     }
     st->conn.bytes_sent += len;
     nghttp2_session_resume_data(st->sess->ng, st->id);
-    kp_h2_pump(st->sess);
+    kp_h2_pump_soon(st->sess);
 }
 
 void kp_h2_stream_send_end(kp_h2_stream_t *st, const char *trailers, size_t trailers_len)
@@ -557,7 +599,7 @@ void kp_h2_stream_send_end(kp_h2_stream_t *st, const char *trailers, size_t trai
         }
     }
     nghttp2_session_resume_data(st->sess->ng, st->id);
-    kp_h2_pump(st->sess);
+    kp_h2_pump_soon(st->sess);
 }
 
 void kp_h2_stream_respond(kp_h2_stream_t *st, int status, const char *content_type,
@@ -582,7 +624,7 @@ void kp_h2_stream_respond(kp_h2_stream_t *st, int status, const char *content_ty
         st->conn.bytes_sent += body_len;
     submit(st, &f, with_data);
     kp_h2_fields_free(&f);
-    kp_h2_pump(st->sess);
+    kp_h2_pump_soon(st->sess);
 }
 
 void kp_h2_stream_reset(kp_h2_stream_t *st, uint32_t code)
@@ -595,7 +637,7 @@ void kp_h2_stream_reset(kp_h2_stream_t *st, uint32_t code)
     st->conn.ops = NULL;
     st->conn.ctx = NULL;
     nghttp2_submit_rst_stream(st->sess->ng, NGHTTP2_FLAG_NONE, st->id, code);
-    kp_h2_pump(st->sess);
+    kp_h2_pump_soon(st->sess);
 }
 
 void kp_h2_stream_cut(kp_h2_stream_t *st, uint32_t code)

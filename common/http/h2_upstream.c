@@ -73,9 +73,10 @@ static void conn_close(h2_conn_t *c)
         c->next->prev = c->prev;
     c->next = c->prev = NULL;
     p->n_conns--;
-    c->pending_closes = 2;
+    c->pending_closes = 3;
     uv_close((uv_handle_t *)&c->tcp, conn_on_closed);
     uv_close((uv_handle_t *)&c->timer, conn_on_closed);
+    uv_close((uv_handle_t *)&c->flush, conn_on_closed);
 }
 
 /* A connection that cannot go on: its streams fail, waiting ones may find
@@ -134,6 +135,8 @@ void h2c_conn_idle_check(h2_conn_t *c)
     uv_timer_start(&c->timer, on_timer, c->pool->idle_ms, 0);
 }
 
+static void conn_pump_now(h2_conn_t *c);
+
 static void on_write_done(void *ctx, int status)
 {
     h2_conn_t *c = ctx;
@@ -143,7 +146,7 @@ static void on_write_done(void *ctx, int status)
         conn_fail(c, status);
         return;
     }
-    h2c_conn_pump(c);
+    conn_pump_now(c);
 }
 
 static void notify_writable(h2_conn_t *c)
@@ -162,13 +165,29 @@ static void notify_writable(h2_conn_t *c)
     }
 }
 
-/* Sends what nghttp2 has, as far as the socket keeps up. */
+static void on_flush(uv_timer_t *t)
+{
+    conn_pump_now(t->data);
+}
+
 void h2c_conn_pump(h2_conn_t *c)
 {
     if (c->depth > 0) {
         c->want_pump = 1;
         return;
     }
+    if (c->state != C_CLOSING && !uv_is_active((uv_handle_t *)&c->flush))
+        uv_timer_start(&c->flush, on_flush, 0, 0);
+}
+
+/* Sends what nghttp2 has, as far as the socket keeps up. */
+static void conn_pump_now(h2_conn_t *c)
+{
+    if (c->depth > 0) {
+        c->want_pump = 1;
+        return;
+    }
+    uv_timer_stop(&c->flush);
     while (c->state != C_CLOSING && c->state != C_CONNECTING) {
         c->want_pump = 0;
         if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > H2_OUT_HIGH_WATER)
@@ -259,7 +278,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (c->state == C_CLOSING)
         return;
     kp_h2c_pool_t *p = c->pool;
-    h2c_conn_pump(c);
+    conn_pump_now(c);
     h2c_pool_dispatch(p);
 }
 
@@ -279,7 +298,7 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     c->reading = 1;
-    h2c_conn_pump(c); /* the preface and our SETTINGS */
+    conn_pump_now(c); /* the preface and our SETTINGS */
 }
 
 static h2_conn_t *conn_open(kp_h2c_pool_t *p)
@@ -311,7 +330,8 @@ static h2_conn_t *conn_open(kp_h2c_pool_t *p)
     kp_strbuf_init(&c->out);
     uv_tcp_init(p->loop, &c->tcp);
     uv_timer_init(p->loop, &c->timer);
-    c->tcp.data = c->timer.data = c->connect_req.data = c;
+    uv_timer_init(p->loop, &c->flush);
+    c->tcp.data = c->timer.data = c->flush.data = c->connect_req.data = c;
     kp_upstream_connections_add(1);
     p->n_alloc++;
     c->state = C_CONNECTING;

@@ -44,6 +44,7 @@ struct kp_h2c_pool {
 struct h2_conn {
     uv_tcp_t tcp;
     uv_timer_t timer; /* settings wait, then idle time */
+    uv_timer_t flush; /* next loop turn: sends what streams queued meanwhile */
     uv_connect_t connect_req;
     kp_h2c_pool_t *pool;
     h2_conn_t *next, *prev;
@@ -109,7 +110,9 @@ struct kp_h2c_stream {
 
 /* h2_upstream.c */
 void h2c_pool_maybe_free(kp_h2c_pool_t *p);
-/* Sends what nghttp2 has (later, when called from inside nghttp2). */
+/* Sends what nghttp2 has on the next loop turn (or once nghttp2 returns,
+ * when called from inside it): the requests of many streams started in
+ * one turn leave in one write. */
 void h2c_conn_pump(h2_conn_t *c);
 void h2c_conn_idle_check(h2_conn_t *c);
 void h2c_pool_dispatch(kp_h2c_pool_t *p);

@@ -38,10 +38,9 @@ static int add(kp_h2c_request_head_t *h, const char *name, size_t name_len, cons
     kp_h2c_field_span_t *f = &h->spans[h->n++];
     f->name_off = h->text.len;
     f->name_len = name_len;
-    for (size_t i = 0; i < name_len; i++) {
-        char ch = (char)tolower((unsigned char)name[i]);
-        kp_strbuf_append(&h->text, &ch, 1);
-    }
+    kp_strbuf_append(&h->text, name, name_len);
+    for (char *p = h->text.data + f->name_off; p < h->text.data + h->text.len; p++)
+        *p = (char)tolower((unsigned char)*p);
     f->value_off = h->text.len;
     f->value_len = value_len;
     kp_strbuf_append(&h->text, value, value_len);
