@@ -560,16 +560,22 @@ def test_configmap_update_reaches_the_running_activator(tmp_path):
         os.rename(str(tmp_path / "..data_tmp"), str(tmp_path / "..data"))
         return d
 
-    old = publish(config, 1)
+    first = publish(config, 1)
     os.symlink("..data/config.json", str(tmp_path / "config.json"))
     act = Activator(config, args=["--config", str(tmp_path / "config.json")])
     try:
         assert act.status()["services"] == []
         config["services"] = example_config()["services"]
         publish(config, 2)
-        shutil.rmtree(str(old))
+        shutil.rmtree(str(first))
         act.wait_for(lambda: [s["name"] for s in act.status()["services"]] ==
                      ["helloworld-go"], 10, "the ConfigMap's new service")
+        assert act.request("/") == (200, "Hello World!\n")
+        # And back to none: the service and its pod go, the host with them.
+        config["services"] = []
+        publish(config, 3)
+        act.wait_for(lambda: act.status()["services"] == [], 10, "the service removed")
+        assert act.request("/")[0] == 404
     finally:
         code = act.stop(timeout=10)
     assert code == 0, "activator exit %s:\n%s" % (code, act.logs())
