@@ -605,6 +605,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "activator: out of memory\n");
         return 1;
     }
+    if (cfg->n_services == 0 && !knative)
+        kp_log_kv(KP_LOG_WARN,
+                  "the config lists no services: every request gets 404 until the file lists "
+                  "one (it is re-read when it changes)",
+                  "file", o.config, NULL);
     act_config_watch_start(&act, o.config);
 
     kp_http_server_opts_t sopts;

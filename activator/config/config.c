@@ -624,14 +624,18 @@ static int cfg_parse_root(cfg_parser_t *p, const cJSON *root, kp_activator_confi
             return -1;
     }
 
+    /* No services is valid: on Kubernetes the Knative Services make the
+     * routing table; elsewhere the file may list some later (reload). */
     f = cJSON_GetObjectItemCaseSensitive(root, "services");
     if (!f)
-        return cfg_fail(p, "services: missing (expected an array of services)");
-    if (!cJSON_IsArray(f) || cJSON_GetArraySize(f) == 0)
+        return 0;
+    if (!cJSON_IsArray(f))
         return cfg_fail(p,
-                        "services: %s is not a non-empty array (expected [{\"name\": ..., "
-                        "\"revisions\": [...]}])",
+                        "services: %s is not an array (expected [{\"name\": ..., "
+                        "\"revisions\": [...]}], or [] for none)",
                         cfg_show(f, shown, sizeof shown));
+    if (cJSON_GetArraySize(f) == 0)
+        return 0;
     size_t n = (size_t)cJSON_GetArraySize(f);
     cfg->services = calloc(n, sizeof *cfg->services);
     if (!cfg->services)

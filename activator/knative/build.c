@@ -1,7 +1,8 @@
 /* The objects a Service becomes. See build.h. Field by field the shapes
  * follow Knative Serving's reconcilers (knative-api.md) and our own
- * manifests (config/kubernetes/40-helloworld.yaml) for resources and
- * security contexts. */
+ * hand-written revision
+ * (config/kubernetes/examples/without-crds/helloworld-go-00001.yaml) for
+ * resources and security contexts. */
 #include "build.h"
 
 #include <stdio.h>
@@ -274,7 +275,8 @@ static cJSON *parse_or_null(const char *json)
     return cJSON_Parse(json);
 }
 
-/* As config/kubernetes/40-helloworld.yaml hardens its containers. */
+/* As the hand-written revision of config/kubernetes/examples/without-crds/
+ * hardens its containers. */
 static const char hardened_container[] =
     "{\"runAsNonRoot\":true,\"readOnlyRootFilesystem\":true,\"allowPrivilegeEscalation\":false,"
     "\"capabilities\":{\"drop\":[\"ALL\"]},\"seccompProfile\":{\"type\":\"RuntimeDefault\"}}";

@@ -74,6 +74,7 @@ static void table_apply(kn_controller_t *c, int force)
     }
     kp_log_fields(KP_LOG_DEBUG, "knative: routing table applied",
                   KP_LOG_INT("services", (long long)n));
+    kn_table_warn_hidden(&c->s, c->file);
     c->applied_once = 1;
     free(c->last_sig);
     c->last_sig = sig;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "conditions.h"
 #include "kjson.h"
 #include "names.h"
@@ -301,8 +302,16 @@ static void add_route(void *ctx, const cJSON *route)
 {
     builder_t *b = ctx;
     const char *name = kn_json_str(route, "metadata.name", "");
-    if (b->oom || file_has(b->file, b->ns, name))
+    if (b->oom)
         return;
+    if (file_has(b->file, b->ns, name)) {
+        /* Named in the signature so that a newly hidden Service applies
+         * the table again, and gets its warning. */
+        char hidden[600];
+        snprintf(hidden, sizeof hidden, "hidden %s/%s", b->ns, name);
+        cJSON_AddItemToArray(b->sig, cJSON_CreateString(hidden));
+        return;
+    }
     if (b->out->n_services == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 8;
         kp_service_spec_t *grown = realloc(b->out->services, cap * sizeof *grown);
@@ -355,6 +364,33 @@ static int by_service(const void *a, const void *b)
     const kp_service_spec_t *x = a, *y = b;
     int c = strcmp(x->namespace_, y->namespace_);
     return c ? c : strcmp(x->name, y->name);
+}
+
+struct hidden_walk {
+    const kp_activator_config_t *file;
+    const char *ns;
+};
+
+static void warn_if_hidden(void *ctx, const cJSON *route)
+{
+    const struct hidden_walk *w = ctx;
+    const char *name = kn_json_str(route, "metadata.name", "");
+    if (!file_has(w->file, w->ns, name))
+        return;
+    kp_log_fields(KP_LOG_WARN,
+                  "knative: Service not routed: the config file lists a service of the same "
+                  "name, and file services win a name clash (remove it from config.json to "
+                  "route the Knative Service)",
+                  KP_LOG_STR("namespace", w->ns), KP_LOG_STR("service", name));
+}
+
+void kn_table_warn_hidden(kn_state_t *s, const kp_activator_config_t *file)
+{
+    struct hidden_walk w = {.file = file};
+    for (size_t i = 0; file && file->n_services && i < s->n_ns; i++) {
+        w.ns = s->ns[i].name;
+        kn_each(s, KN_ROUTES, w.ns, warn_if_hidden, &w);
+    }
 }
 
 int kn_table_build(kn_state_t *s, const kp_activator_config_t *file, kp_activator_config_t *out,

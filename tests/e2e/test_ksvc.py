@@ -7,6 +7,7 @@ takes the traffic; traffic blocks and tags route; a steady state writes
 nothing."""
 
 import json
+import os
 import re
 import threading
 import time
@@ -595,3 +596,85 @@ def test_queue_image_is_the_activators_own(cluster):
     dep = fake.wait_for("deployments", NS, "helloworld-go-00001-deployment", timeout=15 * SLOW)
     queue = dep["spec"]["template"]["spec"]["containers"][1]
     assert queue["name"] == "queue-proxy" and queue["image"] == "registry.test/kp:7"
+
+
+def shipped(*path):
+    """A file of config/kubernetes/, as `kubectl apply` reads it."""
+    yaml = pytest.importorskip("yaml", reason="PyYAML missing: apt-get install python3-yaml")
+    with open(os.path.join(kp.REPO, "config", "kubernetes", *path)) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def shipped_config():
+    """config.json of the ConfigMap `kubectl apply -k config/kubernetes` installs."""
+    [cm] = [d for d in shipped("20-config.yaml") if d["kind"] == "ConfigMap"]
+    return json.loads(cm["data"]["config.json"])
+
+
+def hidden_warnings(act):
+    return [(line.get("namespace"), line.get("service")) for line in act.log_lines()
+            if line.get("message", "").startswith("knative: Service not routed")]
+
+
+def change_target(fake, target, revision):
+    svc = fake.get("services.serving.knative.dev", NS, "helloworld-go")
+    svc["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "TARGET",
+                                                                "value": target}]
+    fake.update(svc)
+    fake.wait_for("services.serving.knative.dev", NS, "helloworld-go",
+                  lambda o: o.get("status", {}).get("latestReadyRevisionName") == revision,
+                  15 * SLOW)
+
+
+def test_the_shipped_config_routes_the_seed_service(cluster):
+    """`kubectl apply -k config/kubernetes`, then the seed Service: its
+    config.json lists no service, so the user's Service alone makes the
+    route, and a template change moves the traffic."""
+    fake, sim = cluster.fake, cluster.sim
+    config = shipped_config()
+    assert config.get("services", []) == []
+    [seed] = shipped("examples", "helloworld-go.yaml")
+    sim.configure("helloworld-go-00001", app_env={"TARGET": "World"}, container_concurrency=0)
+    sim.configure("helloworld-go-00002", app_env={"TARGET": "Knative"}, container_concurrency=0)
+    act = cluster.activator(config=config)
+    fake.create(seed)
+    wait_ready(fake, "services.serving.knative.dev", "helloworld-go")
+    host = "helloworld-go.default." + DOMAIN
+    assert act.request("/", host=host) == (200, "Hello World!\n")
+    change_target(fake, "Knative", "helloworld-go-00002")
+    act.wait_for(lambda: act.request("/", host=host)[1] == "Hello Knative!\n", 10 * SLOW,
+                 "the traffic on helloworld-go-00002")
+    assert hidden_warnings(act) == []
+
+
+def test_a_file_service_of_the_same_name_hides_the_knative_one(cluster, tmp_path):
+    """File services win a name clash (config/kubernetes/README.md): the
+    Knative Service is not routed, a warning names it, and removing the
+    file's entry hands the host to the Knative Service without a restart."""
+    fake, sim = cluster.fake, cluster.sim
+    with open(os.path.join(kp.REPO, "config", "kubernetes", "examples", "without-crds",
+                           "config.json")) as f:
+        config = json.load(f)
+    assert [(s["name"], s["namespace"]) for s in config["services"]] == [("helloworld-go", NS)]
+    sim.configure("helloworld-go-00001", app_env={"TARGET": "World"}, container_concurrency=10)
+    sim.configure("helloworld-go-00002", app_env={"TARGET": "Knative"}, container_concurrency=10)
+    act = cluster.activator(config=config)
+    fake.create(seed_service())
+    act.wait_for(lambda: hidden_warnings(act) == [(NS, "helloworld-go")], 10 * SLOW,
+                 "a warning naming the hidden Service")
+    host = "helloworld-go.default." + DOMAIN
+    # The file's revision (the Service's first one has its name) answers,
+    # and keeps the traffic when the template changes.
+    change_target(fake, "Knative", "helloworld-go-00002")
+    time.sleep(1.0 * SLOW)
+    assert act.request("/", host=host) == (200, "Hello World!\n")
+    assert [s["revisions"][0]["name"] for s in act.status()["services"]
+            if s["name"] == "helloworld-go"] == ["helloworld-go-00001"]
+
+    config["services"] = []
+    tmp = act.config_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(config, f)
+    os.replace(tmp, act.config_path)
+    act.wait_for(lambda: act.request("/", host=host)[1] == "Hello Knative!\n", 10 * SLOW,
+                 "the Knative Service routed once the file's entry is gone")

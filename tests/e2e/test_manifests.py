@@ -1,8 +1,10 @@
-"""config/kubernetes/: every manifest parses; the objects a revision needs are
-there with Knative's names; RBAC grants exactly what the activator calls;
-pods are locked down; the queue-proxy sidecar gets Knative's environment and
-our queue-proxy accepts it; the ConfigMap's config.json loads in the real
-activator. Needs PyYAML (Debian: python3-yaml). No cluster needed."""
+"""config/kubernetes/: every manifest parses; RBAC grants exactly what the
+activator calls; pods are locked down; the default manifests install no app
+and their config.json (no service) loads in the real activator; the
+hand-written revision of examples/without-crds/ has Knative's names, its
+queue-proxy sidecar Knative's environment (which our queue-proxy accepts),
+and its config.json matches it. Needs PyYAML (Debian: python3-yaml). No
+cluster needed."""
 import glob
 import json
 import os
@@ -17,6 +19,7 @@ from activator_harness import Activator
 yaml = pytest.importorskip("yaml", reason="PyYAML missing: apt-get install python3-yaml")
 
 MANIFEST_DIR = os.path.join(kp.REPO, "config", "kubernetes")
+WITHOUT_CRDS = os.path.join(MANIFEST_DIR, "examples", "without-crds")
 APPS_NS = "default"
 SYSTEM_NS = "kp-system"
 REVISION = "helloworld-go-00001"
@@ -29,10 +32,10 @@ KNATIVE_QP_ENV = [
 PROGRAMS = ("activator", "queue-proxy", "helloworld")
 
 
-def load_all():
-    files = sorted(p for p in glob.glob(os.path.join(MANIFEST_DIR, "*.yaml"))
+def load_all(directory):
+    files = sorted(p for p in glob.glob(os.path.join(directory, "*.yaml"))
                    if os.path.basename(p) != "kustomization.yaml")  # test_kustomize.py's
-    assert files, "no manifests in %s" % MANIFEST_DIR
+    assert files, "no manifests in %s" % directory
     docs = []
     for path in files:
         with open(path) as f:
@@ -48,11 +51,13 @@ def load_all():
     return docs
 
 
-DOCS = load_all()
+DOCS = load_all(MANIFEST_DIR)
+# The hand-written sample, for clusters without the CRDs.
+EXAMPLE_DOCS = load_all(WITHOUT_CRDS)
 
 
-def find(kind, name, namespace=None):
-    hits = [d for d in DOCS if d["kind"] == kind and d["metadata"]["name"] == name
+def find(kind, name, namespace=None, docs=DOCS):
+    hits = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name
             and (namespace is None or d["metadata"].get("namespace") == namespace)]
     assert len(hits) == 1, "expected one %s %s/%s, found %d" % (kind, namespace, name, len(hits))
     return hits[0]
@@ -83,11 +88,17 @@ def test_kinds_and_names():
         ("Service", SYSTEM_NS, "kp-activator"),
         ("PodDisruptionBudget", SYSTEM_NS, "kp-activator"),
         ("HorizontalPodAutoscaler", SYSTEM_NS, "kp-activator"),
-        ("Deployment", APPS_NS, REVISION + "-deployment"),
-        ("Service", APPS_NS, REVISION + "-private"),
-        ("Service", APPS_NS, REVISION),
     ]:
         assert (kind, ns, name) in have, "missing %s %s/%s" % (kind, ns, name)
+    # No app: the apps' namespace gets only the activator's Role and
+    # RoleBinding, so a user's Knative Service finds its names free.
+    apps = sorted((k, n) for k, ns, n in have if ns == APPS_NS)
+    assert apps == [("Role", "kp-activator-apps"), ("RoleBinding", "kp-activator-apps")], apps
+    example = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"])
+               for d in EXAMPLE_DOCS}
+    assert example == {("Deployment", APPS_NS, REVISION + "-deployment"),
+                       ("Service", APPS_NS, REVISION + "-private"),
+                       ("Service", APPS_NS, REVISION)}, example
     for plural in ("services", "configurations", "revisions", "routes"):
         assert ("CustomResourceDefinition", None, plural + ".serving.knative.dev") in have
     # Every namespaced object says its namespace (kubectl apply -f must not
@@ -405,7 +416,7 @@ def test_activator_deployment():
 
 
 def test_revision_objects():
-    d = find("Deployment", REVISION + "-deployment", APPS_NS)
+    d = find("Deployment", REVISION + "-deployment", APPS_NS, EXAMPLE_DOCS)
     assert d["spec"]["replicas"] == 0
     assert_locked_down(d)
     label = {"serving.knative.dev/revision": REVISION}
@@ -417,7 +428,7 @@ def test_revision_objects():
             if k in ("PORT", "TARGET")} == {"PORT": "8080", "TARGET": "World"}
     assert app["lifecycle"]["preStop"]["httpGet"] == {"path": "/wait-for-drain", "port": 8022}
     for svc_name, port in [(REVISION + "-private", 8012), (REVISION, 80)]:
-        svc = find("Service", svc_name, APPS_NS)
+        svc = find("Service", svc_name, APPS_NS, EXAMPLE_DOCS)
         assert svc["spec"]["selector"] == label, svc_name
         http = [p for p in svc["spec"]["ports"] if p["name"] == "http"]
         assert http and http[0]["port"] == port and http[0]["targetPort"] == 8012, svc_name
@@ -426,7 +437,8 @@ def test_revision_objects():
 def queue_proxy_env():
     """The queue-proxy container's environment as the kubelet would make it
     (downward API values filled with stand-ins)."""
-    c = container(find("Deployment", REVISION + "-deployment", APPS_NS), "queue-proxy")
+    c = container(find("Deployment", REVISION + "-deployment", APPS_NS, EXAMPLE_DOCS),
+                  "queue-proxy")
     downward = {"metadata.namespace": APPS_NS, "metadata.name": REVISION + "-deployment-abc12",
                 "status.podIP": "10.244.0.7"}
     out = {}
@@ -479,14 +491,45 @@ def test_queue_proxy_accepts_the_manifests_environment(procs):
     assert (r.status, r.body) == (200, b"queue"), r
 
 
-def test_configmap_loads_in_the_real_activator():
-    cm = find("ConfigMap", "kp-config", SYSTEM_NS)
-    config = json.loads(cm["data"]["config.json"])
-    svc = config["services"][0]
+def shipped_config():
+    return json.loads(find("ConfigMap", "kp-config", SYSTEM_NS)["data"]["config.json"])
+
+
+def example_config():
+    with open(os.path.join(WITHOUT_CRDS, "config.json")) as f:
+        return json.load(f)
+
+
+def test_configmap_lists_no_service_and_loads_in_the_real_activator():
+    """The default config.json: the cluster-wide settings and no service
+    (apps are Knative Services). Without Knative the activator starts on
+    it, routes nothing and says why."""
+    config = shipped_config()
+    assert config["services"] == []
+    assert config["autoscaler"]["stable-window"] == "60s"
+    act = Activator(config)
+    try:
+        assert act.status()["services"] == []
+        assert act.request("/")[0] == 404
+        warned = [line for line in act.log_lines()
+                  if line.get("message", "").startswith("the config lists no services")]
+        assert [line["severity"] for line in warned] == ["WARNING"], act.logs()
+    finally:
+        code = act.stop(timeout=10)
+    assert code == 0, "activator exit %s:\n%s" % (code, act.logs())
+
+
+def test_without_crds_config_matches_its_revision_and_loads():
+    """examples/without-crds/config.json: the default one plus the service
+    of helloworld-go-00001.yaml, with the Deployment's CC and timeout."""
+    config = example_config()
+    shipped = shipped_config()
+    assert {k: v for k, v in config.items() if k != "services"} == \
+        {k: v for k, v in shipped.items() if k != "services"}
+    [svc] = config["services"]
     assert (svc["name"], svc["namespace"]) == ("helloworld-go", APPS_NS)
     rev = [r for r in svc["revisions"] if r["name"] == REVISION]
     assert rev and rev[0]["containerConcurrency"] == 10
-    # Same CC and timeout as the Deployment's queue-proxy.
     _, env = queue_proxy_env()
     assert str(rev[0]["containerConcurrency"]) == env["CONTAINER_CONCURRENCY"]
     assert str(rev[0].get("timeoutSeconds", 300)) == env["REVISION_TIMEOUT_SECONDS"]
@@ -494,9 +537,9 @@ def test_configmap_loads_in_the_real_activator():
     act = Activator(config)
     try:
         status = act.status()
-        names = [s["name"] for s in status["services"]]
-        assert "helloworld-go" in names, status
+        assert [s["name"] for s in status["services"]] == ["helloworld-go"], status
         assert act.revision_status(REVISION) is not None
+        assert act.revision_status(REVISION)["ready_pods"] == 0
     finally:
         code = act.stop(timeout=10)
     assert code == 0, "activator exit %s:\n%s" % (code, act.logs())
@@ -507,8 +550,7 @@ def test_configmap_update_reaches_the_running_activator(tmp_path):
     swapping the `..data` symlink (its AtomicWriter); config.json is a
     symlink through it. The running activator picks the new content up
     without a restart, as config/kubernetes/README.md says."""
-    cm = find("ConfigMap", "kp-config", SYSTEM_NS)
-    config = json.loads(cm["data"]["config.json"])
+    config = shipped_config()
 
     def publish(cfg, stamp):
         d = tmp_path / ("..2025_01_01_00_00_0%d.000000001" % stamp)
@@ -518,22 +560,22 @@ def test_configmap_update_reaches_the_running_activator(tmp_path):
         os.rename(str(tmp_path / "..data_tmp"), str(tmp_path / "..data"))
         return d
 
-    old = publish(config, 1)
+    first = publish(config, 1)
     os.symlink("..data/config.json", str(tmp_path / "config.json"))
     act = Activator(config, args=["--config", str(tmp_path / "config.json")])
     try:
-        assert [s["name"] for s in act.status()["services"]] == ["helloworld-go"]
-        added = json.loads(json.dumps(config["services"][0]))
-        added["name"] = "second"
-        for r in added["revisions"]:
-            r["name"] = r["name"].replace("helloworld-go", "second")
-        for t in added["traffic"]:
-            t["revisionName"] = t["revisionName"].replace("helloworld-go", "second")
-        config["services"].append(added)
+        assert act.status()["services"] == []
+        config["services"] = example_config()["services"]
         publish(config, 2)
-        shutil.rmtree(str(old))
+        shutil.rmtree(str(first))
         act.wait_for(lambda: [s["name"] for s in act.status()["services"]] ==
-                     ["helloworld-go", "second"], 10, "the ConfigMap's new service")
+                     ["helloworld-go"], 10, "the ConfigMap's new service")
+        assert act.request("/") == (200, "Hello World!\n")
+        # And back to none: the service and its pod go, the host with them.
+        config["services"] = []
+        publish(config, 3)
+        act.wait_for(lambda: act.status()["services"] == [], 10, "the service removed")
+        assert act.request("/")[0] == 404
     finally:
         code = act.stop(timeout=10)
     assert code == 0, "activator exit %s:\n%s" % (code, act.logs())

@@ -125,3 +125,28 @@ def check_the_load_line(act, command, expected):
     # The autoscaler may briefly see a little above 50 (a request is counted
     # from arrival to its last byte), never below: pods, or one more.
     assert pods <= max(ready_seen) <= pods + 1, (pods, sorted(set(ready_seen)))
+
+
+def test_every_manifest_the_readmes_name_exists():
+    """The Kubernetes steps name only files that are there (no step for a
+    manifest that moved), and apply the seed Service straight after the
+    default manifests: they hold nothing of its names."""
+    named = set()
+    for readme, base in (("README.md", ""), ("config/kubernetes/README.md", "config/kubernetes/")):
+        text = open(os.path.join(ROOT, readme)).read()
+        for path in re.findall(r"(config/kubernetes/[\w./-]*\w)", text):
+            named.add(path)
+        for path in re.findall(r"`((?:examples/)[\w./-]*\w|\d\d-[\w-]+\.yaml)`", text):
+            named.add(base + path)
+        assert "40-helloworld" not in text, readme
+    missing = sorted(p for p in named if not os.path.exists(os.path.join(ROOT, p)))
+    assert not missing, "named in the READMEs but not in the repository: %s" % missing
+    assert "config/kubernetes/examples/without-crds/helloworld-go-00001.yaml" in named
+    assert "config/kubernetes/examples/without-crds/config.json" in named
+    for readme in ("README.md", "config/kubernetes/README.md"):
+        text = open(os.path.join(ROOT, readme)).read()
+        start = text.index("## One manifest per app")
+        block = re.search(r"```sh\n(.*?)```", text[start:], re.S).group(1)
+        first = [line for line in block.splitlines() if line.strip()][0]
+        assert first == "kubectl apply -f config/kubernetes/examples/helloworld-go.yaml", \
+            (readme, first)

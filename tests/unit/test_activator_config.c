@@ -184,10 +184,31 @@ static void unknown_fields_are_rejected(void **state)
                  "domain: given twice");
 }
 
+/* On Kubernetes the Knative Services alone may make the routing table. */
+static void no_services_is_a_valid_config(void **state)
+{
+    const char *forms[] = {"{}", "{\"services\": []}",
+                           "{\"domain\": \"a.io\", \"autoscaler\": {\"stable-window\": \"30s\"}, "
+                           "\"services\": []}"};
+    for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+        kp_activator_config_t cfg;
+        parse_ok(forms[i], &cfg);
+        assert_int_equal(cfg.n_services, 0);
+        assert_null(cfg.services);
+        assert_non_null(cfg.domain);
+        kp_activator_config_free(&cfg);
+    }
+    kp_activator_config_t cfg;
+    parse_ok("{\"domain\": \"a.io\", \"autoscaler\": {\"stable-window\": \"30s\"}}", &cfg);
+    assert_string_equal(cfg.domain, "a.io");
+    assert_string_equal(kv_get(cfg.autoscaler, cfg.n_autoscaler, "stable-window"), "30s");
+    kp_activator_config_free(&cfg);
+}
+
 static void missing_parts_are_named(void **state)
 {
-    expect_error("{}", "services: missing");
-    expect_error("{\"services\": []}", "services: [] is not a non-empty array");
+    expect_error("{\"services\": {}}", "services: {} is not an array");
+    expect_error("{\"services\": \"web\"}", "services: \"web\" is not an array");
     expect_error("{\"services\": [{\"revisions\": []}]}", "services[0].name: missing");
     expect_error("{\"services\": [{\"name\": \"web\"}]}", "services[0].revisions: missing");
     expect_error("{\"services\": [{\"name\": \"web\", \"revisions\": [{}]}]}",
@@ -480,6 +501,7 @@ int main(void)
         cmocka_unit_test(latest_revision_targets_the_last_one),
         cmocka_unit_test(bad_json_names_the_line),
         cmocka_unit_test(unknown_fields_are_rejected),
+        cmocka_unit_test(no_services_is_a_valid_config),
         cmocka_unit_test(missing_parts_are_named),
         cmocka_unit_test(integers_are_checked_with_their_range),
         cmocka_unit_test(names_must_be_dns_labels),
