@@ -17,6 +17,7 @@
 /* The thread runs one small loop; the default 8 MiB of address space
  * would only make the process look bigger. */
 #define WRITER_STACK_BYTES (64 * 1024)
+#define WRITER_STACK_MAX (8 * 1024 * 1024)
 
 enum { THREAD_NONE, THREAD_RUNNING, THREAD_FAILED };
 
@@ -169,21 +170,35 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* With the lock held. Signals go to the loop's thread, never to this one. */
+/* With the lock held. Signals go to the loop's thread, never to this one.
+ * glibc carves each thread's copy of the static thread-local storage out
+ * of the stack it is given, so a stack smaller than that TLS fails with
+ * EINVAL: the size doubles until the thread starts. Without the thread
+ * every line would be written in place and a stalled reader would stop
+ * the loop. */
 static void start_thread(kp_log_writer_t *w)
 {
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, WRITER_STACK_BYTES);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t t;
-    w->thread_state =
-        pthread_create(&t, &attr, writer_main, w) == 0 ? THREAD_RUNNING : THREAD_FAILED;
+    w->thread_state = THREAD_FAILED;
+    for (size_t stack = WRITER_STACK_BYTES; stack <= WRITER_STACK_MAX; stack *= 2) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_attr_setstacksize(&attr, stack);
+        pthread_t t;
+        if (rc == 0)
+            rc = pthread_create(&t, &attr, writer_main, w);
+        pthread_attr_destroy(&attr);
+        if (rc == 0) {
+            w->thread_state = THREAD_RUNNING;
+            break;
+        }
+        if (rc != EINVAL)
+            break;
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
 }
 
 int kp_log_writer_put(kp_log_writer_t *w, const char *line, size_t len)

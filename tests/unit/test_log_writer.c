@@ -216,6 +216,36 @@ static void a_closed_reader_costs_lines_not_the_process(void **state)
     alarm(0);
 }
 
+/* More static thread-local storage than the writer's default stack: glibc
+ * takes a thread's TLS out of its stack, so the writer must still get its
+ * thread (the HTTP engine keeps 64 KiB and more thread-local). */
+static _Thread_local char big_tls[256 * 1024];
+
+static void a_writer_thread_starts_beside_large_thread_local_storage(void **state)
+{
+    alarm(WATCHDOG_S);
+    big_tls[sizeof big_tls - 1] = 1;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    kp_log_writer_t *w = kp_log_writer_new(fds[1], 64 * 1024);
+    assert_non_null(w);
+    /* Without the thread each put would write in place and block on the
+     * full pipe until the watchdog fires; with it, puts past the buffer
+     * are refused at once. */
+    char line[300];
+    int refused = 0;
+    for (int i = 0; i < 5000; i++) {
+        int n = make_line(line, sizeof line, 0, i, 60);
+        refused += kp_log_writer_put(w, line, (size_t)n) != 0;
+    }
+    assert_true(refused > 0);
+    assert_int_equal(big_tls[sizeof big_tls - 1], 1);
+    size_t len;
+    free(drain_pipe(fds[0], &w, 1, &len));
+    close(fds[0]);
+    alarm(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +253,7 @@ int main(void)
         cmocka_unit_test(lines_stay_whole_with_two_writers_on_one_pipe),
         cmocka_unit_test(a_line_larger_than_the_buffer_is_dropped),
         cmocka_unit_test(a_closed_reader_costs_lines_not_the_process),
+        cmocka_unit_test(a_writer_thread_starts_beside_large_thread_local_storage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
