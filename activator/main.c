@@ -16,6 +16,7 @@
 #include "activator/backend/local.h"
 #include "activator/backend/pod_exec.h"
 #include "activator/knative/controller.h"
+#include "activator/knative/names.h"
 #include "base/log.h"
 #include "base/mem_trim.h"
 #include "config_watch.h"
@@ -68,6 +69,9 @@ static const char usage[] =
     "                       every replica routes by their Routes (env KP_KNATIVE; default on)\n"
     "  --knative-namespaces NS[,NS...]  where Knative Services are served (env\n"
     "                       KP_KNATIVE_NAMESPACES; default default)\n"
+    "  --knative-ingress-service NAME  the activator's Service in --lease-namespace,\n"
+    "                       which each Route's core Service {route} points at (ExternalName)\n"
+    "                       (env KP_KNATIVE_INGRESS_SERVICE; default kp-activator)\n"
     "  --queue-sidecar-image IMAGE  the queue-proxy container of revisions (env\n"
     "                       KP_QUEUE_SIDECAR_IMAGE; default: the image this activator runs,\n"
     "                       read from its own Pod)\n"
@@ -127,6 +131,7 @@ typedef struct act_opts {
     int reuse_port;
     int knative;
     const char *knative_namespaces, *queue_sidecar_image, *knative_domain, *knative_gc;
+    const char *knative_ingress_service;
     int progress_deadline_s;
 } act_opts_t;
 
@@ -216,6 +221,8 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
     o->queue_sidecar_image = getenv("KP_QUEUE_SIDECAR_IMAGE");
     o->knative_domain = (env = getenv("KP_KNATIVE_DOMAIN")) && *env ? env : "example.com";
     o->knative_gc = getenv("KP_KNATIVE_GC");
+    o->knative_ingress_service =
+        (env = getenv("KP_KNATIVE_INGRESS_SERVICE")) && *env ? env : "kp-activator";
     o->progress_deadline_s = 600;
     if ((env = getenv("KP_KNATIVE_PROGRESS_DEADLINE")) && *env &&
         parse_int_flag("KP_KNATIVE_PROGRESS_DEADLINE", env, 1, 86400, &o->progress_deadline_s) != 0)
@@ -237,6 +244,7 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
         {"max-requests", required_argument, NULL, 'M'},
         {"knative", required_argument, NULL, 'K'},
         {"knative-namespaces", required_argument, NULL, 'n'},
+        {"knative-ingress-service", required_argument, NULL, 'E'},
         {"queue-sidecar-image", required_argument, NULL, 'Q'},
         {NULL, 0, NULL, 0},
     };
@@ -264,6 +272,7 @@ static int parse_args(int argc, char **argv, act_opts_t *o)
         case 'R': o->reuse_port = 1; break;
         case 'K': knative = optarg; knative_src = "--knative "; break;
         case 'n': o->knative_namespaces = optarg; break;
+        case 'E': o->knative_ingress_service = optarg; break;
         case 'Q': o->queue_sidecar_image = optarg; break;
         case 'P':
             if (parse_int_flag("--pod-port-base", optarg, 1024, 65000, &o->pod_port_base) != 0)
@@ -473,6 +482,7 @@ static kn_controller_t *start_knative(const act_opts_t *o)
     ko.pod_name = o->identity;
     ko.pod_namespace = o->lease_namespace;
     ko.domain = o->knative_domain;
+    ko.ingress_service = o->knative_ingress_service;
     ko.progress_deadline_s = o->progress_deadline_s;
     ko.apply = apply_merged;
     ko.ctx = &act;
@@ -506,6 +516,13 @@ static kn_controller_t *start_knative(const act_opts_t *o)
                     namespaces[i]);
             exit(2);
         }
+    if (!kn_dns_label(ko.ingress_service)) {
+        fprintf(stderr,
+                "activator: --knative-ingress-service \"%s\": not a Service name (expected a DNS "
+                "label: lower-case letters, digits and '-', at most 63)\n",
+                ko.ingress_service);
+        exit(2);
+    }
     return kn_controller_start(act.loop, &ko);
 }
 

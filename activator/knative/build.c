@@ -642,3 +642,43 @@ cJSON *kn_build_hpa(const cJSON *rev)
     }
     return h;
 }
+
+cJSON *kn_build_route_service(const cJSON *route, const char *target)
+{
+    static const char *const visibility[] = {KN_L_VISIBILITY, NULL};
+    static const char *const none[] = {NULL};
+    const char *name = kn_json_str(route, "metadata.name", "");
+    cJSON *s = new_object("v1", "Service", name, kn_json_str(route, "metadata.namespace", ""));
+    cJSON *meta = s ? kn_json_obj(s, "metadata") : NULL;
+    if (!meta)
+        return NULL;
+    /* The visibility label stays the Route's: a user may set it on this
+     * Service alone. */
+    cJSON *labels = map_without(kn_json_at(route, "metadata.labels"), visibility);
+    cJSON *ann = map_without(kn_json_at(route, "metadata.annotations"), none);
+    int rc = !cJSON_AddItemToObject(meta, "labels", labels);
+    rc |= !cJSON_AddItemToObject(meta, "annotations", ann);
+    rc |= kn_json_set_str(labels, KN_L_ROUTE, name);
+    rc |= kn_set_owner(s, route, KN_API_VERSION, "Route");
+    cJSON *spec = kn_json_obj(s, "spec");
+    rc |= kn_json_set_str(spec, "type", "ExternalName");
+    rc |= kn_json_set_str(spec, "externalName", target);
+    rc |= kn_json_set_str(spec, "sessionAffinity", "None");
+    cJSON *ports = spec ? cJSON_AddArrayToObject(spec, "ports") : NULL;
+    cJSON *port = cJSON_CreateObject();
+    rc |= !ports || !port;
+    if (ports && port) {
+        cJSON_AddItemToArray(ports, port);
+        rc |= kn_json_set_str(port, "name", "http2");
+        rc |= kn_json_set_int(port, "port", 80);
+        rc |= kn_json_set_int(port, "targetPort", 80);
+        rc |= kn_json_set_str(port, "protocol", "TCP");
+    } else {
+        cJSON_Delete(port);
+    }
+    if (rc) {
+        cJSON_Delete(s);
+        return NULL;
+    }
+    return s;
+}

@@ -2,7 +2,8 @@
  * Configuration and Route (from the Service), a Revision (from the
  * Configuration), and a Revision's Deployment (the app and our
  * queue-proxy, with Knative's environment, probes and drain hook), its
- * two core Services and, for the hpa class, its HorizontalPodAutoscaler.
+ * two core Services and, for the hpa class, its HorizontalPodAutoscaler;
+ * and a Route's placeholder core Service.
  * Each carries its owner's controller reference, so deleting the Service
  * lets Kubernetes' garbage collector remove the rest. A built object is
  * also the "want" that the live one is compared with (kn_json_covers). */
@@ -51,6 +52,10 @@ cJSON *kn_build_deployment(const cJSON *rev, const kn_revision_params_t *p,
 cJSON *kn_build_k8s_service(const cJSON *rev, int private_);
 /* The autoscaling/v2 HPA {rev} of an hpa-class revision. */
 cJSON *kn_build_hpa(const cJSON *rev);
+/* The core Service {route} that makes the Route's address.url resolve in
+ * the cluster: an ExternalName to target (the activator Service's DNS
+ * name), as Knative's MakeK8sPlaceholderService points it at the ingress. */
+cJSON *kn_build_route_service(const cJSON *route, const char *target);
 
 /* The user's readiness probe as the queue-proxy takes it
  * (SERVING_READINESS_PROBE): aimed at 127.0.0.1:port; a TCP connect when

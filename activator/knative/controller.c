@@ -288,6 +288,8 @@ static void on_event(void *ctx, kp_kube_informer_event_t ev, const cJSON *obj, c
         enqueue(c, KN_REVISIONS, ns, kn_json_label(obj, KN_L_REVISION));
         if (e->kind == KN_DEPLOYMENTS || e->kind == KN_K8S_SERVICES || e->kind == KN_HPAS)
             enqueue(c, KN_REVISIONS, ns, controller_of(obj, "Revision"));
+        if (e->kind == KN_K8S_SERVICES)
+            enqueue(c, KN_ROUTES, ns, controller_of(obj, "Route"));
         return;
     }
     (void)ev;
@@ -507,6 +509,9 @@ kn_controller_t *kn_controller_start(uv_loop_t *loop, const kn_controller_opts_t
         kn_gc_config_set(&s->gc, o->gc_keys[i], o->gc_values[i], why, sizeof why);
     snprintf(s->domain, sizeof s->domain, "%s",
              o->domain && *o->domain ? o->domain : "example.com");
+    snprintf(s->route_target, sizeof s->route_target, "%s.%s.svc.cluster.local",
+             o->ingress_service && *o->ingress_service ? o->ingress_service : "kp-activator",
+             s->build.system_namespace);
     s->initial_scale = 1;
     s->queue = kn_wq_new(loop, process, c);
     s->ns = calloc(o->n_namespaces ? o->n_namespaces : 1, sizeof *s->ns);

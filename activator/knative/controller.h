@@ -27,7 +27,10 @@ typedef struct kn_controller_opts {
     const char *pod_name;
     const char *pod_namespace; /* also SYSTEM_NAMESPACE of the queue-proxies */
     const char *domain;        /* config-domain: "example.com" */
-    int progress_deadline_s;   /* config-deployment progress-deadline: 600 */
+    /* The activator's Service in pod_namespace, which every Route's
+     * placeholder Service names: "kp-activator". */
+    const char *ingress_service;
+    int progress_deadline_s; /* config-deployment progress-deadline: 600 */
     /* config-gc keys and values ("min-non-active-revisions"...), checked
      * at start by kn_controller_check_gc. */
     const char *const *gc_keys;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "build.h"
 #include "conditions.h"
 #include "kjson.h"
 #include "names.h"
@@ -151,11 +152,23 @@ static void label_one(void *ctx, const cJSON *rev)
     cJSON_Delete(patch);
 }
 
+/* The core Service {route} behind status.address.url: without it the
+ * cluster-local name does not resolve. The activator routes that Host by
+ * its first two labels, as any of the route's hosts. */
+static void ensure_placeholder(kn_state_t *s, const char *key, const char *ns, const cJSON *route)
+{
+    cJSON *want = kn_build_route_service(route, s->route_target);
+    if (want)
+        kn_ensure_child(s, key, KN_K8S_SERVICES, ns, want, route, NULL);
+    cJSON_Delete(want);
+}
+
 void kn_reconcile_route(kn_state_t *s, const char *key, const char *ns, const char *name)
 {
     const cJSON *route = kn_get(s, KN_ROUTES, ns, name);
     if (!route)
         return;
+    ensure_placeholder(s, key, ns, route);
     kn_conds_t c;
     if (kn_conds_init(&c, &kn_route_conditions, kn_json_at(route, "status.conditions"), s->now()) !=
         0)

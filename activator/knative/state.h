@@ -57,6 +57,9 @@ struct kn_state {
     kn_build_opts_t build;
     kn_gc_config_t gc;
     char domain[256];
+    /* "{service}.{ns}.svc.cluster.local" of the activator's Service: where
+     * each Route's placeholder Service points. */
+    char route_target[320];
     int initial_scale; /* replicas of a new Deployment */
     int leader;        /* this replica writes */
     int ready;         /* settings known (queue image...): reconciling may start */

@@ -165,25 +165,75 @@ def test_service_becomes_knative_objects_and_serves(cluster):
         assert s["metadata"]["ownerReferences"][0]["uid"] == rev["metadata"]["uid"]
         assert s["spec"]["selector"] == {"serving.knative.dev/revisionUID": rev["metadata"]["uid"]}
 
+    # The Route's placeholder Service makes status.address.url resolve: an
+    # ExternalName to the activator's Service (POD_NAMESPACE is the lease
+    # namespace here), as Knative points it at its ingress.
+    placeholder = fake.wait_for("services", NS, "helloworld-go", None, 10 * SLOW)
+    [ref] = placeholder["metadata"]["ownerReferences"]
+    assert ref == {"apiVersion": "serving.knative.dev/v1", "kind": "Route",
+                   "name": "helloworld-go", "uid": route["metadata"]["uid"],
+                   "controller": True, "blockOwnerDeletion": True}
+    plabels = placeholder["metadata"]["labels"]
+    assert plabels["serving.knative.dev/route"] == "helloworld-go"
+    assert plabels["serving.knative.dev/service"] == "helloworld-go"
+    assert "selector" not in placeholder["spec"]
+    assert placeholder["spec"]["type"] == "ExternalName"
+    assert placeholder["spec"]["externalName"] == "kp-activator.%s.svc.cluster.local" % NS
+    assert [(p["name"], p["port"], p["targetPort"]) for p in placeholder["spec"]["ports"]] == \
+        [("http2", 80, 80)]
+
     # The first request starts a pod from zero through the activator.
     host = "helloworld-go.default." + DOMAIN
     assert act.request("/", host=host) == (200, "Hello World!\n")
     assert fake.replicas(NS, "helloworld-go-00001-deployment") >= 1
+    # The cluster-local names of the route, as Knative's ingress takes them.
+    for local in ("helloworld-go.default.svc.cluster.local", "helloworld-go.default.svc",
+                  "helloworld-go.default", "helloworld-go.default.svc.cluster.local:80"):
+        assert act.request("/", host=local) == (200, "Hello World!\n"), local
 
     # Steady state: events that change nothing the reconcilers copy (a
     # touch adds an annotation) make every reconciler run and write nothing.
     time.sleep(0.5 * SLOW)
     mark = fake.mark()
     for kind, name in (("configurations.serving.knative.dev", "helloworld-go"),
-                       ("routes.serving.knative.dev", "helloworld-go"),
                        ("deployments", "helloworld-go-00001-deployment"),
-                       ("services", "helloworld-go-00001-private")):
+                       ("services", "helloworld-go-00001-private"),
+                       ("services", "helloworld-go")):
         fake.touch(kind, NS, name)
     time.sleep(1.0 * SLOW)
     writes = [(w["method"], w.get("resource"), w.get("subresource"), w.get("name"))
               for w in fake.writes(since=mark, user="activator")
               if w.get("subresource") != "scale"]
     assert writes == []
+    # The Route's annotations are its Service's too (as in Knative): a
+    # touched Route rewrites that Service once, and nothing else.
+    mark = fake.mark()
+    touched = fake.touch("routes.serving.knative.dev", NS, "helloworld-go")
+    time.sleep(1.0 * SLOW)
+    writes = [(w["method"], w.get("resource"), w.get("subresource"), w.get("name"))
+              for w in fake.writes(since=mark, user="activator")
+              if w.get("subresource") != "scale"]
+    assert writes == [("PUT", "services", None, "helloworld-go")]
+    assert fake.get("services", NS, "helloworld-go")["metadata"]["annotations"][
+        "fake-kube/touched"] == touched["metadata"]["annotations"]["fake-kube/touched"]
+
+    # Changed by hand, it is put back; deleted, it comes back.
+    placeholder = fake.get("services", NS, "helloworld-go")
+    placeholder["spec"]["externalName"] = "elsewhere.example.org"
+    fake.update(placeholder)
+    fake.wait_for("services", NS, "helloworld-go",
+                  lambda o: o["spec"].get("externalName") ==
+                  "kp-activator.%s.svc.cluster.local" % NS, 10 * SLOW)
+    fake.delete("services", NS, "helloworld-go")
+    fake.wait_for("services", NS, "helloworld-go",
+                  lambda o: o is not None and
+                  o["metadata"]["ownerReferences"][0]["uid"] == route["metadata"]["uid"],
+                  10 * SLOW)
+
+    # The ksvc goes: the garbage collector takes the Route and its Service.
+    fake.delete("services.serving.knative.dev", NS, "helloworld-go")
+    fake.wait_gone("routes.serving.knative.dev", NS, "helloworld-go", 10 * SLOW)
+    fake.wait_gone("services", NS, "helloworld-go", 10 * SLOW)
 
 
 def test_template_change_and_traffic_split_and_tag(cluster):
